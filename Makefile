@@ -1,0 +1,60 @@
+# billing_sync: the demo, the tests and the linters.
+# Odoo 18 must already be installed in $(PYTHON) (or ODOO_PYTHON); see README.md.
+# Every variable can be overridden from the environment.
+
+PYTHON      ?= python3
+ODOO_PYTHON ?= $(PYTHON)
+TEST_DB     ?= billing_sync_test
+DEMO_DB     ?= billing_sync_demo
+HTTP_PORT   ?= 8069
+BUILD       := .build
+HARNESS     := ODOO_PYTHON=$(ODOO_PYTHON) $(PYTHON) tools/harness.py
+PYTEST_ARGS ?=
+
+export ODOO_PYTHON
+
+.PHONY: help deps test-deps check demo test lint clean
+
+help:
+	@echo "make demo   - demo database with sample clients and proposals, served at http://localhost:$(HTTP_PORT) (admin/admin)"
+	@echo "make test   - fresh test database with billing_sync, then the whole test suite"
+	@echo "make lint   - ruff + pylint-odoo checks"
+
+check:
+	@$(HARNESS) check-odoo
+
+deps: check
+	@$(ODOO_PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+	  || { echo "billing_sync: could not install requirements.txt into $(ODOO_PYTHON); install them by hand" >&2; exit 2; }
+
+test-deps: check
+	@$(ODOO_PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt \
+	  || { echo "billing_sync: could not install requirements-test.txt into $(ODOO_PYTHON); install them by hand" >&2; exit 2; }
+
+test: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-test.conf $(TEST_DB)
+	@echo "billing_sync: creating test database $(TEST_DB) (install of billing_sync, ~1 min)"
+	@$(HARNESS) test-db $(TEST_DB) $(BUILD)/odoo-test.conf
+	@$(ODOO_PYTHON) -m pytest tests -p no:cacheprovider \
+	    --odoo-config=$(BUILD)/odoo-test.conf --odoo-database=$(TEST_DB) --odoo-http \
+	    $(PYTEST_ARGS)
+
+demo: deps
+	@$(HARNESS) postgres
+	@$(HARNESS) check-port $(HTTP_PORT)
+	@$(HARNESS) config $(BUILD)/odoo-demo.conf $(DEMO_DB) --http-port $(HTTP_PORT)
+	@echo "billing_sync: preparing demo database $(DEMO_DB)"
+	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-demo.conf
+	@echo "billing_sync: serving http://localhost:$(HTTP_PORT)  (login admin / password admin; Ctrl-C stops)"
+	@$(ODOO_PYTHON) -m odoo -c $(BUILD)/odoo-demo.conf -d $(DEMO_DB) --log-level=warn
+
+lint:
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt \
+	  || { echo "billing_sync: could not install requirements-lint.txt; install them by hand" >&2; exit 2; }
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pylint --rcfile=.pylintrc billing_sync
+	$(PYTHON) -m oca_pre_commit_hooks.cli --no-verbose billing_sync
+
+clean:
+	rm -rf $(BUILD)

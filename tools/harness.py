@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Set-up steps behind ``make test`` and ``make demo``.
+
+Each step either succeeds quietly or ends the run with ONE line that says what is
+missing and how to provide it (exit code 2). Nothing here installs Odoo: Odoo 18
+is the platform the user already has.
+
+Environment (all optional):
+    ODOO_PYTHON       python that can ``import odoo`` (default: the running one)
+    ODOO_RC           an existing odoo.conf whose db_* options and addons_path are reused
+    ODOO_ADDONS_PATH  Odoo's own addons paths, comma separated (default: from the odoo package)
+    PGHOST PGPORT PGUSER PGPASSWORD   where PostgreSQL is and who logs in
+    TEST_DB DEMO_DB   database names; HTTP_PORT  the demo's port (8069)
+
+Databases created here carry a COMMENT marking them as ours; a database without
+it is never dropped nor touched.
+"""
+
+import argparse
+import configparser
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / ".build"
+MARKER = "created by billing_sync's harness"
+MODULE = "billing_sync"
+
+
+class HarnessError(Exception):
+    """A set-up problem the user must fix; its message is the one line shown."""
+
+
+def _odoo_python():
+    return os.environ.get("ODOO_PYTHON") or sys.executable
+
+
+def check_odoo():
+    """Fail unless the configured python imports Odoo 18."""
+    python = _odoo_python()
+    probe = "import odoo.release as r; print(r.version_info[0], r.version)"
+    try:
+        out = subprocess.run(
+            [python, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:
+        raise HarnessError(
+            f"Odoo 18 is required: cannot run {python} ({exc.strerror}); "
+            "set ODOO_PYTHON to the python where Odoo 18 is installed"
+        ) from exc
+    if out.returncode != 0:
+        raise HarnessError(
+            f"Odoo 18 is required: `import odoo` fails in {python}; install Odoo 18.0 "
+            "(from its source: pip install -r requirements.txt && pip install -e .) "
+            "or set ODOO_PYTHON to the python that has it"
+        )
+    major, version = out.stdout.split()[:2]
+    if major != "18":
+        raise HarnessError(
+            f"Odoo 18 is required: {python} has Odoo {version}; "
+            "set ODOO_PYTHON to a python with Odoo 18.0"
+        )
+    return version
+
+
+def _rc_options():
+    rc = os.environ.get("ODOO_RC")
+    if not rc:
+        return {}
+    if not Path(rc).is_file():
+        raise HarnessError(f"ODOO_RC points at {rc}, which is not a file; fix or unset ODOO_RC")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(rc)
+    return dict(parser["options"]) if parser.has_section("options") else {}
+
+
+def db_params():
+    """Connection parameters: environment first, then ODOO_RC, then libpq defaults."""
+    rc = _rc_options()
+    params = {}
+    for key, env in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"),
+                     ("password", "PGPASSWORD")):
+        value = os.environ.get(env) or rc.get(f"db_{key}")
+        if value and value.lower() not in ("false", "none"):
+            params[key] = value
+    return params
+
+
+def _role():
+    import getpass
+
+    return db_params().get("user") or getpass.getuser()
+
+
+def _connect(dbname="postgres"):
+    import psycopg2
+
+    return psycopg2.connect(dbname=dbname, connect_timeout=5, **db_params())
+
+
+def _is_local(host):
+    return not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+
+
+def _start_local_server():
+    """Start the local PostgreSQL cluster (Debian's pg_ctlcluster); return what was done."""
+    if not shutil.which("pg_ctlcluster") or not shutil.which("pg_lsclusters"):
+        if shutil.which("pg_ctl"):
+            raise HarnessError(
+                "no PostgreSQL server answers; start yours (pg_ctl -D <datadir> start) "
+                "or set PGHOST/PGPORT to a running one"
+            )
+        raise HarnessError(
+            "PostgreSQL server binaries are not installed and no server answers; install "
+            "PostgreSQL 13+ (apt-get install postgresql) or set PGHOST/PGPORT to a running server"
+        )
+    clusters = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")
+    port = str(db_params().get("port", "5432"))
+    for line in clusters:
+        cols = line.split()
+        if len(cols) >= 4 and cols[2] == port:
+            version, name, status = cols[0], cols[1], cols[3]
+            if status == "online":
+                return f"cluster {version}/{name} already online"
+            res = subprocess.run(["pg_ctlcluster", version, name, "start"],
+                                 capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                reason = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["unknown"]
+                raise HarnessError(
+                    f"could not start PostgreSQL {version}/{name} ({reason[0]}); start it as "
+                    f"its owner: pg_ctlcluster {version} {name} start"
+                )
+            return f"started cluster {version}/{name}"
+    raise HarnessError(
+        f"no PostgreSQL cluster is configured on port {port}; create one "
+        "(pg_createcluster 15 main --start) or set PGHOST/PGPORT to a running server"
+    )
+
+
+def ensure_postgres():
+    """Make sure a server answers and our role can log in and create databases."""
+    import psycopg2
+
+    params = db_params()
+    role = _role()
+    if role == "postgres":
+        raise HarnessError(
+            "Odoo refuses to run as the 'postgres' superuser; set PGUSER to another role "
+            "(create one: sudo -u postgres createuser --createdb $USER)"
+        )
+    try:
+        conn = _connect()
+    except psycopg2.OperationalError as exc:
+        msg = str(exc)
+        if _server_down(msg):
+            if not _is_local(params.get("host")):
+                raise HarnessError(
+                    f"no PostgreSQL server answers at {params.get('host')}:"
+                    f"{params.get('port', 5432)}; start it or fix PGHOST/PGPORT"
+                ) from exc
+            _start_local_server()
+            conn = _wait_for_server()
+        else:
+            raise HarnessError(_login_problem(role, msg)) from exc
+    with conn, conn.cursor() as cr:
+        cr.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
+        can_create = cr.fetchone()[0]
+    conn.close()
+    if not can_create:
+        raise HarnessError(
+            f"PostgreSQL role '{role}' may not create databases; grant it: "
+            f"sudo -u postgres psql -c 'ALTER ROLE \"{role}\" CREATEDB'"
+        )
+
+
+def _server_down(msg):
+    return any(s in msg for s in ("Connection refused", "No such file or directory",
+                                  "could not connect to server", "timeout expired"))
+
+
+def _login_problem(role, msg):
+    if "does not exist" in msg and "role" in msg:
+        return (f"PostgreSQL role '{role}' does not exist; create it "
+                f"(sudo -u postgres createuser --createdb {role}) or set PGUSER/PGPASSWORD")
+    if "password authentication failed" in msg or "no password supplied" in msg:
+        return (f"PostgreSQL role '{role}' cannot log in with the given password; "
+                "set PGPASSWORD (or PGUSER to a role that can)")
+    if "Peer authentication failed" in msg or "no pg_hba.conf entry" in msg:
+        return (f"PostgreSQL refuses role '{role}' (pg_hba.conf); set PGUSER to your OS "
+                "user's role, or PGHOST=localhost with PGPASSWORD")
+    first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+    return f"PostgreSQL role '{role}' cannot log in ({first}); set PGUSER/PGPASSWORD"
+
+
+def _wait_for_server(seconds=30):
+    import time
+
+    import psycopg2
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _connect()
+        except psycopg2.OperationalError as exc:
+            if not _server_down(str(exc)):
+                raise HarnessError(_login_problem(_role(), str(exc))) from exc
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    "PostgreSQL was started but does not answer after 30 s; "
+                    "see its log (/var/log/postgresql/)"
+                ) from exc
+            time.sleep(0.5)
+
+
+def check_port(port):
+    """Fail when something already listens on the demo's port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", int(port)))
+        except OSError as exc:
+            raise HarnessError(
+                f"port {port} is already taken ({exc.strerror}); stop what uses it "
+                f"or choose another: HTTP_PORT={int(port) + 10} make demo"
+            ) from exc
+
+
+def _odoo_addons_path():
+    configured = os.environ.get("ODOO_ADDONS_PATH") or _rc_options().get("addons_path")
+    if configured:
+        paths = [p.strip() for p in configured.split(",") if p.strip()]
+    else:
+        probe = ("import os, odoo; r = os.path.dirname(odoo.__file__); "
+                 "print(os.path.join(r, 'addons')); "
+                 "print(os.path.abspath(os.path.join(r, '..', 'addons')))")
+        out = subprocess.run([_odoo_python(), "-c", probe], capture_output=True, text=True,
+                             check=True).stdout.split()
+        paths = [p for p in out if Path(p).is_dir()]
+    ours = str(ROOT)
+    paths = [p for p in paths if Path(p).resolve() != ROOT]
+    missing = [p for p in paths if not Path(p).is_dir()]
+    if missing:
+        raise HarnessError(f"addons path {missing[0]} does not exist; fix ODOO_ADDONS_PATH")
+    if not any((Path(p) / "sale_management").is_dir() for p in paths):
+        raise HarnessError(
+            "Odoo's addons (sale_management, account) are not on the addons path; "
+            "set ODOO_ADDONS_PATH to Odoo's addons folder(s)"
+        )
+    return ",".join(paths + [ours])
+
+
+def write_config(path, dbname, http_port=None):
+    """Write an odoo.conf for one database from the environment and ODOO_RC."""
+    conf = configparser.ConfigParser(interpolation=None)
+    options = dict(_rc_options())
+    params = db_params()
+    for key in ("host", "port", "user", "password"):
+        options[f"db_{key}"] = params.get(key, "False")
+    options.update({
+        "addons_path": _odoo_addons_path(),
+        "db_name": dbname,
+        "dbfilter": f"^{dbname}$",
+        "list_db": "False",
+        "data_dir": str(BUILD / "data"),
+        "without_demo": options.get("without_demo", "False"),
+        "max_cron_threads": "1",
+    })
+    if http_port:
+        options["http_port"] = str(http_port)
+        options["http_interface"] = "127.0.0.1"
+    conf["options"] = options
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        conf.write(fh)
+    os.chmod(path, 0o600)  # may hold a database password
+    return path
+
+
+def _db_state(dbname):
+    """None when absent, else the database's comment (our marker or anything else)."""
+    conn = _connect()
+    try:
+        with conn.cursor() as cr:
+            cr.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (dbname,),
+            )
+            row = cr.fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        return None
+    return row[0] or ""
+
+
+def _create_db(dbname, purpose):
+    from psycopg2 import sql
+
+    conn = _connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cr:
+            ident = sql.Identifier(dbname)
+            cr.execute(sql.SQL(
+                "CREATE DATABASE {} ENCODING 'unicode' LC_COLLATE 'C' TEMPLATE template0"
+            ).format(ident))
+            cr.execute(sql.SQL("COMMENT ON DATABASE {} IS %s").format(ident),
+                       (f"{MARKER} ({purpose})",))
+    finally:
+        conn.close()
+
+
+def drop_db(dbname):
+    """Drop a database, but only one this harness created."""
+    from psycopg2 import sql
+
+    state = _db_state(dbname)
+    if state is None:
+        return False
+    if not state.startswith(MARKER):
+        raise HarnessError(
+            f"database '{dbname}' exists and was not created by billing_sync's harness; "
+            "it is left untouched: choose another name (TEST_DB=... / DEMO_DB=...)"
+        )
+    conn = _connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cr:
+            cr.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    finally:
+        conn.close()
+    return True
+
+
+def _run_odoo(conf, args, log_name):
+    log = BUILD / "logs" / log_name
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [_odoo_python(), "-m", "odoo", "-c", str(conf), *args,
+           f"--logfile={log}", "--stop-after-init"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    if res.returncode != 0 or " ERROR " in text or " CRITICAL " in text:
+        errors = [ln for ln in text.splitlines() if " ERROR " in ln or " CRITICAL " in ln]
+        first = errors[0].split(": ", 1)[-1] if errors else (res.stderr.strip() or "no log")
+        raise HarnessError(f"Odoo failed ({' '.join(args)}): {first[:300]} -- full log: {log}")
+
+
+def fresh_db(dbname, conf, demo):
+    """Create ``dbname`` anew with billing_sync installed (dropping only our own)."""
+    drop_db(dbname)
+    _create_db(dbname, "demo" if demo else "test")
+    args = ["-d", dbname, "-i", MODULE]
+    if not demo:
+        args.append("--without-demo=all")
+    _run_odoo(conf, args, f"install-{dbname}.log")
+
+
+def demo_db(dbname, conf):
+    """Create the demo database, or update billing_sync in our existing one."""
+    state = _db_state(dbname)
+    if state is None:
+        fresh_db(dbname, conf, demo=True)
+        return "created"
+    if not state.startswith(MARKER):
+        raise HarnessError(
+            f"database '{dbname}' exists and was not created by billing_sync's harness; "
+            "it is left untouched: choose another name (DEMO_DB=...)"
+        )
+    _run_odoo(conf, ["-d", dbname, "-u", MODULE], f"update-{dbname}.log")
+    return "updated"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check-odoo")
+    sub.add_parser("postgres")
+    port = sub.add_parser("check-port")
+    port.add_argument("port", type=int)
+    conf = sub.add_parser("config")
+    conf.add_argument("path")
+    conf.add_argument("dbname")
+    conf.add_argument("--http-port", type=int)
+    for name in ("test-db", "demo-db", "drop-db"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("dbname")
+        if name != "drop-db":
+            cmd.add_argument("conf")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "check-odoo":
+            check_odoo()
+        elif args.cmd == "postgres":
+            ensure_postgres()
+        elif args.cmd == "check-port":
+            check_port(args.port)
+        elif args.cmd == "config":
+            write_config(args.path, args.dbname, args.http_port)
+        elif args.cmd == "test-db":
+            fresh_db(args.dbname, args.conf, demo=False)
+        elif args.cmd == "demo-db":
+            print(f"demo database '{args.dbname}' {demo_db(args.dbname, args.conf)}")
+        elif args.cmd == "drop-db":
+            drop_db(args.dbname)
+    except HarnessError as exc:
+        print(f"billing_sync: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"billing_sync: {exc.name} is missing from {sys.executable}; it comes with "
+              "Odoo 18's requirements (pip install -r <odoo>/requirements.txt)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
