@@ -33,21 +33,21 @@ test-deps: check
 
 test: test-deps
 	@$(HARNESS) postgres
-	@$(HARNESS) config $(BUILD)/odoo-test.conf $(TEST_DB)
+	@$(HARNESS) config $(BUILD)/odoo-$(TEST_DB).conf $(TEST_DB)
 	@echo "billing_sync: creating test database $(TEST_DB) (install of billing_sync, ~1 min)"
-	@$(HARNESS) test-db $(TEST_DB) $(BUILD)/odoo-test.conf
+	@$(HARNESS) test-db $(TEST_DB) $(BUILD)/odoo-$(TEST_DB).conf
 	@$(ODOO_PYTHON) -m pytest tests -p no:cacheprovider \
-	    --odoo-config=$(BUILD)/odoo-test.conf --odoo-database=$(TEST_DB) --odoo-http \
+	    --odoo-config=$(BUILD)/odoo-$(TEST_DB).conf --odoo-database=$(TEST_DB) --odoo-http \
 	    $(PYTEST_ARGS)
 
 demo: deps
 	@$(HARNESS) postgres
 	@$(HARNESS) check-port $(HTTP_PORT)
-	@$(HARNESS) config $(BUILD)/odoo-demo.conf $(DEMO_DB) --http-port $(HTTP_PORT)
+	@$(HARNESS) config $(BUILD)/odoo-$(DEMO_DB).conf $(DEMO_DB) --http-port $(HTTP_PORT)
 	@echo "billing_sync: preparing demo database $(DEMO_DB)"
-	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-demo.conf
+	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf
 	@echo "billing_sync: serving http://localhost:$(HTTP_PORT)  (login admin / password admin; Ctrl-C stops)"
-	@$(ODOO_PYTHON) -m odoo -c $(BUILD)/odoo-demo.conf -d $(DEMO_DB) --log-level=warn
+	@$(ODOO_PYTHON) -m odoo -c $(BUILD)/odoo-$(DEMO_DB).conf -d $(DEMO_DB) --log-level=warn
 
 lint:
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt \

@@ -8,6 +8,8 @@ import sys
 import psycopg2
 import pytest
 
+import odoo
+
 from tools import harness
 
 HARNESS = [sys.executable, str(harness.ROOT / "tools" / "harness.py")]
@@ -77,7 +79,7 @@ def test_server_answers():
 
 @pytest.fixture
 def foreign_db():
-    name = "billing_sync_not_ours"
+    name = f"{odoo.tools.config['db_name'] or 'billing_sync'}_not_ours"
     conn = psycopg2.connect(dbname="postgres", **harness.db_params())
     conn.autocommit = True
     with conn.cursor() as cr:

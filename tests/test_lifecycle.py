@@ -11,9 +11,12 @@ import sys
 import psycopg2
 import pytest
 
+import odoo
+
 from tools import harness
 
-SCRATCH = "billing_sync_lifecycle"
+# derived from the test database, so that two checkouts can test side by side
+SCRATCH = f"{odoo.tools.config['db_name'] or 'billing_sync'}_lifecycle"
 
 
 def _odoo(conf, *args):
