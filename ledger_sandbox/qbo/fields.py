@@ -1,0 +1,170 @@
+"""Top-level property names of the emulated QuickBooks Online entities.
+
+Derived from Intuit's XSD (Finance.xsd, IntuitNamesTypes.xsd, IntuitBaseTypes.xsd of
+github:intuit/QuickBooks-V3-Java-SDK, ipp-v3-java-data/src/main/xsd/): the element names of each
+entity type including its base types. The query parser uses them to reject a property the entity
+does not have (QueryValidationError), as the real query service does.
+"""
+
+ENTITY_FIELDS: dict[str, frozenset[str]] = {
+    "Customer": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "IntuitId",
+            "Organization", "Title", "GivenName", "MiddleName", "FamilyName", "Suffix",
+            "FullyQualifiedName", "CompanyName", "DisplayName", "PrintOnCheckName", "UserId",
+            "Active", "V4IDPseudonym", "PrimaryPhone", "AlternatePhone", "Mobile", "Fax",
+            "PrimaryEmailAddr", "WebAddr", "OtherContactInfo", "DefaultTaxCodeRef", "Taxable",
+            "BillAddr", "ShipAddr", "OtherAddr", "ContactName", "AltContactName", "Notes", "Job",
+            "BillWithParent", "RootCustomerRef", "ParentRef", "Level", "CustomerTypeRef",
+            "SalesTermRef", "SalesRepRef", "TaxGroupCodeRef", "TaxRateRef", "PaymentMethodRef",
+            "CCDetail", "PriceLevelRef", "Balance", "OpenBalanceDate", "BalanceWithJobs",
+            "CreditLimit", "AcctNum", "CurrencyRef", "OverDueBalance", "TotalRevenue",
+            "TotalExpense", "PreferredDeliveryMethod", "ResaleNum", "JobInfo", "TDSEnabled",
+            "CustomerEx", "SecondaryTaxIdentifier", "ARAccountRef", "PrimaryTaxIdentifier",
+            "TaxExemptionReasonId", "IsProject", "BusinessNumber", "GSTIN", "GSTRegistrationType",
+            "IsCISContractor", "ClientCompanyId", "ClientEntityId", "Source", "TaxRegime",
+        )
+    ),
+    "Invoice": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
+            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
+            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
+            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
+            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "AutoDocNumber", "CustomerRef",
+            "CustomerMemo", "BillAddr", "ShipAddr", "FreeFormAddress", "ShipFromAddr",
+            "RemitToRef", "ClassRef", "SalesTermRef", "DueDate", "SalesRepRef", "PONumber", "FOB",
+            "ShipMethodRef", "ShipDate", "TrackingNum", "GlobalTaxCalculation", "TotalAmt",
+            "HomeTotalAmt", "ApplyTaxAfterDiscount", "ShippingTaxIncludedInTotalTax",
+            "TemplateRef", "PrintStatus", "EmailStatus", "BillEmail", "BillEmailCc",
+            "BillEmailBcc", "ARAccountRef", "Balance", "HomeBalance", "FinanceCharge",
+            "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
+            "CreditCardPayment", "DepositToAccountRef", "DeliveryInfo", "DiscountRate",
+            "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef", "Deposit", "AllowIPNPayment",
+            "AllowOnlinePayment", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment",
+            "AllowOnlinePayPalPayment", "EInvoiceStatus", "ECloudStatusTimeStamp", "CfdiUse",
+            "Exportation", "GlobalInfo", "invoiceStatus", "callToAction", "invoiceStatusLog",
+            "InvoiceEx", "LessCIS", "InvoiceLink", "PaymentDetailsMessage", "ConvenienceFeeDetail",
+            "InvoiceLinkSecurityCode", "InvoiceLinkExpiryDate", "AutoPayEligible",
+            "SchedulePayEligible", "ScheduledPaymentId", "GratuityEnabled", "FinancingProductType",
+            "SubscriptionPaymentsSetting",
+        )
+    ),
+    "Payment": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
+            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
+            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
+            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
+            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "CustomerRef", "RemitToRef",
+            "ARAccountRef", "DepositToAccountRef", "PaymentMethodRef", "PaymentRefNum",
+            "PaymentType", "CheckPayment", "CreditCardPayment", "TotalAmt", "UnappliedAmt",
+            "ProcessPayment", "PaymentEx",
+        )
+    ),
+    "CreditMemo": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
+            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
+            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
+            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
+            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "AutoDocNumber", "CustomerRef",
+            "CustomerMemo", "BillAddr", "ShipAddr", "FreeFormAddress", "ShipFromAddr",
+            "RemitToRef", "ClassRef", "SalesTermRef", "DueDate", "SalesRepRef", "PONumber", "FOB",
+            "ShipMethodRef", "ShipDate", "TrackingNum", "GlobalTaxCalculation", "TotalAmt",
+            "HomeTotalAmt", "ApplyTaxAfterDiscount", "ShippingTaxIncludedInTotalTax",
+            "TemplateRef", "PrintStatus", "EmailStatus", "BillEmail", "BillEmailCc",
+            "BillEmailBcc", "ARAccountRef", "Balance", "HomeBalance", "FinanceCharge",
+            "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
+            "CreditCardPayment", "DepositToAccountRef", "DeliveryInfo", "DiscountRate",
+            "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef", "RemainingCredit",
+            "InvoiceRef", "CreditMemoEx",
+        )
+    ),
+    "Item": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Sku",
+            "Description", "Active", "SubItem", "ParentRef", "Level", "FullyQualifiedName",
+            "Taxable", "SalesTaxIncluded", "PercentBased", "UnitPrice", "RatePercent", "Type",
+            "PaymentMethodRef", "UOMSetRef", "IncomeAccountRef", "PurchaseDesc",
+            "PurchaseTaxIncluded", "PurchaseCost", "ExpenseAccountRef", "COGSAccountRef",
+            "AssetAccountRef", "PrefVendorRef", "AvgCost", "TrackQtyOnHand", "QtyOnHand",
+            "QtyOnPurchaseOrder", "QtyOnSalesOrder", "ReorderPoint", "ManPartNum",
+            "DepositToAccountRef", "SalesTaxCodeRef", "PurchaseTaxCodeRef", "InvStartDate",
+            "BuildPoint", "PrintGroupedItems", "SpecialItem", "SpecialItemType", "ItemGroupDetail",
+            "ItemAssemblyDetail", "AbatementRate", "ReverseChargeRate", "ServiceType",
+            "ItemCategoryType", "ItemEx", "TaxClassificationRef", "UQCDisplayText", "UQCId",
+            "ClassRef", "Source", "DeferredRevenue",
+        )
+    ),
+    "Account": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubAccount",
+            "ParentRef", "Description", "FullyQualifiedName", "AccountAlias", "TxnLocationType",
+            "Active", "Classification", "AccountType", "AccountSubType", "AccountPurposes",
+            "AcctNum", "AcctNumExtn", "BankNum", "OpeningBalance", "OpeningBalanceDate",
+            "CurrentBalance", "CurrentBalanceWithSubAccounts", "CurrencyRef", "TaxAccount",
+            "TaxCodeRef", "OnlineBankingEnabled", "FIName", "JournalCodeRef", "AccountEx",
+        )
+    ),
+    "TaxCode": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Description",
+            "Active", "Hidden", "Taxable", "TaxGroup", "SalesTaxRateList", "PurchaseTaxRateList",
+            "AdjustmentTaxRateList", "TaxCodeEx", "TaxCodeConfigType",
+        )
+    ),
+    "TaxRate": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Description",
+            "Active", "RateValue", "AgencyRef", "TaxReturnLineRef", "EffectiveTaxRate",
+            "SpecialTaxType", "DisplayType", "TaxRateEx", "OriginalTaxRate",
+        )
+    ),
+    "Class": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubClass",
+            "ParentRef", "FullyQualifiedName", "Active", "ClassEx",
+        )
+    ),
+    "Department": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubDepartment",
+            "ParentRef", "FullyQualifiedName", "Active", "DepartmentEx", "Address",
+        )
+    ),
+    "Term": frozenset(
+        (
+            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Active",
+            "Type", "DiscountPercent", "DueDays", "DiscountDays", "DayOfMonthDue",
+            "DueNextMonthDays", "DiscountDayOfMonth", "SalesTermEx",
+        )
+    ),
+}
+
+
+# Properties typed date/dateTime/decimal/int/boolean in the XSD: python-quickbooks sends "" for
+# unset ones, which QuickBooks reads as "not given".
+TYPED_FIELDS: frozenset[str] = frozenset(
+    (
+        "AbatementRate", "Active", "AllowIPNPayment", "AllowOnlineACHPayment",
+        "AllowOnlineCreditCardPayment", "AllowOnlinePayPalPayment", "AllowOnlinePayment",
+        "ApplyTaxAfterDiscount", "AutoDocNumber", "AutoPayEligible", "AvgCost", "Balance",
+        "BalanceWithJobs", "BillWithParent", "BuildPoint", "CfdiUse", "CreditLimit",
+        "CurrentBalance", "CurrentBalanceWithSubAccounts", "DayOfMonthDue", "DeferredRevenue",
+        "Deposit", "DiscountAmt", "DiscountDayOfMonth", "DiscountDays", "DiscountPercent",
+        "DiscountRate", "DueDate", "DueDays", "DueNextMonthDays", "ECloudStatusTimeStamp",
+        "ExchangeRate", "FinanceCharge", "FreeFormAddress", "GratuityEnabled", "Hidden",
+        "HomeBalance", "HomeTotalAmt", "HomeTotalCostAmount", "InvStartDate",
+        "InvoiceLinkExpiryDate", "IsCISContractor", "IsProject", "Job", "LessCIS", "Level",
+        "OnlineBankingEnabled", "OpenBalanceDate", "OpeningBalance", "OpeningBalanceDate",
+        "Organization", "OverDueBalance", "PercentBased", "PrintGroupedItems", "ProcessPayment",
+        "PurchaseCost", "PurchaseTaxIncluded", "QtyOnHand", "QtyOnPurchaseOrder",
+        "QtyOnSalesOrder", "RatePercent", "RateValue", "RemainingCredit", "ReorderPoint",
+        "ReverseChargeRate", "SalesTaxIncluded", "SchedulePayEligible", "ShipDate",
+        "ShippingTaxIncludedInTotalTax", "SpecialItem", "SubAccount", "SubClass", "SubDepartment",
+        "SubItem", "TDSEnabled", "TaxAccount", "TaxGroup", "Taxable", "TotalAmt",
+        "TotalCostAmount", "TotalExpense", "TotalRevenue", "TrackQtyOnHand", "TxnDate",
+        "UnappliedAmt", "UnitPrice",
+    )
+)
