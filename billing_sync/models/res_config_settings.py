@@ -12,3 +12,17 @@ class ResConfigSettings(models.TransientModel):
         implied_group="billing_sync.group_billing_sync_user",
         group="base.group_user",
     )
+
+    # Engagement billing (stored on the company: each company bills its own way)
+    billing_sync_post_deposit_on_confirm = fields.Boolean(
+        related="company_id.billing_sync_post_deposit_on_confirm", readonly=False
+    )
+    billing_sync_require_signed_terms = fields.Boolean(
+        related="company_id.billing_sync_require_signed_terms", readonly=False
+    )
+    billing_sync_deposit_reminder_days = fields.Integer(
+        related="company_id.billing_sync_deposit_reminder_days", readonly=False
+    )
+    billing_sync_card_fee_product_id = fields.Many2one(
+        related="company_id.billing_sync_card_fee_product_id", readonly=False
+    )

@@ -1,0 +1,1 @@
+"""Plain Python services of billing_sync (no ORM): tested without a database."""
