@@ -11,3 +11,105 @@ def make_user(env, login, groups):
 USER = "billing_sync.group_billing_sync_user"
 MANAGER = "billing_sync.group_billing_sync_manager"
 ADMIN = "billing_sync.group_billing_sync_admin"
+
+
+# --- engagement billing (issue 4) ---------------------------------------------
+
+SALESMAN = "sales_team.group_sale_salesman"
+SALES_ALL = "sales_team.group_sale_salesman_all_leads"
+INVOICING = "account.group_account_invoice"
+
+
+def make_service(env, name, price, taxes=None):
+    """A service sold at ``price``, invoiced on ordered quantities, with ``taxes``
+    (none by default, so that amounts are exact in assertions)."""
+    return env["product.product"].create({
+        "name": name,
+        "type": "service",
+        "invoice_policy": "order",
+        "list_price": price,
+        "taxes_id": [(6, 0, (taxes or env["account.tax"]).ids)],
+    })
+
+
+def make_proposal(env, partner, lines, **terms):
+    """A draft proposal with ``lines`` as ``(product, qty)`` or
+    ``(product, qty, {"billing_sync_recurring": True, ...})`` and engagement ``terms``
+    (sale.order field values)."""
+    order_lines = []
+    for product, qty, *extra in lines:
+        order_lines.append((0, 0, {"product_id": product.id, "product_uom_qty": qty,
+                                   **(extra[0] if extra else {})}))
+    return env["sale.order"].create({
+        "partner_id": partner.id,
+        "order_line": order_lines,
+        **terms,
+    })
+
+
+def register_payment(env, invoice):
+    """Pay ``invoice`` in full through Odoo's payment wizard."""
+    env["account.payment.register"].with_context(
+        active_model="account.move", active_ids=invoice.ids
+    ).create({})._create_payments()
+
+
+class LedgerSandboxMixin:
+    """In-process Xero and QuickBooks sandboxes (real HTTP on loopback) for one test class,
+    and helpers to create and authorise connections against them."""
+
+    @classmethod
+    def start_sandboxes(cls):
+        from ledger_sandbox.core import SandboxServer
+        from ledger_sandbox.qbo.app import QboSandbox
+        from ledger_sandbox.xero.app import XeroSandbox
+
+        cls.xero = XeroSandbox()
+        cls.xero_server = SandboxServer(cls.xero).start()
+        cls.addClassCleanup(cls.xero_server.stop)
+        cls.qbo = QboSandbox()
+        cls.qbo_server = SandboxServer(cls.qbo).start()
+        cls.addClassCleanup(cls.qbo_server.stop)
+
+    @classmethod
+    def sandbox_values(cls, provider):
+        """Connection values pointing at the sandbox of ``provider``."""
+        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_ID as QBO_ID
+        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_SECRET as QBO_SECRET
+        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_ID as XERO_ID
+        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_SECRET as XERO_SECRET
+
+        if provider == "xero":
+            url = cls.xero_server.url
+            return {"provider": "xero", "client_id": XERO_ID, "client_secret": XERO_SECRET,
+                    "oauth_url": f"{url}/.well-known/openid-configuration", "api_url": url}
+        url = cls.qbo_server.url
+        return {"provider": "qbo", "client_id": QBO_ID, "client_secret": QBO_SECRET,
+                "oauth_url": f"{url}/.well-known/openid_configuration/", "api_url": url}
+
+    @classmethod
+    def consent(cls, connection, **params):
+        """Follow the Connect button to the sandbox's consent page and approve (or deny);
+        returns the query string the ledger sends back to Odoo's callback."""
+        from urllib.parse import urlencode, urlsplit
+
+        import requests
+
+        url = connection.action_connect()["url"]
+        if connection.provider == "qbo":
+            params.setdefault("approve", "1")
+        if params:
+            url += "&" + urlencode(params)
+        answer = requests.get(url, allow_redirects=False, timeout=10)
+        assert answer.status_code == 302, answer.text
+        return urlsplit(answer.headers["Location"]).query
+
+    @classmethod
+    def connect(cls, connection, **params):
+        """Authorise ``connection`` end to end, as the callback controller does."""
+        from urllib.parse import parse_qs
+
+        query = {k: v[0] for k, v in parse_qs(cls.consent(connection, **params)).items()}
+        connection._from_state(query["state"])._oauth_complete(
+            query["code"], realm_id=query.get("realmId"))
+        return connection

@@ -1,1 +1,15 @@
-from . import res_config_settings
+from . import (
+    account_move,
+    billing_sync_connection,
+    billing_sync_ledger_ref,
+    billing_sync_mapping,
+    billing_sync_mapping_health,
+    billing_sync_milestone,
+    billing_sync_schedule_line,
+    billing_sync_token,
+    res_company,
+    res_config_settings,
+    res_partner,
+    sale_order,
+    sale_order_line,
+)

@@ -1,0 +1,588 @@
+import base64
+import datetime
+import hashlib
+import logging
+import secrets
+import time
+
+import psycopg2
+
+from odoo import api, fields, models, tools
+from odoo.exceptions import AccessDenied, UserError, ValidationError
+from odoo.tools import consteq
+from odoo.tools.misc import hmac as odoo_hmac
+
+from ..services.crypto import CONFIG_KEY, CipherError, TokenCipher
+from ..services.ledger import PRODUCTION_URLS, PROVIDERS, adapter_class
+from ..services.ledger.base import is_loopback
+from ..services.ledger.errors import AuthorizationRevoked, LedgerError
+
+_logger = logging.getLogger(__name__)
+
+ADMIN_GROUP = "billing_sync.group_billing_sync_admin"
+CALLBACK_PATH = "/billing_sync/oauth/callback"
+STATE_SCOPE = "billing_sync.oauth_state"
+STATE_LIFETIME = 15 * 60
+# Refresh this long before the access token expires, so that a call started
+# just before expiry does not fail half way.
+REFRESH_MARGIN = datetime.timedelta(minutes=2)
+
+
+class BillingSyncConnection(models.Model):
+    _name = "billing_sync.connection"
+    _description = "Ledger connection"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "company_id, provider, id"
+
+    name = fields.Char(compute="_compute_name", store=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    provider = fields.Selection(PROVIDERS, required=True, tracking=True)
+    state = fields.Selection(
+        [
+            ("draft", "Not connected"),
+            ("choose_org", "Choose organisation"),
+            ("connected", "Connected"),
+            ("needs_reconnect", "Needs reconnect"),
+            ("disconnected", "Disconnected"),
+        ],
+        default="draft", required=True, readonly=True, copy=False, tracking=True,
+    )
+    client_id = fields.Char(
+        string="Client ID", copy=False, tracking=True,
+        help="The client id of your app in the provider's developer portal.",
+    )
+    client_secret = fields.Char(
+        compute="_compute_client_secret", inverse="_inverse_client_secret", copy=False,
+        help="Stored encrypted; never shown again once saved.",
+    )
+    has_client_secret = fields.Boolean(compute="_compute_client_secret")
+    oauth_url = fields.Char(
+        string="OAuth discovery URL", compute="_compute_urls", store=True, readonly=False,
+        help="The provider's OpenID discovery document. Leave the default for the real ledger.",
+    )
+    api_url = fields.Char(
+        string="API base URL", compute="_compute_urls", store=True, readonly=False,
+        help="Where the ledger's API answers. Leave the default for the real ledger.",
+    )
+    org_id = fields.Char(
+        string="Organisation ID", readonly=True, copy=False, index=True,
+        help="Xero tenant id or QuickBooks realm id.",
+    )
+    org_name = fields.Char(string="Organisation", readonly=True, copy=False, tracking=True)
+    candidate_org_ids = fields.One2many("billing_sync.connection.org", "connection_id")
+    chosen_org_id = fields.Many2one(
+        "billing_sync.connection.org", string="Organisation to connect",
+        domain="[('connection_id', '=', id)]", copy=False,
+    )
+    connected_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    connected_at = fields.Datetime(readonly=True, copy=False)
+    token_expires_at = fields.Datetime(compute="_compute_token_info")
+    token_refreshed_at = fields.Datetime(compute="_compute_token_info")
+    last_error = fields.Text(readonly=True, copy=False)
+    last_test = fields.Char(string="Last test", readonly=True, copy=False)
+    reference_ids = fields.One2many("billing_sync.ledger.ref", "connection_id")
+    reference_count = fields.Integer(compute="_compute_counts")
+    mapping_ids = fields.One2many("billing_sync.mapping", "connection_id")
+    mapping_count = fields.Integer(compute="_compute_counts")
+    reference_imported_at = fields.Datetime(readonly=True, copy=False)
+    default_account_id = fields.Many2one(
+        "billing_sync.ledger.ref", string="Default revenue account",
+        domain="[('connection_id', '=', id), ('kind', '=', 'revenue_account')]",
+        help="Used for a product with neither its own nor its category's mapping.",
+    )
+    default_item_id = fields.Many2one(
+        "billing_sync.ledger.ref", string="Default item",
+        domain="[('connection_id', '=', id), ('kind', '=', 'item')]",
+    )
+    default_term_id = fields.Many2one(
+        "billing_sync.ledger.ref", string="Default payment terms",
+        domain="[('connection_id', '=', id), ('kind', '=', 'term')]",
+    )
+    # Deliberately no default tax: a wrong tax code is a wrong return.
+
+    # ------------------------------------------------------------------ compute
+    @api.depends("provider", "company_id.name", "org_name")
+    def _compute_name(self):
+        labels = dict(PROVIDERS)
+        for rec in self:
+            label = labels.get(rec.provider, "")
+            rec.name = f"{label} – {rec.org_name or rec.company_id.name or ''}".strip(" –")
+
+    @api.depends("provider")
+    def _compute_urls(self):
+        for rec in self:
+            urls = PRODUCTION_URLS.get(rec.provider, {})
+            if not rec.oauth_url or rec.oauth_url in _all_production("oauth_url"):
+                rec.oauth_url = urls.get("oauth_url")
+            if not rec.api_url or rec.api_url in _all_production("api_url"):
+                rec.api_url = urls.get("api_url")
+
+    def _compute_client_secret(self):
+        tokens = self._token_map()
+        for rec in self:
+            rec.client_secret = False
+            rec.has_client_secret = bool(tokens.get(rec.id) and tokens[rec.id].client_secret)
+
+    def _inverse_client_secret(self):
+        for rec in self:
+            if rec.client_secret:
+                rec._token_sudo().client_secret = self._cipher().encrypt(rec.client_secret)
+
+    def _compute_token_info(self):
+        tokens = self._token_map()
+        for rec in self:
+            token = tokens.get(rec.id)
+            rec.token_expires_at = token.expires_at if token else False
+            rec.token_refreshed_at = token.refreshed_at if token else False
+
+    def _compute_counts(self):
+        for rec in self:
+            rec.reference_count = len(rec.reference_ids)
+            rec.mapping_count = len(rec.mapping_ids)
+
+    # ------------------------------------------------------------------ constraints
+    def init(self):
+        # At most one active connection per company and ledger provider; a
+        # partial index (Odoo 18's _sql_constraints cannot express WHERE).
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_connection_company_provider_uniq "
+            "ON billing_sync_connection (company_id, provider) WHERE active"
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # say it in words before the database index says it in SQL
+        for vals in vals_list:
+            if vals.get("active", True):
+                company = self.env["res.company"].browse(
+                    vals.get("company_id") or self.env.company.id)
+                self._raise_if_active_exists(company, vals.get("provider"))
+        return super().create(vals_list)
+
+    @api.constrains("company_id", "provider", "active")
+    def _check_one_active_per_company(self):
+        for rec in self.filtered("active"):
+            rec._raise_if_active_exists(rec.company_id, rec.provider, exclude=rec)
+
+    @api.model
+    def _raise_if_active_exists(self, company, provider, exclude=None):
+        domain = [("company_id", "=", company.id), ("provider", "=", provider)]
+        if exclude:
+            domain.append(("id", "!=", exclude.id))
+        if provider and self.sudo().search_count(domain):
+            raise ValidationError(self.env._(
+                "%(company)s already has an active %(provider)s connection: reconnect or "
+                "archive it rather than adding another.",
+                company=company.name, provider=dict(PROVIDERS)[provider]))
+
+    @api.constrains("oauth_url", "api_url")
+    def _check_urls(self):
+        for rec in self:
+            for url in (rec.oauth_url, rec.api_url):
+                if url and not (url.startswith("https://") or is_loopback(url)):
+                    raise ValidationError(self.env._(
+                        "%s must use https (plain http is only accepted on this machine, "
+                        "for the ledger sandbox).", url))
+
+    # ------------------------------------------------------------------ credentials
+    @api.model
+    def _cipher(self):
+        try:
+            return TokenCipher(tools.config.get(CONFIG_KEY))
+        except CipherError as exc:
+            raise UserError(str(exc)) from exc
+
+    def _token_map(self):
+        if not self.ids:
+            return {}
+        tokens = self.env["billing_sync.token"].sudo().search(
+            [("connection_id", "in", self.ids)])
+        return {t.connection_id.id: t for t in tokens}
+
+    def _token_sudo(self):
+        """The credentials row of this connection (created on first use), as superuser."""
+        self.ensure_one()
+        Token = self.env["billing_sync.token"].sudo()
+        token = Token.search([("connection_id", "=", self.id)], limit=1)
+        return token or Token.create({"connection_id": self.id})
+
+    def _adapter(self):
+        self.ensure_one()
+        secret = self._cipher().decrypt(self._token_sudo().client_secret)
+        try:
+            return adapter_class(self.provider)(
+                self.client_id, secret, self.oauth_url, self.api_url)
+        except LedgerError as exc:
+            raise UserError(str(exc)) from exc
+
+    def _store_tokens(self, tokens, env=None):
+        """Write a TokenSet, encrypted, through ``env`` (default: this transaction)."""
+        env = env or self.env
+        cipher = self._cipher()
+        token = self.with_env(env)._token_sudo()
+        token.write({
+            "access_token": cipher.encrypt(tokens.access_token),
+            "refresh_token": cipher.encrypt(tokens.refresh_token) or token.refresh_token,
+            "expires_at": tokens.expires_at,
+            "refresh_expires_at": tokens.refresh_expires_at,
+            "refreshed_at": fields.Datetime.now(),
+        })
+
+    def _access_token(self):
+        """A valid access token (plaintext, in memory only), refreshed when close to expiry."""
+        self.ensure_one()
+        if self.state not in ("connected", "choose_org"):
+            raise UserError(self.env._("%s is not connected: use Connect first.",
+                                       self.display_name))
+        token = self._token_sudo()
+        if token.access_token and token.expires_at and \
+                token.expires_at > fields.Datetime.now() + REFRESH_MARGIN:
+            return self._cipher().decrypt(token.access_token)
+        return self._refresh_tokens()
+
+    def _refresh_tokens(self, force=False):
+        """Refresh once, whoever else tries at the same time, and commit the new tokens at once.
+
+        Both providers rotate the refresh token: the one we send dies when the
+        answer arrives. The new one is therefore saved and committed in its own
+        transaction before anything else happens, and the credentials row stays
+        locked meanwhile so that a second worker waits, then finds the fresh
+        token instead of spending the dead one.
+        """
+        self.ensure_one()
+        # what this transaction wrote must reach the database before another
+        # cursor looks (in tests both share one transaction)
+        self.env.flush_all()
+        for attempt in range(3):
+            try:
+                with self.pool.cursor() as cr:
+                    access_token, refused = self._refresh_tokens_in(cr, force)
+                # committed, the "needs reconnect" state included: now say it
+                self.env["billing_sync.token"].invalidate_model()
+                self.invalidate_recordset()
+                if refused:
+                    raise UserError(refused)
+                return access_token
+            except psycopg2.errors.SerializationFailure:
+                # another worker refreshed and committed while we waited for the
+                # lock: start over with a snapshot that sees its token
+                if attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        return None
+
+    def _refresh_tokens_in(self, cr, force):
+        env = self.env(cr=cr, su=True)
+        connection = self.with_env(env)
+        token = connection._token_sudo()
+        # never wait forever: a transaction that wrote the row and then asks for
+        # a token would otherwise wait on itself
+        cr.execute("SET LOCAL lock_timeout = '30s'")
+        try:
+            cr.execute("SELECT 1 FROM billing_sync_token WHERE id = %s FOR NO KEY UPDATE",
+                       [token.id])
+        except psycopg2.errors.LockNotAvailable as exc:
+            raise UserError(self.env._("The credentials of %s are busy; try again in a moment.",
+                              self.display_name)) from exc
+        token.invalidate_recordset()
+        cipher = self._cipher()
+        if not force and token.access_token and token.expires_at and \
+                token.expires_at > fields.Datetime.now() + REFRESH_MARGIN:
+            return cipher.decrypt(token.access_token), None
+        refresh_token = cipher.decrypt(token.refresh_token)
+        refused = None
+        if not refresh_token:
+            refused = self.env._("There is no refresh token to renew access with.")
+        else:
+            try:
+                tokens = connection._adapter().refresh(refresh_token)
+            except AuthorizationRevoked as exc:
+                refused = exc.message
+            except LedgerError as exc:
+                raise UserError(str(exc)) from exc
+        if refused:
+            connection._needs_reconnect(refused)
+        else:
+            connection._store_tokens(tokens, env)
+            _logger.info("billing_sync: refreshed the tokens of connection %s", self.id)
+        # flush now: this environment is gone by the time the caller's cursor
+        # commits, and Odoo only flushes environments still alive
+        env.flush_all()
+        if refused:
+            return None, self.env._(
+                "%(name)s must be reconnected: the ledger refused to renew access (%(why)s).",
+                name=self.display_name, why=refused)
+        return tokens.access_token, None
+
+    def _admin_users(self):
+        group = self.env.ref(ADMIN_GROUP)
+        return group.sudo().users.filtered(
+            lambda u: self.company_id in u.company_ids and not u.share
+            and u != self.env.ref("base.user_root"))
+
+    def _needs_reconnect(self, reason):
+        """Mark the connection broken and tell its administrators, once."""
+        self.ensure_one()
+        self.write({"state": "needs_reconnect", "last_error": reason})
+        admins = self._admin_users()
+        self.message_post(
+            body=self.env._("The ledger refused to renew access: %(reason)s. Click Connect to "
+                   "authorise Odoo again; nothing is synced until then.", reason=reason),
+            partner_ids=admins.partner_id.ids,
+            subtype_xmlid="mail.mt_comment",
+        )
+        responsible = self.connected_by_id if self.connected_by_id in admins else admins[:1]
+        if responsible:
+            self.activity_unlink(["mail.mail_activity_data_todo"])
+            self.activity_schedule(
+                "mail.mail_activity_data_todo", user_id=responsible.id,
+                summary=self.env._("Reconnect %s", self.display_name),
+                note=self.env._("The ledger refused to renew access: %s", reason))
+
+    # ------------------------------------------------------------------ OAuth2
+    def _redirect_uri(self):
+        return self.get_base_url() + CALLBACK_PATH
+
+    def _make_state(self):
+        """A signed, single-use, short-lived state binding this connection and this user."""
+        self.ensure_one()
+        nonce = secrets.token_urlsafe(16)
+        payload = f"{self.id}:{self.env.uid}:{int(time.time()) + STATE_LIFETIME}:{nonce}"
+        signature = odoo_hmac(self.env(su=True), STATE_SCOPE, payload)
+        self._token_sudo().oauth_nonce_hash = hashlib.sha256(nonce.encode()).hexdigest()
+        encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+        return f"{encoded}.{signature}"
+
+    @api.model
+    def _from_state(self, state):
+        """The connection a callback's ``state`` was made for; AccessDenied if forged."""
+        try:
+            encoded, signature = (state or "").split(".", 1)
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            conn_id, uid, expires, nonce = payload.split(":", 3)
+        except ValueError as exc:
+            raise AccessDenied(self.env._("The authorisation answer is malformed.")) from exc
+        expected = odoo_hmac(self.env(su=True), STATE_SCOPE, payload)
+        if not consteq(expected, signature):
+            raise AccessDenied(self.env._("The authorisation answer was not issued by this Odoo."))
+        if int(uid) != self.env.uid:
+            raise AccessDenied(self.env._("The authorisation was started by another user."))
+        if int(expires) < time.time():
+            raise AccessDenied(self.env._("The authorisation took too long; click Connect again."))
+        connection = self.browse(int(conn_id)).exists()
+        if not connection:
+            raise AccessDenied(self.env._("The connection no longer exists."))
+        connection.check_access("write")
+        token = connection._token_sudo()
+        if not token.oauth_nonce_hash or not consteq(
+                token.oauth_nonce_hash, hashlib.sha256(nonce.encode()).hexdigest()):
+            raise AccessDenied(self.env._(
+                "This authorisation answer was already used; click Connect again."))
+        token.oauth_nonce_hash = False
+        return connection
+
+    def action_connect(self):
+        """Send the administrator to the ledger's consent page."""
+        self.ensure_one()
+        self.check_access("write")
+        if not self.client_id or not self.has_client_secret:
+            raise UserError(self.env._("Enter the client id and client secret of your app first."))
+        try:
+            url = self._adapter().authorization_url(self._redirect_uri(), self._make_state())
+        except LedgerError as exc:
+            raise UserError(str(exc)) from exc
+        return {"type": "ir.actions.act_url", "url": url, "target": "self"}
+
+    def _oauth_denied(self, error, description=None):
+        self.ensure_one()
+        reason = description or error
+        self.last_error = self.env._("Consent was not given at the ledger (%s).", reason)
+        self.message_post(body=self.env._(
+            "Connecting was cancelled at the ledger: %s. Nothing changed.", reason))
+
+    def _oauth_complete(self, code, realm_id=None):
+        """Exchange the code, keep the tokens (committed at once), find the organisation."""
+        self.ensure_one()
+        adapter = self._adapter()
+        try:
+            tokens = adapter.exchange_code(code, self._redirect_uri(), realm_id=realm_id)
+        except AuthorizationRevoked as exc:
+            self.last_error = exc.message
+            raise UserError(self.env._(
+                "The ledger refused the authorisation code (expired or already used): click "
+                "Connect again. (%s)", exc.message)) from exc
+        except LedgerError as exc:
+            self.last_error = str(exc)
+            raise UserError(str(exc)) from exc
+        # Saved in this transaction, which also consumed the state: the callback
+        # answers every expected failure normally, so the grant is kept even if
+        # listing the organisations fails next. (A second cursor here would wait
+        # on the row this transaction just locked.)
+        self._store_tokens(tokens)
+        try:
+            orgs = adapter.organisations(tokens.access_token, realm_id=realm_id)
+        except LedgerError as exc:
+            raise UserError(str(exc)) from exc
+        values = {"connected_by_id": self.env.uid, "connected_at": fields.Datetime.now(),
+                  "last_error": False}
+        self.candidate_org_ids.unlink()
+        known = [o for o in orgs if o.id == self.org_id]
+        if len(orgs) == 1 or known:
+            org = known[0] if known else orgs[0]
+            self.write({**values, "state": "connected", "org_id": org.id, "org_name": org.name})
+            self.message_post(body=self.env._("Connected to %s.", org.name))
+            self.activity_unlink(["mail.mail_activity_data_todo"])
+        elif orgs:
+            self.write({**values, "state": "choose_org", "candidate_org_ids": [
+                fields.Command.create({"org_id": o.id, "name": o.name}) for o in orgs]})
+        else:
+            raise UserError(self.env._(
+                "The authorisation reaches no organisation: connect one in the ledger first."))
+        return True
+
+    def action_choose_org(self):
+        self.ensure_one()
+        if not self.chosen_org_id:
+            raise UserError(self.env._("Pick the organisation to connect."))
+        org = self.chosen_org_id
+        self.write({"state": "connected", "org_id": org.org_id, "org_name": org.name,
+                    "chosen_org_id": False})
+        self.candidate_org_ids.unlink()
+        self.message_post(body=self.env._("Connected to %s.", self.org_name))
+        return True
+
+    def action_disconnect(self):
+        """Revoke the grant at the provider and forget the tokens."""
+        for rec in self:
+            token = rec._token_sudo()
+            warning = False
+            refresh_token = rec._cipher().decrypt(token.refresh_token)
+            if refresh_token:
+                try:
+                    rec._adapter().revoke(refresh_token)
+                except LedgerError as exc:
+                    warning = str(exc)
+            token.write({"access_token": False, "refresh_token": False, "expires_at": False,
+                         "refresh_expires_at": False})
+            rec.write({"state": "disconnected", "last_error": warning})
+            rec.message_post(body=self.env._("Disconnected; the tokens were revoked and erased.")
+                             if not warning else
+                             self.env._(
+                                 "Disconnected and tokens erased, but the ledger could not be "
+                                 "told (%s): remove the app from the ledger's connected apps.",
+                               warning))
+        return True
+
+    def action_test_connection(self):
+        self.ensure_one()
+        try:
+            report = self._adapter().test_connection(self._access_token(), self.org_id)
+        except LedgerError as exc:
+            raise UserError(str(exc)) from exc
+        self.last_test = self.env._("%(org)s – %(headroom)s", org=report.organisation,
+                           headroom=report.headroom)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"type": "success",
+                       "title": self.env._("Connected to %s", report.organisation),
+                       "message": report.headroom, "sticky": False},
+        }
+
+    # ------------------------------------------------------------------ reference data
+    def action_import_reference_data(self):
+        for rec in self:
+            rec._import_reference_data()
+        return True
+
+    def _import_reference_data(self):
+        """Bring the ledger's accounts, taxes, items, tracking and terms; archive what vanished."""
+        self.ensure_one()
+        try:
+            records = self._adapter().reference_data(self._access_token(), self.org_id)
+        except LedgerError as exc:
+            raise UserError(str(exc)) from exc
+        Ref = self.env["billing_sync.ledger.ref"].with_context(active_test=False)
+        existing = {(r.kind, r.ledger_id): r for r in Ref.search(
+            [("connection_id", "=", self.id)])}
+        seen = set()
+        to_create = []
+        for rec in records:
+            key = (rec.kind, rec.ledger_id)
+            seen.add(key)
+            values = {"name": rec.name, "code": rec.code, "rate": rec.rate,
+                      "active": rec.active, "parent_ledger_id": rec.parent_ledger_id}
+            ref = existing.get(key)
+            if ref:
+                if any((ref[k] or False) != (v or False) for k, v in values.items()):
+                    ref.write(values)
+            else:
+                to_create.append({**values, "connection_id": self.id, "kind": rec.kind,
+                                  "ledger_id": rec.ledger_id})
+        Ref.create(to_create)
+        vanished = [r.id for k, r in existing.items() if k not in seen and r.active]
+        Ref.browse(vanished).write({"active": False})
+        self.reference_imported_at = fields.Datetime.now()
+        return len(records)
+
+    @api.model
+    def _cron_import_reference_data(self):
+        """Refresh every connected ledger's reference data; one failure stops no other."""
+        for connection in self.search([("state", "=", "connected")]):
+            try:
+                with self.env.cr.savepoint():
+                    connection._import_reference_data()
+            except UserError as exc:
+                connection.last_error = str(exc)
+                _logger.warning("billing_sync: reference import of connection %s failed: %s",
+                                connection.id, exc)
+
+    @api.model
+    def _cron_keep_tokens_alive(self):
+        """Refresh tokens idle for a week: refresh tokens die unused (Xero: 60 days)."""
+        stale = fields.Datetime.now() - datetime.timedelta(days=7)
+        for connection in self.search([("state", "=", "connected")]):
+            token = connection._token_sudo()
+            if not token.refreshed_at or token.refreshed_at < stale:
+                try:
+                    connection._refresh_tokens(force=True)
+                except UserError as exc:
+                    _logger.warning("billing_sync: keeping connection %s alive failed: %s",
+                                    connection.id, exc)
+
+    # ------------------------------------------------------------------ UI
+    def action_open_references(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "billing_sync.action_billing_sync_ledger_ref")
+        action["domain"] = [("connection_id", "=", self.id)]
+        action["context"] = {"default_connection_id": self.id, "search_default_group_kind": 1}
+        return action
+
+    def action_open_mappings(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "billing_sync.action_billing_sync_mapping")
+        action["domain"] = [("connection_id", "=", self.id)]
+        action["context"] = {"default_connection_id": self.id, "search_default_group_kind": 1}
+        return action
+
+
+def _all_production(key):
+    return {urls[key] for urls in PRODUCTION_URLS.values()}
+
+
+class BillingSyncConnectionOrg(models.Model):
+    """An organisation an authorisation reaches, offered for the administrator to pick."""
+
+    _name = "billing_sync.connection.org"
+    _description = "Ledger organisation to choose"
+    _order = "name"
+
+    connection_id = fields.Many2one("billing_sync.connection", required=True,
+                                    ondelete="cascade")
+    org_id = fields.Char(required=True)
+    name = fields.Char(required=True)

@@ -1,0 +1,203 @@
+"""The one interface every ledger adapter implements, and the plain values it trades in."""
+
+import abc
+import datetime
+from dataclasses import dataclass, field
+
+import requests
+
+from .errors import ConfigurationError, LedgerRejected, LedgerUnavailable
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens from a code exchange or a refresh; times are naive UTC, as Odoo stores them."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime.datetime
+    refresh_expires_at: datetime.datetime | None = None
+
+    @classmethod
+    def from_seconds(cls, access_token, refresh_token, expires_in, refresh_expires_in=None):
+        now = utcnow()
+        return cls(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=now + datetime.timedelta(seconds=int(expires_in or 0)),
+            refresh_expires_at=(now + datetime.timedelta(seconds=int(refresh_expires_in))
+                                if refresh_expires_in else None),
+        )
+
+    def __repr__(self):  # never print a token, even in a traceback
+        return f"TokenSet(expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """A ledger organisation the grant reaches (Xero tenant, QuickBooks company)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """What "Test connection" shows: the organisation and the rate-limit headroom."""
+
+    organisation: str
+    headroom: str
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    """One entry of the ledger's own vocabulary (account, tax, item, tracking, term)."""
+
+    kind: str
+    ledger_id: str
+    name: str
+    code: str = ""
+    parent_ledger_id: str = ""
+    rate: float | None = None
+    active: bool = True
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+# The kinds of reference data, shared by both providers.
+REFERENCE_KINDS = [
+    ("revenue_account", "Revenue account"),
+    ("bank_account", "Bank account"),
+    ("tax", "Tax rate / code"),
+    ("item", "Item"),
+    ("tracking_category", "Tracking category"),
+    ("tracking", "Tracking option / class / department"),
+    ("term", "Payment terms"),
+]
+
+
+_DISCOVERY = {}
+
+
+def is_loopback(url):
+    """True for a plain-http URL on this machine (the ledger sandbox)."""
+    return (url or "").startswith(("http://127.", "http://localhost", "http://[::1]"))
+
+
+def discovery(url, timeout=DEFAULT_TIMEOUT):
+    """The provider's OpenID discovery document (authorize/token/revoke endpoints), cached."""
+    doc = _DISCOVERY.get(url)
+    if doc is None:
+        try:
+            answer = requests.get(url, timeout=timeout)
+        except requests.RequestException as exc:
+            raise LedgerUnavailable(
+                f"The ledger's sign-in service at {url} cannot be reached ({type(exc).__name__})."
+            ) from exc
+        if answer.status_code != 200:
+            raise ConfigurationError(
+                f"The OAuth discovery URL {url} answered {answer.status_code}; check the "
+                "connection's OAuth URL."
+            )
+        try:
+            doc = answer.json()
+            doc["authorization_endpoint"]
+            doc["token_endpoint"]
+        except (ValueError, KeyError) as exc:
+            raise ConfigurationError(
+                f"{url} is not an OpenID discovery document; check the connection's OAuth URL."
+            ) from exc
+        _DISCOVERY[url] = doc
+    return doc
+
+
+def oauth_error(answer):
+    """(error code, description) of an OAuth2 error answer, without echoing secrets."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return "http_%s" % answer.status_code, ""
+    return body.get("error", "http_%s" % answer.status_code), body.get("error_description", "")
+
+
+def raise_for_transport(exc, what):
+    """Turn a requests/urllib3 failure into LedgerUnavailable."""
+    raise LedgerUnavailable(f"{what}: the ledger could not be reached ({type(exc).__name__}).") \
+        from exc
+
+
+class LedgerAdapter(abc.ABC):
+    """A ledger behind one interface. Construct one per connection and operation.
+
+    ``oauth_url`` is the provider's OpenID discovery document; ``api_url`` the API
+    base. Both default to production in the connection model; the sandbox
+    replaces them with its loopback address.
+    """
+
+    provider = None
+    label = None
+
+    def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT):
+        if not client_id or not client_secret:
+            raise ConfigurationError(
+                "The connection has no client id or client secret: copy them from your app "
+                "in the provider's developer portal."
+            )
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.oauth_url = oauth_url
+        self.api_url = (api_url or "").rstrip("/")
+        self.timeout = timeout
+
+    # -- OAuth2 -------------------------------------------------------------
+    @abc.abstractmethod
+    def authorization_url(self, redirect_uri, state):
+        """The consent page URL to send the administrator to."""
+
+    @abc.abstractmethod
+    def exchange_code(self, code, redirect_uri, realm_id=None):
+        """TokenSet for an authorization code; AuthorizationRevoked if it is refused."""
+
+    @abc.abstractmethod
+    def refresh(self, refresh_token):
+        """A new TokenSet (with the rotated refresh token)."""
+
+    @abc.abstractmethod
+    def revoke(self, refresh_token):
+        """Revoke the grant at the provider."""
+
+    # -- Organisation -------------------------------------------------------
+    @abc.abstractmethod
+    def organisations(self, access_token, realm_id=None):
+        """The organisations the token reaches, as a list of Organisation."""
+
+    @abc.abstractmethod
+    def test_connection(self, access_token, org_id):
+        """A ConnectionReport: the organisation's name and the rate-limit headroom."""
+
+    # -- Reference data ------------------------------------------------------
+    @abc.abstractmethod
+    def reference_data(self, access_token, org_id):
+        """Every ReferenceRecord the mappings pick from."""
+
+    # -- helpers --------------------------------------------------------------
+    def _token_request(self, url, form, what):
+        """POST to an OAuth2 token endpoint with HTTP Basic client authentication."""
+        try:
+            answer = requests.post(url, data=form, auth=(self.client_id, self.client_secret),
+                                   headers={"Accept": "application/json"}, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise_for_transport(exc, what)
+        if answer.status_code >= 500:
+            raise LedgerUnavailable(f"{what}: the ledger answered {answer.status_code}.",
+                                    status=answer.status_code)
+        if answer.status_code != 200:
+            error, description = oauth_error(answer)
+            raise LedgerRejected(f"{what}: {error}" + (f" ({description})" if description else ""),
+                                 status=answer.status_code)
+        return answer.json() if answer.content else {}  # revocation answers 200, empty
