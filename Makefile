@@ -7,6 +7,8 @@ ODOO_PYTHON ?= $(PYTHON)
 TEST_DB     ?= billing_sync_test
 DEMO_DB     ?= billing_sync_demo
 HTTP_PORT   ?= 8069
+# the ledger sandbox: Xero on SANDBOX_PORT, QuickBooks Online on the next port
+SANDBOX_PORT ?= 8070
 BUILD       := .build
 HARNESS     := ODOO_PYTHON=$(ODOO_PYTHON) $(PYTHON) tools/harness.py
 PYTEST_ARGS ?=
@@ -16,7 +18,7 @@ export ODOO_PYTHON
 .PHONY: help deps test-deps check demo test lint clean
 
 help:
-	@echo "make demo   - demo database with sample clients and proposals, served at http://localhost:$(HTTP_PORT) (admin/admin)"
+	@echo "make demo   - demo database (sample clients, proposals, sandbox ledgers) at http://localhost:$(HTTP_PORT) (admin/admin)"
 	@echo "make test   - fresh test database with billing_sync, then the whole test suite"
 	@echo "make lint   - ruff + pylint-odoo checks"
 
@@ -43,11 +45,15 @@ test: test-deps
 demo: deps
 	@$(HARNESS) postgres
 	@$(HARNESS) check-port $(HTTP_PORT)
+	@$(HARNESS) check-port $(SANDBOX_PORT)
+	@$(HARNESS) check-port $$(($(SANDBOX_PORT) + 1))
 	@$(HARNESS) config $(BUILD)/odoo-$(DEMO_DB).conf $(DEMO_DB) --http-port $(HTTP_PORT)
 	@echo "billing_sync: preparing demo database $(DEMO_DB)"
 	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf
+	@$(HARNESS) demo-connections $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)
+	@echo "billing_sync: ledger sandbox: Xero http://127.0.0.1:$(SANDBOX_PORT), QuickBooks http://127.0.0.1:$$(($(SANDBOX_PORT) + 1))"
 	@echo "billing_sync: serving http://localhost:$(HTTP_PORT)  (login admin / password admin; Ctrl-C stops)"
-	@$(ODOO_PYTHON) -m odoo -c $(BUILD)/odoo-$(DEMO_DB).conf -d $(DEMO_DB) --log-level=warn
+	@$(HARNESS) serve-demo $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)
 
 lint:
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt \

@@ -435,19 +435,29 @@ def demo_connections(dbname, conf, xero_url, qbo_url):
 
 
 def serve_demo(dbname, conf, sandbox_port):
-    """Run the ledger sandbox beside Odoo; stop it when Odoo stops."""
-    sandbox = subprocess.Popen(  # noqa: S603 -- our own module
+    """Run the ledger sandbox beside Odoo; whichever way this ends, stop both."""
+    import signal
+
+    # SIGTERM (kill, a closing terminal) must clean up like Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    children = [subprocess.Popen(  # noqa: S603 -- our own module
         [sys.executable, "-m", "ledger_sandbox", "--provider", "both",
          "--port", str(sandbox_port), "--qbo-port", str(sandbox_port + 1)],
-        cwd=ROOT, stdout=subprocess.DEVNULL)
+        cwd=ROOT, stdout=subprocess.DEVNULL)]
     try:
-        return subprocess.call([_odoo_python(), "-m", "odoo", "-c", str(conf), "-d", dbname,
-                                "--log-level=warn"])
+        children.append(subprocess.Popen(
+            [_odoo_python(), "-m", "odoo", "-c", str(conf), "-d", dbname, "--log-level=warn"]))
+        return children[-1].wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def main(argv=None):
