@@ -304,13 +304,18 @@ class RateLimiter:
     def peek(self, key: str) -> Decision:
         """Return the remaining quotas for ``key`` without consuming any."""
         with self._lock:
-            now = self.clock()
-            minute = self._minute.setdefault(key, collections.deque())
-            day = self._day.setdefault(key, collections.deque())
-            self._prune(minute, now, self.window_seconds)
-            self._prune(day, now, self.day_seconds)
+            _now, minute, day = self._windows(key)
             return Decision(True, None, 0, self._left(self.per_minute, minute),
                             self._left(self.per_day, day))
+
+    def _windows(self, key: str) -> tuple[float, collections.deque, collections.deque]:
+        # (now, minute window, day window) of ``key``, expired calls dropped; hold _lock
+        now = self.clock()
+        minute = self._minute.setdefault(key, collections.deque())
+        day = self._day.setdefault(key, collections.deque())
+        self._prune(minute, now, self.window_seconds)
+        self._prune(day, now, self.day_seconds)
+        return now, minute, day
 
     @staticmethod
     def _left(limit: int | None, stamps: collections.deque) -> int | None:
@@ -319,11 +324,7 @@ class RateLimiter:
     def acquire(self, key: str) -> Decision:
         """Try to start one call for ``key``; on success it counts against every limit."""
         with self._lock:
-            now = self.clock()
-            minute = self._minute.setdefault(key, collections.deque())
-            day = self._day.setdefault(key, collections.deque())
-            self._prune(minute, now, self.window_seconds)
-            self._prune(day, now, self.day_seconds)
+            now, minute, day = self._windows(key)
             min_left = self._left(self.per_minute, minute)
             day_left = self._left(self.per_day, day)
             if self.per_day is not None and len(day) >= self.per_day:

@@ -59,7 +59,12 @@ class LedgerSandboxMixin:
     and helpers to create and authorise connections against them."""
 
     @classmethod
-    def start_sandboxes(cls):
+    def start_sandboxes(cls, test_mode=False):
+        """Start both sandboxes for the class; with ``test_mode``, cursors the code
+        opens itself (token refresh) share the test's transaction."""
+        if test_mode:
+            cls.registry.enter_test_mode(cls.cr)
+            cls.addClassCleanup(cls.registry.leave_test_mode)
         from ledger_sandbox.core import SandboxServer
         from ledger_sandbox.qbo.app import QboSandbox
         from ledger_sandbox.xero.app import XeroSandbox

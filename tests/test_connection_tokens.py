@@ -29,11 +29,7 @@ class TestTokens(LedgerSandboxMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_sandboxes()
-        # the refresh saves tokens through a cursor of its own: in tests it must
-        # share this transaction
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.start_sandboxes(test_mode=True)
         cls.admin = make_user(cls.env, "bs_tok_admin", ADMIN)
 
     def setUp(self):

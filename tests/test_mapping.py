@@ -13,9 +13,7 @@ class TestReferenceData(LedgerSandboxMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_sandboxes()
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.start_sandboxes(test_mode=True)
         cls.admin = make_user(cls.env, "bs_map_admin", ADMIN)
 
     def setUp(self):
@@ -89,9 +87,7 @@ class TestMappings(LedgerSandboxMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_sandboxes()
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.start_sandboxes(test_mode=True)
         cls.xero.reset()
         cls.admin = make_user(cls.env, "bs_map_admin2", f"{ADMIN},account.group_account_invoice")
         connection = cls.env["billing_sync.connection"].with_user(cls.admin).create(

@@ -15,6 +15,13 @@ KINDS = {
 ANY_OF = {"product", "product_category"}
 
 
+def _ledger_ref(string, kind):
+    """A pick from this connection's imported ledger codes of one kind."""
+    return fields.Many2one(
+        "billing_sync.ledger.ref", string=string,
+        domain=f"[('connection_id', '=', connection_id), ('kind', '=', '{kind}')]")
+
+
 class BillingSyncMapping(models.Model):
     """Odoo's vocabulary mapped to one ledger's: products, taxes, tracking, banks, terms."""
 
@@ -49,24 +56,12 @@ class BillingSyncMapping(models.Model):
                                  domain="[('type', 'in', ('bank', 'cash'))]")
     payment_term_id = fields.Many2one("account.payment.term", ondelete="cascade")
 
-    item_id = fields.Many2one("billing_sync.ledger.ref", string="Ledger item",
-                              domain="[('connection_id', '=', connection_id), "
-                                     "('kind', '=', 'item')]")
-    account_id = fields.Many2one("billing_sync.ledger.ref", string="Revenue account",
-                                 domain="[('connection_id', '=', connection_id), "
-                                        "('kind', '=', 'revenue_account')]")
-    tax_ref_id = fields.Many2one("billing_sync.ledger.ref", string="Ledger tax",
-                                 domain="[('connection_id', '=', connection_id), "
-                                        "('kind', '=', 'tax')]")
-    tracking_id = fields.Many2one("billing_sync.ledger.ref", string="Tracking",
-                                  domain="[('connection_id', '=', connection_id), "
-                                         "('kind', '=', 'tracking')]")
-    bank_account_id = fields.Many2one("billing_sync.ledger.ref", string="Ledger bank account",
-                                      domain="[('connection_id', '=', connection_id), "
-                                             "('kind', '=', 'bank_account')]")
-    term_id = fields.Many2one("billing_sync.ledger.ref", string="Ledger terms",
-                              domain="[('connection_id', '=', connection_id), "
-                                     "('kind', '=', 'term')]")
+    item_id = _ledger_ref("Ledger item", "item")
+    account_id = _ledger_ref("Revenue account", "revenue_account")
+    tax_ref_id = _ledger_ref("Ledger tax", "tax")
+    tracking_id = _ledger_ref("Tracking", "tracking")
+    bank_account_id = _ledger_ref("Ledger bank account", "bank_account")
+    term_id = _ledger_ref("Ledger terms", "term")
     source_key = fields.Char(compute="_compute_source", store=True, index=True)
     source_name = fields.Char(string="Odoo record", compute="_compute_source", store=True)
 
