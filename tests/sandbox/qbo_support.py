@@ -154,3 +154,68 @@ def qbo_webhooks(qbo_sandbox):
     qbo_sandbox.app.webhook.flush(2.0)
     qbo_sandbox.app.configure(webhook_url=None)
     receiver.close()
+
+
+# --------------------------------------------------------------------------- push layer (issue 6)
+# The adapter under test is billing_sync.services.ledger.qbo: plain Python, but the package
+# ``billing_sync`` is an Odoo addon whose __init__ imports its models (and Odoo refuses
+# ``billing_sync.models`` imported outside ``odoo.addons``).  A bare package object pointing at
+# the addon's directory lets ``billing_sync.services...`` import normally (its own __init__
+# files run, the addon's top-level one does not), without Odoo and without a database.
+def _billing_sync_services_importable():
+    import importlib.util
+    import pathlib
+    import sys
+    import types
+
+    if "billing_sync" in sys.modules:
+        return
+    root = pathlib.Path(__file__).resolve().parents[2] / "billing_sync"
+    package = types.ModuleType("billing_sync")
+    package.__path__ = [str(root)]
+    package.__spec__ = importlib.util.spec_from_loader("billing_sync", None, is_package=True)
+    package.__spec__.submodule_search_locations = [str(root)]
+    sys.modules["billing_sync"] = package
+
+
+_billing_sync_services_importable()
+
+
+class QboPush:
+    """A QboAdapter on the sandbox, with a live access token for the default realm."""
+
+    def __init__(self, server, timeout=5.0):
+        from billing_sync.services.ledger.qbo import QboAdapter
+        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+        self.server = server
+        self.app = server.app
+        self.connection = QboConnection(server)
+        self.token = self.connection.auth.access_token
+        self.realm = self.connection.auth.realm_id
+        self.adapter = QboAdapter(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+                                  server.url + "/.well-known/openid_sandbox_configuration",
+                                  server.url, timeout=timeout)
+
+    def push(self, kind, items, key):
+        """adapter.push on the default realm."""
+        return self.adapter.push(self.token, self.realm, kind, items, key)
+
+    def find_contacts(self, candidates):
+        """adapter.find_contacts on the default realm."""
+        return self.adapter.find_contacts(self.token, self.realm, candidates)
+
+    def ledger(self):
+        """The realm's entity store (to look at what the push left there)."""
+        return self.app.realms[self.realm]
+
+    def api_requests(self):
+        """API requests counted by the sandbox (the /v3 endpoints), by endpoint label."""
+        counts = self.app.counters.snapshot()["by_endpoint"]
+        return {label: sum(statuses.values()) for label, statuses in counts.items()
+                if "/v3/" in label}
+
+    def reset_counters(self):
+        """Start counting requests from zero."""
+        self.app.counters.reset()
+

@@ -69,6 +69,38 @@ class ReferenceRecord:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+@dataclass
+class PushItem:
+    """One object to create or update in the ledger (see the adapters' ``push``).
+
+    ``key`` correlates the result (e.g. "account.move,42"); ``ledger_id`` set
+    means update; ``version`` is the last known remote version (QBO SyncToken).
+    ``values`` is provider-neutral: the adapters' payload modules map it.
+    """
+
+    key: str
+    kind: str
+    values: dict
+    ledger_id: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class PushResult:
+    """What the ledger said about one PushItem."""
+
+    key: str
+    ok: bool
+    ledger_id: str | None = None
+    number: str | None = None
+    version: str | None = None
+    url: str | None = None
+    error: Exception | None = None
+
+
+PUSH_KINDS = ("contact", "invoice", "credit_note", "payment", "void_invoice")
+
+
 # The kinds of reference data, shared by both providers.
 REFERENCE_KINDS = [
     ("revenue_account", "Revenue account"),

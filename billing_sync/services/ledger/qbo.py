@@ -5,6 +5,7 @@ and python-quickbooks builds every URL from ``api_url_v3``: those two are the
 only things set differently for the sandbox.
 """
 
+import json
 import os
 
 import requests
@@ -18,14 +19,17 @@ from quickbooks.objects.company_info import CompanyInfo
 from quickbooks.objects.department import Department
 from quickbooks.objects.item import Item
 from quickbooks.objects.taxcode import TaxCode
+from quickbooks.objects.taxrate import TaxRate
 from quickbooks.objects.term import Term
 from quickbooks.objects.trackingclass import Class
 from requests.adapters import HTTPAdapter
 
+from . import qbo_payloads as payloads
 from .base import (
     ConnectionReport,
     LedgerAdapter,
     Organisation,
+    PushResult,
     ReferenceRecord,
     TokenSet,
     is_loopback,
@@ -41,6 +45,13 @@ from .errors import (
 
 MINOR_VERSION = 75
 PAGE = 1000  # QBO's MAXRESULTS ceiling
+BATCH_MAX = 30  # BatchItemRequest per /batch call (Intuit's ceiling)
+IN_LIST_MAX = 50  # values per IN (...) of one query statement
+WEB_APP = "https://app.qbo.intuit.com/app/"
+WEB_PATHS = {"contact": "customerdetail?nameId=", "invoice": "invoice?txnId=",
+             "void_invoice": "invoice?txnId=", "credit_note": "creditmemo?txnId=",
+             "payment": "recvpayment?txnId="}
+BALANCES_BID = "_invoice_balances"
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -53,6 +64,34 @@ class _TimeoutAdapter(HTTPAdapter):
     def send(self, request, **kwargs):
         kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)
+
+
+class _BearerGrant:
+    """What python-quickbooks reads from an AuthClient to open its session for API calls."""
+
+    environment = "custom"  # not "sandbox": QuickBooks.api_url then reads api_url_v3
+    refresh_token = None
+
+    def __init__(self, client_id, access_token, realm_id):
+        self.client_id = client_id
+        self.access_token = access_token
+        self.realm_id = realm_id
+
+
+def _retry_after(answer, default=60):
+    """Seconds from a Retry-After header; Intuit sends none and documents "wait 60 s"."""
+    value = (answer.headers.get("Retry-After") or "").strip()
+    return int(value) if value.isdigit() else default
+
+
+def _chunks(seq, size):
+    seq = list(seq)
+    return [seq[i:i + size] for i in range(0, len(seq), size)]
+
+
+def _id_order(value):
+    text = str(value)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
 def _translate(exc, what):
@@ -140,7 +179,13 @@ class QboAdapter(LedgerAdapter):
             # ledger sandbox is ever reached that way (the model refuses other
             # http URLs), so the switch is set for it alone.
             os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
-        auth = self._auth(access_token=access_token, realm_id=realm_id)
+        if not access_token:
+            raise AccessTokenExpired("QuickBooks needs an access token; refresh the connection.",
+                                     status=401)
+        # python-quickbooks opens its own OAuth2 session from these three values; a full
+        # intuitlib AuthClient would first fetch the OpenID discovery document (one more
+        # request per push, and one without a timeout).
+        auth = _BearerGrant(self.client_id, access_token, realm_id)
         qb = QuickBooks(auth_client=auth, company_id=realm_id, minorversion=MINOR_VERSION)
         qb.api_url_v3 = self.api_url + "/v3"
         for scheme in ("http://", "https://"):
@@ -191,10 +236,17 @@ class QboAdapter(LedgerAdapter):
                 records.append(ReferenceRecord(
                     kind=kind, ledger_id=str(acc.Id), name=acc.FullyQualifiedName or acc.Name,
                     code=acc.AcctNum or "", active=bool(acc.Active)))
+        rates = {str(rate.Id): float(rate.RateValue or 0)
+                 for rate in self._all("Importing QuickBooks tax rates", TaxRate, qb)}
         for tax in self._all("Importing QuickBooks tax codes", TaxCode, qb):
+            # a code's sales rate is the sum of the rates it applies
+            details = getattr(tax.SalesTaxRateList, "TaxRateDetail", None) or []
+            rate = sum(rates.get(str(d.TaxRateRef.value), 0.0) for d in details
+                       if getattr(d, "TaxRateRef", None))
             records.append(ReferenceRecord(
                 kind="tax", ledger_id=str(tax.Id), name=tax.Name, code=tax.Name,
-                active=bool(tax.Active), extra={"taxable": bool(tax.Taxable)}))
+                rate=rate if tax.Taxable else 0.0, active=bool(tax.Active),
+                extra={"taxable": bool(tax.Taxable)}))
         for item in self._all("Importing QuickBooks items", Item, qb):
             if item.Type == "Category":
                 continue
@@ -212,3 +264,337 @@ class QboAdapter(LedgerAdapter):
                 kind="term", ledger_id=str(term.Id), name=term.Name, active=bool(term.Active),
                 extra={"due_days": term.DueDays}))
         return records
+
+    # -- Push -----------------------------------------------------------------
+    # Intuit's documented ceilings per company (realm): 500 requests a minute, 10 at
+    # once, 40 /batch calls a minute; no daily cap.
+    LIMITS = {"per_minute": 500, "per_day": None, "concurrent": 10, "batch_per_minute": 40,
+              "per_second": 10}
+    last_headroom = None
+
+    def batch_size(self, kind):
+        """Items per push: 30 operations per /batch; credit notes 29, so that the query of
+        their invoices' open balances rides in the same call."""
+        return BATCH_MAX - 1 if kind == "credit_note" else BATCH_MAX
+
+    def web_url(self, kind, ledger_id, org_id):
+        """The object in QuickBooks' web app (the signed-in user's company)."""
+        path = WEB_PATHS.get(kind)
+        return f"{WEB_APP}{path}{ledger_id}" if path and ledger_id else None
+
+    def push(self, access_token, org_id, kind, items, idempotency_key):
+        """Create or update ``items`` (one kind) in ONE /batch call with requestid =
+        ``idempotency_key`` (QuickBooks replays its first answer to a repeated id).
+
+        Extra calls, only when needed: one query for the SyncTokens of updates that came
+        without ``version`` (and, for payments, for the customers of their invoices when
+        ``contact_ref`` is absent); one more /batch re-sending items refused as stale
+        (Fault 5010) with freshly read SyncTokens; for credit notes, one /batch of the zero
+        Payments that apply them to their invoices. Returns one PushResult per item, in
+        order; raises RateLimited / LedgerUnavailable / AccessTokenExpired /
+        AuthorizationRevoked for failures of the whole call.
+        """
+        entity = payloads.ENTITY_OF_KIND.get(kind)
+        if entity is None:
+            raise ValueError(f"unknown push kind {kind!r}")
+        items = list(items)
+        if len(items) > BATCH_MAX:  # the caller sized it wrongly: still one key per call
+            out = []
+            for n, part in enumerate(_chunks(items, BATCH_MAX)):
+                out += self.push(access_token, org_id, kind, part,
+                                 payloads.request_id(idempotency_key, f"part{n}"))
+            return out
+        if not items:
+            return []
+        qb = self.client(access_token, org_id)
+        what = f"Sending {kind.replace('_', ' ')}s to QuickBooks"
+        results = {}
+
+        current = self._read_many(qb, entity, [i.ledger_id for i in items
+                                               if i.ledger_id and not i.version], what)
+        customers = {}
+        if kind == "payment":
+            invoices = self._read_many(qb, "Invoice", [
+                i.values.get("invoice_ref") for i in items
+                if not i.values.get("contact_ref") and i.values.get("invoice_ref")], what)
+            customers = {iid: (inv.get("CustomerRef") or {}).get("value")
+                         for iid, inv in invoices.items()}
+
+        operations, planned = [], {}
+        for item in items:
+            version = item.version or (current.get(str(item.ledger_id)) or {}).get("SyncToken")
+            try:
+                if item.ledger_id and version is None:
+                    raise payloads.PayloadError(
+                        f"QuickBooks has no {entity} {item.ledger_id} any more (deleted or "
+                        "merged there); unlink it to create it again.")
+                body = self._body(kind, item, version, customers)
+            except payloads.PayloadError as exc:
+                results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                               error=LedgerRejected(str(exc)))
+                continue
+            operation = "void" if kind == "void_invoice" else (
+                "update" if item.ledger_id else "create")
+            planned[item.key] = operation
+            operations.append({"bId": item.key, "operation": operation, entity: body})
+        if kind == "credit_note" and len(operations) < BATCH_MAX:
+            balances = self._balances_query(items, planned)
+            if balances:
+                operations.append({"bId": BALANCES_BID, "Query": balances})
+
+        answers = {}
+        if operations:
+            try:
+                answers = self._batch(qb, operations, payloads.request_id(idempotency_key),
+                                      what)
+            except LedgerRejected as exc:  # the whole call refused: every item says why
+                for key in planned:
+                    results[key] = PushResult(key, False, error=exc)
+                return [results[item.key] for item in items]
+            answers.update(self._retry_stale(qb, kind, entity, items, planned, answers,
+                                             customers, idempotency_key, what))
+        for item in items:
+            if item.key not in results:
+                results[item.key] = self._result(kind, entity, item, answers.get(item.key),
+                                                 org_id)
+        if kind == "credit_note":
+            self._apply_credits(qb, items, results, answers, idempotency_key, what)
+        return [results[item.key] for item in items]
+
+    def find_contacts(self, access_token, org_id, candidates):
+        """{candidate key: Customer Id} for candidates already in QuickBooks.
+
+        One /batch call carries every query (by e-mail, by display name; 50 values per
+        IN list, 30 queries per call). QuickBooks cannot query customers by tax id
+        (PrimaryTaxIdentifier is not filterable, and is returned masked), so the tax id
+        only decides between customers found by e-mail or name; then e-mail, then the
+        exact (case-insensitive, as QuickBooks' names are unique that way) display name.
+        """
+        candidates = [c for c in candidates or [] if c.get("key")]
+        emails = sorted({str(c["email"]).strip().lower() for c in candidates
+                         if c.get("email")})
+        names = sorted({payloads.display_name(c["name"]) for c in candidates
+                        if c.get("name")} - {""})
+        queries = []
+        for chunk in _chunks(emails, IN_LIST_MAX):
+            # Intuit filters PrimaryEmailAddr by its address; the sandbox only resolves the
+            # dotted form. Both ride in the same call; a Fault on either is ignored.
+            for prop in ("PrimaryEmailAddr", "PrimaryEmailAddr.Address"):
+                queries.append(payloads.select_in("Customer", prop, chunk, max_results=PAGE))
+        for chunk in _chunks(names, IN_LIST_MAX):
+            queries.append(payloads.select_in("Customer", "DisplayName", chunk,
+                                              max_results=PAGE))
+        if not queries:
+            return {}
+        qb = self.client(access_token, org_id)
+        rows = {}
+        for part in _chunks(queries, BATCH_MAX):
+            answers = self._batch(qb, [{"bId": f"q{n}", "Query": q} for n, q in enumerate(part)],
+                                  None, "Looking for customers in QuickBooks")
+            for answer in answers.values():
+                for row in (answer.get("QueryResponse") or {}).get("Customer") or []:
+                    rows[str(row["Id"])] = row
+        by_tax, by_email, by_name = {}, {}, {}
+        for row_id in sorted(rows, key=_id_order):  # the oldest customer wins a tie
+            row = rows[row_id]
+            by_tax.setdefault(_tax_key(row.get("PrimaryTaxIdentifier")), []).append(row_id)
+            address = ((row.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
+            if address:
+                by_email.setdefault(address, row_id)
+            by_name.setdefault(payloads.display_name(row.get("DisplayName")).lower(), row_id)
+        found = {}
+        for cand in candidates:
+            email = str(cand.get("email") or "").strip().lower()
+            name = payloads.display_name(cand.get("name")).lower()
+            tax = _tax_key(cand.get("tax_id"))
+            seen = [by_email.get(email), by_name.get(name)]
+            taxed = [rid for rid in by_tax.get(tax, []) if tax] if tax else []
+            hit = next((rid for rid in seen if rid and rid in taxed), None)
+            hit = hit or (by_email.get(email) if email else None) or (
+                by_name.get(name) if name else None)
+            if hit:
+                found[cand["key"]] = hit
+        return found
+
+    # -- push helpers -----------------------------------------------------------
+    def _body(self, kind, item, version, customers):
+        values = item.values or {}
+        if kind == "contact":
+            return payloads.customer(values, item.ledger_id, version)
+        if kind in ("invoice", "credit_note"):
+            return payloads.sales_form(values, item.ledger_id, version)
+        if kind == "payment":
+            customer = values.get("contact_ref") or customers.get(str(values.get("invoice_ref")))
+            return payloads.payment(values, customer, item.ledger_id, version)
+        return payloads.void(item.ledger_id, version)
+
+    def _result(self, kind, entity, item, answer, org_id):
+        if not answer:
+            return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
+                "QuickBooks did not answer for this item."))
+        if answer.get("Fault"):
+            text, details = payloads.fault_text(answer["Fault"])
+            return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
+                f"QuickBooks refused it: {text}", details=details))
+        obj = answer.get(entity) or {}
+        ledger_id = str(obj.get("Id") or item.ledger_id or "")
+        return PushResult(
+            item.key, True, ledger_id=ledger_id,
+            number=obj.get("DocNumber") if kind in ("invoice", "credit_note", "void_invoice")
+            else None,
+            version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
+            url=self.web_url(kind, ledger_id, org_id))
+
+    def _retry_stale(self, qb, kind, entity, items, planned, answers, customers, key, what):
+        """Fault 5010 (someone changed it since our SyncToken): re-read those objects,
+        re-apply our values on the current SyncToken and send them once more."""
+        stale = [i for i in items if i.key in planned and "5010" in payloads.fault_codes(
+            (answers.get(i.key) or {}).get("Fault"))]
+        if not stale:
+            return {}
+        fresh = self._read_many(qb, entity, [i.ledger_id for i in stale], what)
+        operations, tokens = [], []
+        for item in stale:
+            token = (fresh.get(str(item.ledger_id)) or {}).get("SyncToken")
+            if token is None:
+                continue  # gone meanwhile: the stale Fault stands
+            operations.append({"bId": item.key, "operation": planned[item.key],
+                               entity: self._body(kind, item, token, customers)})
+            tokens.append(f"{item.ledger_id}.{token}")
+        if not operations:
+            return {}
+        # keyed by the SyncTokens read: a replay of this push replays this retry too
+        return self._batch(qb, operations, payloads.request_id(key, "stale", *tokens), what)
+
+    @staticmethod
+    def _balances_query(items, planned):
+        ids = sorted({str(a.get("invoice_ref")) for i in items if i.key in planned
+                      for a in (i.values.get("allocations") or []) if a.get("invoice_ref")},
+                     key=_id_order)[:IN_LIST_MAX]
+        if not ids:
+            return None
+        return payloads.select_in("Invoice", "Id", ids, max_results=PAGE)
+
+    def _apply_credits(self, qb, items, results, answers, key, what):
+        """Apply each new credit note to its invoice: one /batch of zero Payments linking
+        the CreditMemo and the Invoice. A refusal does not undo the credit note (it exists
+        in QuickBooks): its result stays ok, with ``error`` saying what was not applied;
+        the next push of that credit note tries again."""
+        rows = ((answers.get(BALANCES_BID) or {}).get("QueryResponse") or {}).get("Invoice")
+        balances = {str(r["Id"]): float(r.get("Balance") or 0.0) for r in rows or []}
+        operations, owner = [], {}
+        for item in items:
+            result, memo = results[item.key], (answers.get(item.key) or {}).get("CreditMemo")
+            allocations = item.values.get("allocations") or []
+            if not (result.ok and memo and allocations):
+                continue
+            if any(t.get("TxnType") == "Payment" for t in memo.get("LinkedTxn") or []):
+                continue  # applied already (an update of an allocated credit note)
+            remaining = float(memo.get("RemainingCredit", memo.get("TotalAmt")) or 0.0)
+            for n, alloc in enumerate(allocations):
+                invoice_id = str(alloc.get("invoice_ref") or "")
+                amount = min(payloads.money(alloc.get("amount")), remaining,
+                             balances.get(invoice_id, float("inf")))
+                if not invoice_id or amount <= 0:
+                    result.error = LedgerRejected(
+                        f"Credit note {memo.get('DocNumber')} was not applied to invoice "
+                        f"{invoice_id or '?'}: nothing is left open on it.")
+                    continue
+                remaining -= amount
+                bid = f"{item.key}#{n}"
+                owner[bid] = item.key
+                operations.append({"bId": bid, "operation": "create", "Payment":
+                                   payloads.credit_application(
+                                       memo["CustomerRef"]["value"], memo["Id"], invoice_id,
+                                       amount, alloc.get("date"),
+                                       note=f"Credit note {memo.get('DocNumber')} applied")})
+        if not operations:
+            return
+        try:
+            applied = self._batch(qb, operations, payloads.request_id(key, "apply"), what)
+        except LedgerRejected as exc:
+            applied = {bid: {"Fault": {"Error": [{"Message": str(exc)}]}} for bid in owner}
+        for bid, item_key in owner.items():
+            fault = (applied.get(bid) or {}).get("Fault")
+            if fault or bid not in applied:
+                text, details = payloads.fault_text(fault)
+                results[item_key].error = LedgerRejected(
+                    "The credit note is in QuickBooks but was not applied to its invoice: "
+                    + text, details=details)
+
+    def _read_many(self, qb, entity, ids, what):
+        """{Id: entity} for ids, one query per 50 ids (inactive customers included)."""
+        ids = sorted({str(i) for i in ids if i}, key=_id_order)
+        out = {}
+        for chunk in _chunks(ids, IN_LIST_MAX):
+            also = "Active IN (true, false)" if entity == "Customer" else ""
+            statement = payloads.select_in(entity, "Id", chunk, also=also, max_results=PAGE)
+            answer = self._send(qb, "query", statement, what, content_type="application/text")
+            for row in (answer.get("QueryResponse") or {}).get(entity) or []:
+                out[str(row["Id"])] = row
+        return out
+
+    def _batch(self, qb, operations, request_id, what):
+        """POST one IntuitBatchRequest; {bId: BatchItemResponse}."""
+        params = {"requestid": request_id} if request_id else {}
+        answer = self._send(qb, "batch", {"BatchItemRequest": operations}, what, params=params)
+        return {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
+
+    def _send(self, qb, endpoint, body, what, params=None, content_type="application/json"):
+        """POST through python-quickbooks' own authenticated session (``process_request``),
+        not ``make_request``: the latter never looks at the HTTP status, so a 429 would
+        arrive as a validation error (JSON) or a generic one (XML) without its headers."""
+        url = f"{qb.api_url}/company/{qb.company_id}/{endpoint}"
+        headers = {"Content-Type": content_type, "Accept": "application/json",
+                   "User-Agent": "python-quickbooks V3 library"}
+        params = {"minorversion": qb.minorversion, **(params or {})}
+        data = body if isinstance(body, str) else json.dumps(body)
+        self.last_headroom = {"minute_remaining": None, "day_remaining": None}  # none sent
+        try:
+            answer = qb.process_request("POST", url, headers=headers, params=params, data=data)
+        except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
+            raise _translate(exc, what) from exc
+        return _read_answer(answer, what)
+
+
+def _tax_key(value):
+    return "".join(ch for ch in str(value or "").upper() if ch.isalnum())
+
+
+def _read_answer(answer, what):
+    """The JSON of a QuickBooks answer, or the LedgerError its status and Fault mean."""
+    status = answer.status_code
+    if status == 429:
+        raise RateLimited(f"{what}: QuickBooks' rate limit was reached.",
+                          retry_after=_retry_after(answer))
+    if status == 401:
+        raise AccessTokenExpired(f"{what}: QuickBooks refused the access token (401).",
+                                 status=401)
+    if status == 403:
+        raise AuthorizationRevoked(f"{what}: QuickBooks refused access (403); reconnect it.",
+                                   status=403)
+    if status >= 500:
+        raise LedgerUnavailable(f"{what}: QuickBooks answered {status}.", status=status)
+    try:
+        result = answer.json()
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        if status == 200:
+            raise LedgerUnavailable(f"{what}: QuickBooks sent an unreadable answer.",
+                                    status=status)
+        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status)
+    fault = result.get("Fault")
+    if fault:
+        text, details = payloads.fault_text(fault)
+        codes = payloads.fault_codes(fault)
+        if codes & {"3001", "3003"}:
+            raise RateLimited(f"{what}: QuickBooks' rate limit was reached.",
+                              retry_after=_retry_after(answer))
+        if any(code.isdigit() and int(code) >= 10000 for code in codes):
+            raise LedgerUnavailable(f"{what}: QuickBooks failed ({text[:160]}).", status=500)
+        raise LedgerRejected(f"{what}: QuickBooks said: {text}", status=status,
+                             details=details)
+    if status != 200:
+        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status)
+    return result

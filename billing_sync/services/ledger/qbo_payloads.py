@@ -1,0 +1,268 @@
+"""Provider-neutral push values -> QuickBooks Online v3 JSON (pure functions, no HTTP).
+
+Each function takes the ``values`` dict of a PushItem (see ``base.PushItem`` and the push
+contract) and returns the entity body a ``BatchItemRequest`` carries. The choices that are
+QuickBooks' own, and why:
+
+- a line discount becomes a discounted ``UnitPrice`` with ``Amount`` = the net line total:
+  QuickBooks has no per-line discount percent, and its single transaction-level discount
+  line would spread one rate over lines whose tax codes differ;
+- tracking ``Class:<id>`` goes on the line (``ClassRef``); ``Department:<id>`` is a
+  transaction-level ``DepartmentRef`` in QuickBooks (the first one wins);
+- QuickBooks has no draft invoices: ``status`` is not sent;
+- the reference (proposal) is the customer-visible ``CustomerMemo``;
+- updates are sparse (``"sparse": true``): only the properties we own change, so what a
+  bookkeeper added in QuickBooks (a memo, an e-mail CC, ...) survives our next push;
+- a credit note's allocation is a Payment of 0 linking the CreditMemo and the Invoice (how
+  QuickBooks applies a credit; its "automatically apply credits" setting may be off).
+"""
+
+import hashlib
+
+TOTAL_DIGITS = 2
+UNIT_PRICE_DIGITS = 7  # QuickBooks keeps unit prices to 7 decimals; amounts to cents
+DOC_NUMBER_MAX = 21  # QuickBooks' DocNumber and PaymentRefNum length
+NAME_MAX = 500
+REQUEST_ID_MAX = 36  # Intuit's requestid limit on /batch (50 on single-entity calls)
+
+ENTITY_OF_KIND = {
+    "contact": "Customer",
+    "invoice": "Invoice",
+    "credit_note": "CreditMemo",
+    "payment": "Payment",
+    "void_invoice": "Invoice",
+}
+
+
+class PayloadError(ValueError):
+    """The values cannot become a QuickBooks body (caught per item: that item fails)."""
+
+
+def money(value):
+    """A float rounded to cents (QuickBooks' amounts)."""
+    return round(float(value or 0.0), TOTAL_DIGITS)
+
+
+def ref(value, name=None):
+    """A ReferenceType, or None for an empty id."""
+    if value in (None, "", False):
+        return None
+    out = {"value": str(value)}
+    if name:
+        out["name"] = name
+    return out
+
+
+def display_name(name):
+    """A Customer DisplayName QuickBooks accepts: ``:`` separates sub-customers in its fully
+    qualified names and tabs/newlines are refused, so they are replaced; the name is trimmed
+    to QuickBooks' length. Used for creating and for matching, so both agree."""
+    text = " ".join(str(name or "").replace(":", "-").split())
+    return text[:NAME_MAX]
+
+
+def quote(value):
+    """A single-quoted string literal of Intuit's query language."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def select_in(entity, prop, values, also="", max_results=1000):
+    """``SELECT * FROM entity WHERE prop IN (...)``: every value goes through quote(); the
+    entity, the property and ``also`` are our own constants, never user input."""
+    listed = ", ".join(quote(v) for v in values)
+    where = f"{prop} IN ({listed})" + (f" AND {also}" if also else "")
+    return f"SELECT * FROM {entity} WHERE {where} MAXRESULTS {max_results}"  # noqa: S608
+
+
+def request_id(key, *parts):
+    """The ``requestid`` for an idempotency key (and a sub-step of the same push).
+
+    Deterministic, so a retry sends the same id; short enough for /batch (36 characters):
+    a longer key is hashed.
+    """
+    text = ":".join([key, *[str(p) for p in parts if p not in (None, "")]])
+    if len(text) <= REQUEST_ID_MAX:
+        return text
+    return "bs-" + hashlib.sha256(text.encode()).hexdigest()[: REQUEST_ID_MAX - 3]
+
+
+def _clean(body):
+    """Drop None values (QuickBooks reads an absent property as "not given")."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _envelope(body, ledger_id, version):
+    if ledger_id:
+        if version in (None, ""):
+            raise PayloadError("An update needs the object's SyncToken.")
+        body.update({"Id": str(ledger_id), "SyncToken": str(version), "sparse": True})
+    return body
+
+
+# --------------------------------------------------------------------------- contacts
+def customer(values, ledger_id=None, version=None):
+    """A Customer body from contact values."""
+    name = display_name(values.get("name"))
+    if not name:
+        raise PayloadError("The customer has no name.")
+    address = _clean({
+        "Line1": values.get("street") or None,
+        "Line2": values.get("street2") or None,
+        "City": values.get("city") or None,
+        "PostalCode": values.get("zip") or None,
+        "CountrySubDivisionCode": values.get("state") or None,
+        "Country": values.get("country_code") or None,
+    })
+    body = _clean({
+        "DisplayName": name,
+        "CompanyName": name if values.get("is_company") else None,
+        "PrimaryEmailAddr": {"Address": values["email"]} if values.get("email") else None,
+        "PrimaryPhone": {"FreeFormNumber": values["phone"]} if values.get("phone") else None,
+        "BillAddr": address or None,
+        "SalesTermRef": ref(values.get("term_ref")),
+        "PrimaryTaxIdentifier": values.get("tax_id") or None,
+        "CurrencyRef": ref(values.get("currency")),
+    })
+    return _envelope(body, ledger_id, version)
+
+
+# --------------------------------------------------------------------------- sales forms
+def tracking_refs(tracking):
+    """(ClassRef or None, DepartmentRef or None) from neutral tracking entries."""
+    class_ref = department_ref = None
+    for entry in tracking or []:
+        entity, _, entity_id = str(entry.get("ledger_id") or "").partition(":")
+        if entity == "Class" and class_ref is None:
+            class_ref = ref(entity_id)
+        elif entity == "Department" and department_ref is None:
+            department_ref = ref(entity_id)
+    return class_ref, department_ref
+
+
+def sales_line(line):
+    """A SalesItemLine from a neutral line (net amount, discount folded into the price)."""
+    quantity = float(line.get("quantity") or 0.0)
+    total = money(line.get("line_total"))
+    unit_price = float(line.get("unit_price") or 0.0)
+    discount = float(line.get("discount") or 0.0)
+    if discount:
+        unit_price = unit_price * (1 - discount / 100.0)
+    if quantity:
+        # Amount must equal Qty x UnitPrice in QuickBooks: derive the price from the net
+        # total so a rounded Odoo subtotal never disagrees with it.
+        unit_price = total / quantity
+    class_ref, _department = tracking_refs(line.get("tracking"))
+    detail = _clean({
+        "ItemRef": ref(line.get("item_ref")),
+        "Qty": quantity or None,
+        "UnitPrice": round(unit_price, UNIT_PRICE_DIGITS),
+        "TaxCodeRef": ref(line.get("tax_ref")),
+        "ClassRef": class_ref,
+        "ItemAccountRef": ref(line.get("account_ref")),
+    })
+    return _clean({
+        "DetailType": "SalesItemLineDetail",
+        "Amount": total,
+        "Description": line.get("description") or None,
+        "SalesItemLineDetail": detail,
+    })
+
+
+def sales_form(values, ledger_id=None, version=None):
+    """An Invoice or CreditMemo body (same shape) from invoice/credit note values."""
+    if not values.get("contact_ref"):
+        raise PayloadError("The customer is not in QuickBooks yet (no contact reference).")
+    lines = values.get("lines") or []
+    if not lines:
+        raise PayloadError("The document has no lines.")
+    department = None
+    for line in lines:
+        department = department or tracking_refs(line.get("tracking"))[1]
+    number = values.get("number") or None
+    if number and len(number) > DOC_NUMBER_MAX:
+        raise PayloadError(f"QuickBooks takes document numbers of at most {DOC_NUMBER_MAX} "
+                           f"characters; {number!r} is longer.")
+    reference = values.get("reference")
+    body = _clean({
+        "CustomerRef": ref(values["contact_ref"]),
+        "DocNumber": number,
+        "TxnDate": values.get("date") or None,
+        "DueDate": values.get("due_date") or None,
+        "SalesTermRef": ref(values.get("term_ref")),
+        "CurrencyRef": ref(values.get("currency")),
+        "DepartmentRef": department,
+        "CustomerMemo": {"value": str(reference)[:1000]} if reference else None,
+        "GlobalTaxCalculation": "TaxExcluded",
+        "Line": [sales_line(line) for line in lines],
+    })
+    return _envelope(body, ledger_id, version)
+
+
+# --------------------------------------------------------------------------- payments
+def payment(values, customer_ref, ledger_id=None, version=None):
+    """A Payment applied to one invoice."""
+    if not values.get("invoice_ref"):
+        raise PayloadError("The invoice is not in QuickBooks yet (no invoice reference).")
+    if not customer_ref:
+        raise PayloadError(f"QuickBooks has no invoice {values['invoice_ref']}.")
+    amount = money(values.get("amount"))
+    if amount <= 0:
+        raise PayloadError("A payment needs a positive amount.")
+    reference = values.get("reference") or None
+    body = _clean({
+        "CustomerRef": ref(customer_ref),
+        "TotalAmt": amount,
+        "TxnDate": values.get("date") or None,
+        "DepositToAccountRef": ref(values.get("bank_account_ref")),
+        "PaymentRefNum": reference[:DOC_NUMBER_MAX] if reference else None,
+        "PrivateNote": reference,
+        "CurrencyRef": ref(values.get("currency")),
+        "Line": [{"Amount": amount,
+                  "LinkedTxn": [{"TxnId": str(values["invoice_ref"]), "TxnType": "Invoice"}]}],
+    })
+    return _envelope(body, ledger_id, version)
+
+
+def credit_application(customer_ref, memo_id, invoice_id, amount, date=None, note=None):
+    """A zero Payment applying ``amount`` of credit memo ``memo_id`` to invoice ``invoice_id``
+    (QuickBooks' way of allocating a credit: the payment's lines cancel out)."""
+    amount = money(amount)
+    return _clean({
+        "CustomerRef": ref(customer_ref),
+        "TotalAmt": 0,
+        "TxnDate": date or None,
+        "PrivateNote": note,
+        "Line": [
+            {"Amount": amount, "LinkedTxn": [{"TxnId": str(invoice_id), "TxnType": "Invoice"}]},
+            {"Amount": amount, "LinkedTxn": [{"TxnId": str(memo_id), "TxnType": "CreditMemo"}]},
+        ],
+    })
+
+
+def void(ledger_id, version):
+    """The body of ``operation=void`` on an Invoice."""
+    if not ledger_id:
+        raise PayloadError("Nothing to void: the invoice has no QuickBooks id.")
+    return _envelope({}, ledger_id, version)
+
+
+# --------------------------------------------------------------------------- answers
+def fault_text(fault):
+    """(one readable sentence, [details]) of a batch item's or a call's Fault."""
+    errors = (fault or {}).get("Error") or []
+    details = [{"code": str(e.get("code", "")), "message": e.get("Message", ""),
+                "detail": e.get("Detail", ""), "element": e.get("element", "")}
+               for e in errors]
+    parts = []
+    for d in details:
+        text = d["detail"] or d["message"]
+        if d["message"] and d["detail"] and d["message"] not in d["detail"]:
+            text = f"{d['message']}: {d['detail']}"
+        parts.append(text + (f" [{d['element']}]" if d["element"] else "")
+                     + (f" (code {d['code']})" if d["code"] else ""))
+    return "; ".join(parts) or "QuickBooks refused the object.", details
+
+
+def fault_codes(fault):
+    """The error codes of a Fault, as strings."""
+    return {str(e.get("code", "")) for e in (fault or {}).get("Error") or []}
