@@ -15,7 +15,11 @@ PYTEST_ARGS ?=
 
 export ODOO_PYTHON
 
-.PHONY: help deps test-deps check demo test lint clean
+BENCH_DB    ?= billing_sync_bench
+BENCH_WINDOW ?= 20
+BENCH_ARGS  ?=
+
+.PHONY: help deps test-deps check demo test lint clean bench-outbound
 
 help:
 	@echo "make demo   - demo database (sample clients, proposals, sandbox ledgers) at http://localhost:$(HTTP_PORT) (admin/admin)"
@@ -54,6 +58,16 @@ demo: deps
 	@echo "billing_sync: ledger sandbox: Xero http://127.0.0.1:$(SANDBOX_PORT), QuickBooks http://127.0.0.1:$$(($(SANDBOX_PORT) + 1))"
 	@echo "billing_sync: serving http://localhost:$(HTTP_PORT)  (login admin / password admin; Ctrl-C stops)"
 	@$(HARNESS) serve-demo $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)
+
+# Backfill benchmark (issue 6): 10,000 invoices for 2,000 clients into each
+# sandbox, rate limits on, a rate-limit "minute" of BENCH_WINDOW seconds.
+bench-outbound: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
+	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
+	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
+	@$(ODOO_PYTHON) bench/outbound.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
+	    --database $(BENCH_DB) --window-seconds $(BENCH_WINDOW) $(BENCH_ARGS)
 
 lint:
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt \

@@ -32,6 +32,9 @@
         "views/res_partner_views.xml",
         "views/account_move_views.xml",
         "views/billing_sync_schedule_line_views.xml",
+        "views/billing_sync_job_views.xml",
+        "views/billing_sync_status_views.xml",
+        "data/ir_cron_push.xml",
         "views/billing_sync_menus.xml",
     ],
     "demo": [

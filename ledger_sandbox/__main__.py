@@ -39,7 +39,10 @@ def build_xero(args: argparse.Namespace, seed: dict | None) -> SandboxApp:
                                "webhook_url": args.webhook_url}
     if args.webhook_key:
         options["webhook_key"] = args.webhook_key
-    return XeroSandbox(**options)
+    app = XeroSandbox(**options)
+    if args.currency:
+        app.configure(base_currency=args.currency)
+    return app
 
 
 def build_qbo(args: argparse.Namespace, seed: dict | None) -> SandboxApp:
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of a rate-limit 'minute' (compress for benchmarks)")
     parser.add_argument("--webhook-url", help="where webhooks are delivered")
     parser.add_argument("--webhook-key", help="Xero webhook key / Intuit verifier token")
+    parser.add_argument("--currency", help="base currency of the Xero organisations "
+                        "(default NZD, as Xero's demo company)")
     parser.add_argument("--verbose", action="store_true", help="log request lines")
     args = parser.parse_args(argv)
     if not is_loopback(args.host):

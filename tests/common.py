@@ -79,42 +79,21 @@ class LedgerSandboxMixin:
     @classmethod
     def sandbox_values(cls, provider):
         """Connection values pointing at the sandbox of ``provider``."""
-        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_ID as QBO_ID
-        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_SECRET as QBO_SECRET
-        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_ID as XERO_ID
-        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_SECRET as XERO_SECRET
+        from ledger_sandbox.connect import connection_values
 
-        if provider == "xero":
-            url = cls.xero_server.url
-            return {"provider": "xero", "client_id": XERO_ID, "client_secret": XERO_SECRET,
-                    "oauth_url": f"{url}/.well-known/openid-configuration", "api_url": url}
-        url = cls.qbo_server.url
-        return {"provider": "qbo", "client_id": QBO_ID, "client_secret": QBO_SECRET,
-                "oauth_url": f"{url}/.well-known/openid_configuration/", "api_url": url}
+        server = cls.xero_server if provider == "xero" else cls.qbo_server
+        return connection_values(provider, server.url)
 
     @classmethod
     def consent(cls, connection, **params):
-        """Follow the Connect button to the sandbox's consent page and approve (or deny);
-        returns the query string the ledger sends back to Odoo's callback."""
-        from urllib.parse import urlencode, urlsplit
+        """The query string the sandbox sends back after its consent page."""
+        from ledger_sandbox.connect import consent
 
-        import requests
-
-        url = connection.action_connect()["url"]
-        if connection.provider == "qbo":
-            params.setdefault("approve", "1")
-        if params:
-            url += "&" + urlencode(params)
-        answer = requests.get(url, allow_redirects=False, timeout=10)
-        assert answer.status_code == 302, answer.text
-        return urlsplit(answer.headers["Location"]).query
+        return consent(connection, **params)
 
     @classmethod
     def connect(cls, connection, **params):
         """Authorise ``connection`` end to end, as the callback controller does."""
-        from urllib.parse import parse_qs
+        from ledger_sandbox.connect import authorise
 
-        query = {k: v[0] for k, v in parse_qs(cls.consent(connection, **params)).items()}
-        connection._from_state(query["state"])._oauth_complete(
-            query["code"], realm_id=query.get("realmId"))
-        return connection
+        return authorise(connection, **params)

@@ -95,7 +95,8 @@ class TestMappings(LedgerSandboxMixin, TransactionCase):
         cls.connection = cls.connect(connection)
         cls.connection.action_import_reference_data()
         refs = cls.connection.reference_ids
-        cls.ref_tax = refs.filtered(lambda r: r.kind == "tax")[0]
+        # GST 15%: the same rate as the Odoo tax below
+        cls.ref_tax = refs.filtered(lambda r: r.kind == "tax" and r.rate == 15)[0]
         cls.ref_item = refs.filtered(lambda r: r.kind == "item")[0]
         cls.ref_account = refs.filtered(lambda r: r.kind == "revenue_account")[0]
         cls.tax = cls.env["account.tax"].create({
@@ -146,6 +147,16 @@ class TestMappings(LedgerSandboxMixin, TransactionCase):
         self.Mapping.create({"connection_id": self.connection.id, "kind": "tax",
                              "tax_id": self.tax.id, "tax_ref_id": self.ref_tax.id})
         self.connection._check_invoice_mappable(invoice)  # no error now
+
+    def test_a_tax_mapped_to_another_rate_is_refused(self):
+        zero = self.connection.reference_ids.filtered(
+            lambda r: r.kind == "tax" and r.rate == 0)[0]
+        self.Mapping.create({"connection_id": self.connection.id, "kind": "tax",
+                             "tax_id": self.tax.id, "tax_ref_id": zero.id})
+        self.connection.default_account_id = self.ref_account
+        with self.assertRaises(UserError) as caught:
+            self.connection._check_invoice_mappable(self._invoice())
+        self.assertIn("is 15% in Odoo", str(caught.exception))
 
     def test_product_falls_back_to_category_then_default(self):
         self.assertEqual(self.connection._map_product(self.product),

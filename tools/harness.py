@@ -397,22 +397,13 @@ def demo_db(dbname, conf):
 # Ensures the demo's two ledger connections point at the local sandbox (run
 # through `odoo shell`, so it goes through the ORM and encrypts the secrets).
 DEMO_CONNECTIONS = """
-from ledger_sandbox.qbo import seed as qbo_seed
-from ledger_sandbox.xero import seed as xero_seed
-xero_url, qbo_url = {xero_url!r}, {qbo_url!r}
-wanted = {{
-    "xero": dict(client_id=xero_seed.DEFAULT_CLIENT_ID,
-                 client_secret=xero_seed.DEFAULT_CLIENT_SECRET,
-                 oauth_url=xero_url + "/.well-known/openid-configuration", api_url=xero_url),
-    "qbo": dict(client_id=qbo_seed.DEFAULT_CLIENT_ID,
-                client_secret=qbo_seed.DEFAULT_CLIENT_SECRET,
-                oauth_url=qbo_url + "/.well-known/openid_configuration/", api_url=qbo_url),
-}}
+from ledger_sandbox.connect import connection_values
 Connection = env["billing_sync.connection"]
-for provider, values in wanted.items():
+for provider, url in (("xero", {xero_url!r}), ("qbo", {qbo_url!r})):
+    values = connection_values(provider, url)
     found = Connection.search([("provider", "=", provider), ("company_id", "=", env.company.id)])
     if not found:
-        Connection.create(dict(values, provider=provider))
+        Connection.create(values)
     elif found.api_url != values["api_url"]:
         found.write(values)
 env.cr.commit()
@@ -442,7 +433,8 @@ def serve_demo(dbname, conf, sandbox_port):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     children = [subprocess.Popen(  # noqa: S603 -- our own module
         [sys.executable, "-m", "ledger_sandbox", "--provider", "both",
-         "--port", str(sandbox_port), "--qbo-port", str(sandbox_port + 1)],
+         "--port", str(sandbox_port), "--qbo-port", str(sandbox_port + 1),
+         "--currency", os.environ.get("DEMO_CURRENCY", "USD")],
         cwd=ROOT, stdout=subprocess.DEVNULL)]
     try:
         children.append(subprocess.Popen(

@@ -1,15 +1,18 @@
-from . import (
-    account_move,
-    billing_sync_connection,
-    billing_sync_ledger_ref,
-    billing_sync_mapping,
-    billing_sync_mapping_health,
-    billing_sync_milestone,
-    billing_sync_schedule_line,
-    billing_sync_token,
-    res_company,
-    res_config_settings,
-    res_partner,
-    sale_order,
-    sale_order_line,
-)
+from . import billing_sync_status_mixin
+from . import res_config_settings
+from . import res_company
+from . import res_partner
+from . import sale_order
+from . import sale_order_line
+from . import account_move
+from . import account_payment
+from . import billing_sync_milestone
+from . import billing_sync_schedule_line
+from . import billing_sync_token
+from . import billing_sync_connection
+from . import billing_sync_ledger_ref
+from . import billing_sync_mapping
+from . import billing_sync_mapping_health
+from . import billing_sync_link
+from . import billing_sync_job
+from . import billing_sync_push

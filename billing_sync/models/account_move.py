@@ -2,7 +2,8 @@ from odoo import fields, models
 
 
 class AccountMove(models.Model):
-    _inherit = "account.move"
+    _name = "account.move"
+    _inherit = ["account.move", "billing_sync.status.mixin"]
 
     billing_sync_schedule_line_id = fields.Many2one(
         "billing_sync.schedule.line",
@@ -27,4 +28,22 @@ class AccountMove(models.Model):
              WHERE billing_sync_schedule_line_id IS NOT NULL AND state != 'cancel'
             """
         )
+        return res
+
+    def _post(self, soft=True):
+        posted = super()._post(soft=soft)
+        Job = self.env["billing_sync.job"].sudo()
+        Job._enqueue(posted.filtered(lambda m: m.move_type == "out_invoice"), "invoice")
+        Job._enqueue(posted.filtered(lambda m: m.move_type == "out_refund"), "credit_note")
+        return posted
+
+    def button_cancel(self):
+        # a cancelled invoice the ledger knows is voided there
+        linked = self.env["billing_sync.link"].sudo().search([
+            ("res_model", "=", "account.move"), ("res_id", "in", self.ids)])
+        to_void = self.browse(linked.mapped("res_id")).filtered(
+            lambda m: m.move_type == "out_invoice")
+        res = super().button_cancel()
+        self.env["billing_sync.job"].sudo()._enqueue(
+            to_void.filtered(lambda m: m.state == "cancel"), "void_invoice")
         return res

@@ -102,6 +102,12 @@ class BillingSyncConnection(models.Model):
         domain="[('connection_id', '=', id), ('kind', '=', 'term')]",
     )
     # Deliberately no default tax: a wrong tax code is a wrong return.
+    rate_window_seconds = fields.Float(
+        string="Rate-limit minute (seconds)", default=60.0,
+        help="Length of the ledger's rate-limit minute. 60 for a real ledger; the ledger "
+             "sandbox can compress it for benchmarks.")
+    link_count = fields.Integer(compute="_compute_sync_counts")
+    job_count = fields.Integer(compute="_compute_sync_counts")
 
     # ------------------------------------------------------------------ compute
     @api.depends("provider", "company_id.name", "org_name")
@@ -137,6 +143,13 @@ class BillingSyncConnection(models.Model):
             token = tokens.get(rec.id)
             rec.token_expires_at = token.expires_at if token else False
             rec.token_refreshed_at = token.refreshed_at if token else False
+
+    def _compute_sync_counts(self):
+        for rec in self:
+            rec.link_count = self.env["billing_sync.link"].search_count(
+                [("connection_id", "=", rec.id)])
+            rec.job_count = self.env["billing_sync.job"].search_count(
+                [("connection_id", "=", rec.id), ("state", "not in", ("done", "cancelled"))])
 
     def _compute_counts(self):
         for rec in self:
@@ -208,6 +221,10 @@ class BillingSyncConnection(models.Model):
         Token = self.env["billing_sync.token"].sudo()
         token = Token.search([("connection_id", "=", self.id)], limit=1)
         return token or Token.create({"connection_id": self.id})
+
+    def _adapter_class(self):
+        self.ensure_one()
+        return adapter_class(self.provider)
 
     def _adapter(self):
         self.ensure_one()

@@ -162,11 +162,19 @@ class BillingSyncConnectionMapping(models.Model):
         problems = []
         for line in move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product"):
             for tax in line.tax_ids:
-                if not self._map_tax(tax):
+                ledger_tax = self._map_tax(tax)
+                if not ledger_tax:
                     problems.append(self.env._(
                         "Tax “%(tax)s” (line “%(line)s”) has no %(ledger)s tax mapped.",
                         tax=tax.display_name, line=line.name or line.product_id.display_name,
                         ledger=self.name))
+                elif tax.amount_type == "percent" and abs(ledger_tax.rate - tax.amount) > 1e-6:
+                    # the ledger computes its own tax: a different rate is a different total
+                    problems.append(self.env._(
+                        "Tax “%(tax)s” is %(rate)s%% in Odoo but is mapped to %(ref)s in "
+                        "%(ledger)s; map it to a tax of the same rate.",
+                        tax=tax.display_name, rate=f"{tax.amount:g}",
+                        ref=ledger_tax.display_name, ledger=self.name))
             item, account = self._map_product(line.product_id)
             if not item and not account:
                 problems.append(self.env._(

@@ -1,8 +1,11 @@
 from odoo import api, fields, models
 
+from .billing_sync_push import CONTACT_FIELDS
+
 
 class ResPartner(models.Model):
-    _inherit = "res.partner"
+    _name = "res.partner"
+    _inherit = ["res.partner", "billing_sync.status.mixin"]
 
     # Odoo already has the billing contact (a child contact of type 'invoice',
     # found by address_get), the payment terms (property_payment_term_id) and
@@ -34,3 +37,16 @@ class ResPartner(models.Model):
                 or contact.email
                 or partner.email
             )
+
+    def write(self, vals):
+        res = super().write(vals)
+        if set(vals) & set(CONTACT_FIELDS):
+            # only partners the ledger already knows: a new client reaches the
+            # ledger with its first invoice
+            linked = self.env["billing_sync.link"].sudo().search([
+                ("res_model", "=", "res.partner"),
+                ("res_id", "in", self.commercial_partner_id.ids)])
+            if linked:
+                partners = self.browse(linked.mapped("res_id"))
+                self.env["billing_sync.job"].sudo()._enqueue(partners, "contact")
+        return res

@@ -210,7 +210,8 @@ class XeroSandbox(SandboxApp):
 
     def configure(self, **options: Any) -> dict:
         """Extends the base options with ``token_seconds``, ``refresh_grace_seconds``,
-        ``app_per_minute``, ``authorize_auto_approve`` and ``webhook_categories``."""
+        ``app_per_minute``, ``authorize_auto_approve``, ``webhook_categories`` and
+        ``base_currency``."""
         if "token_seconds" in options:
             self.token_seconds = self.identity.access_seconds = int(options.pop("token_seconds"))
         if "refresh_grace_seconds" in options:
@@ -224,6 +225,13 @@ class XeroSandbox(SandboxApp):
             self.authorize_auto_approve = bool(options.pop("authorize_auto_approve"))
         if "webhook_categories" in options:
             self.webhook_categories = set(options.pop("webhook_categories"))
+        if "base_currency" in options:
+            # the organisations' base currency (multi-currency is not emulated):
+            # set it to the Odoo company's so its invoices are accepted
+            currency = options.pop("base_currency")
+            with self.lock:
+                for ledger in self.ledgers.values():
+                    ledger.organisation["BaseCurrency"] = currency
         return super().configure(**options)
 
     def config(self) -> dict:

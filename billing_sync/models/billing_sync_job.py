@@ -1,0 +1,370 @@
+import datetime
+import logging
+import threading
+
+from psycopg2 import sql
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..services import backoff
+from ..services.hints import hint_for
+from ..services.idempotency import batch_key
+from ..services.ledger.errors import (
+    AccessTokenExpired,
+    AuthorizationRevoked,
+    LedgerError,
+    RateLimited,
+)
+from ..services.ratelimit import Pacer
+
+_logger = logging.getLogger(__name__)
+
+KINDS = [
+    ("contact", "Contact"),
+    ("invoice", "Invoice"),
+    ("credit_note", "Credit note"),
+    ("payment", "Payment"),
+    ("void_invoice", "Void invoice"),
+]
+# contacts before invoices, invoices before what refers to them
+PRIORITY = {"contact": 10, "invoice": 20, "credit_note": 30, "payment": 40, "void_invoice": 50}
+STUCK_AFTER = datetime.timedelta(minutes=10)
+# one pacer per ledger organisation and worker process
+_PACERS = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _pacer(connection, adapter):
+    key = (connection.provider, connection.org_id, connection.api_url)
+    with _PACERS_LOCK:
+        pacer = _PACERS.get(key)
+        if pacer is None:
+            limits = adapter.LIMITS
+            window = float(connection.rate_window_seconds or 60.0)
+            pacer = _PACERS[key] = Pacer(
+                per_minute=limits.get("batch_per_minute") or limits.get("per_minute"),
+                per_day=limits.get("per_day"), concurrent=limits.get("concurrent"),
+                per_second=limits.get("per_second"), window_seconds=window,
+                day_seconds=window * 1440)
+        return pacer
+
+
+class BillingSyncJob(models.Model):
+    """One change to carry to the ledger: the outbox of the outbound sync.
+
+    Written in the same transaction as the change itself (a save never calls
+    the ledger); a scheduled action claims jobs with SKIP LOCKED, sends them in
+    batches under an idempotency key recorded before sending, and records the
+    outcome on the job, the link and the record.
+    """
+
+    _name = "billing_sync.job"
+    _description = "Ledger sync job"
+    _order = "id desc"
+    _rec_name = "record_name"
+
+    connection_id = fields.Many2one("billing_sync.connection", required=True,
+                                    ondelete="cascade", index=True)
+    company_id = fields.Many2one(related="connection_id.company_id", store=True)
+    res_model = fields.Char(required=True, index=True)
+    res_id = fields.Many2oneReference(model_field="res_model", required=True, index=True)
+    record_name = fields.Char(compute="_compute_record_name", string="Record")
+    kind = fields.Selection(KINDS, required=True)
+    priority = fields.Integer(required=True, default=50)
+    state = fields.Selection(
+        [("pending", "Pending"), ("started", "Sending"), ("done", "Done"),
+         ("blocked", "Needs a fix"), ("dead", "Failed"), ("cancelled", "Cancelled")],
+        default="pending", required=True, index=True,
+    )
+    attempts = fields.Integer(default=0)
+    next_attempt_at = fields.Datetime(default=fields.Datetime.now, index=True)
+    batch_key = fields.Char(index=True, copy=False,
+                            help="Idempotency key of the batch this job was sent in.")
+    started_at = fields.Datetime()
+    done_at = fields.Datetime()
+    last_error = fields.Text()
+    hint = fields.Text()
+
+    def init(self):
+        # Coalescing: one unsent job per record, kind and connection. Enqueueing
+        # uses ON CONFLICT against this index, so two transactions changing the
+        # same record at once still leave one job.
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_job_coalesce
+                ON billing_sync_job (connection_id, res_model, res_id, kind)
+             WHERE state = 'pending' AND batch_key IS NULL
+        """)
+        self.env.cr.execute("""
+            CREATE INDEX IF NOT EXISTS billing_sync_job_due
+                ON billing_sync_job (priority, id) WHERE state = 'pending'
+        """)
+
+    def _compute_record_name(self):
+        for job in self:
+            record = job._record()
+            job.record_name = record.display_name if record else f"{job.res_model},{job.res_id}"
+
+    def _record(self):
+        self.ensure_one()
+        if self.res_model not in self.env:
+            return None
+        return self.env[self.res_model].browse(self.res_id).exists()
+
+    # ------------------------------------------------------------------ enqueue
+    @api.model
+    def _enqueue(self, records, kind):
+        """Write (or coalesce into) a job per record and connection; never calls a ledger."""
+        if not records or self.env.context.get("billing_sync_no_push"):
+            return
+        Connection = self.env["billing_sync.connection"].sudo()
+        by_company = {}
+        for record in records:
+            by_company.setdefault(record.company_id.id or self.env.company.id, []).append(record)
+        now = fields.Datetime.now()
+        enqueued = False
+        for company_id, recs in by_company.items():
+            connections = Connection.search([("company_id", "=", company_id),
+                                             ("state", "in", ("connected", "needs_reconnect"))])
+            for connection in connections:
+                for record in recs:
+                    self._enqueue_one(connection, record, kind, now)
+                    enqueued = True
+        if enqueued:
+            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+
+    @api.model
+    def _enqueue_one(self, connection, record, kind, now):
+        cr = self.env.cr
+        # a job parked for a fix goes again with the next change
+        cr.execute("""
+            UPDATE billing_sync_job SET state = 'pending', next_attempt_at = %s, attempts = 0,
+                   batch_key = NULL, write_date = %s
+             WHERE connection_id = %s AND res_model = %s AND res_id = %s AND kind = %s
+               AND state = 'blocked'
+               AND NOT EXISTS (SELECT 1 FROM billing_sync_job p
+                                WHERE p.connection_id = %s AND p.res_model = %s
+                                  AND p.res_id = %s AND p.kind = %s
+                                  AND p.state = 'pending' AND p.batch_key IS NULL)
+         RETURNING id
+        """, (now, now, connection.id, record._name, record.id, kind,
+              connection.id, record._name, record.id, kind))
+        if cr.fetchall():
+            self.invalidate_model()
+            return
+        cr.execute("""
+            INSERT INTO billing_sync_job (connection_id, company_id, res_model, res_id, kind,
+                                          priority, state, attempts, next_attempt_at,
+                                          create_uid, create_date, write_uid, write_date)
+            VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s, %s, %s)
+            ON CONFLICT (connection_id, res_model, res_id, kind)
+               WHERE state = 'pending' AND batch_key IS NULL
+            DO NOTHING
+        """, (connection.id, connection.company_id.id, record._name, record.id, kind,
+              PRIORITY[kind], now, self.env.uid, now, self.env.uid, now))
+
+    # ------------------------------------------------------------------ worker
+    @api.model
+    def _cron_push(self, max_batches=None):
+        """Send due jobs, batch after batch, until none is left (or ``max_batches``)."""
+        self._requeue_stuck()
+        sent = 0
+        while max_batches is None or sent < max_batches:
+            jobs = self._claim_batch()
+            if not jobs:
+                break
+            jobs._send_batch()
+            sent += 1
+            self._commit()
+            self.env["ir.cron"]._notify_progress(done=sent, remaining=self._due_count())
+        return sent
+
+    @api.model
+    def _due_count(self):
+        self.env.cr.execute("SELECT count(*) FROM billing_sync_job WHERE state = 'pending' "
+                            "AND next_attempt_at <= %s", [fields.Datetime.now()])
+        return self.env.cr.fetchone()[0]
+
+    def _commit(self):
+        # each batch's outcome is kept whatever happens to the next one; tests
+        # run in one transaction and must not commit
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    @api.model
+    def _requeue_stuck(self):
+        """Jobs left 'started' by a crashed worker go again with their recorded batch
+        key, so the ledger answers what it did the first time."""
+        limit = fields.Datetime.now() - STUCK_AFTER
+        stuck = self.search([("state", "=", "started"), ("started_at", "<", limit)])
+        # a job that keeps killing its worker must not be sent forever
+        hopeless = stuck.filtered(lambda j: backoff.is_dead(j.attempts))
+        hopeless.write({"state": "dead", "hint": "The worker stopped while sending this, "
+                                                 "every time; see the server log."})
+        (stuck - hopeless).write({"state": "pending", "next_attempt_at": fields.Datetime.now()})
+        return stuck
+
+    @api.model
+    def _claim_batch(self):
+        """Lock the next batch (one connection, one kind), mark it started, commit."""
+        cr = self.env.cr
+        now = fields.Datetime.now()
+        self.flush_model()
+        cr.execute("""
+            SELECT id, connection_id, kind, batch_key FROM billing_sync_job
+             WHERE state = 'pending' AND next_attempt_at <= %s
+             ORDER BY priority, id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        """, [now])
+        head = cr.fetchone()
+        if not head:
+            return self.browse()
+        head_id, connection_id, kind, key = head
+        connection = self.env["billing_sync.connection"].browse(connection_id)
+        if key:
+            # a batch that was sent before a crash goes again exactly as it was
+            cr.execute("""SELECT id FROM billing_sync_job WHERE batch_key = %s
+                           AND state = 'pending' FOR UPDATE SKIP LOCKED""", [key])
+        else:
+            size = connection._adapter().batch_size(kind)
+            cr.execute("""
+                SELECT id FROM billing_sync_job
+                 WHERE state = 'pending' AND next_attempt_at <= %s AND connection_id = %s
+                   AND kind = %s AND batch_key IS NULL
+                 ORDER BY id LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+            """, [now, connection_id, kind, size])
+        ids = [row[0] for row in cr.fetchall()] or [head_id]
+        jobs = self.browse(ids)
+        if not key:
+            key = batch_key(self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
+                            connection_id, kind, ids)
+        cr.execute(sql.SQL("""
+            UPDATE billing_sync_job SET state = 'started', batch_key = %s, started_at = %s,
+                   attempts = attempts + 1
+             WHERE id = ANY(%s)
+        """), [key, now, ids])
+        jobs.invalidate_recordset()
+        # recorded before anything is sent: a crash from here on re-sends this key
+        self._commit()
+        return jobs
+
+    def _send_batch(self):
+        """Push one claimed batch and record every outcome."""
+        connection = self.connection_id
+        kind = self[0].kind
+        builder = self.env["billing_sync.push"].with_context(billing_sync_no_push=True)
+        jobs_by_key = {f"{job.res_model},{job.res_id}": job for job in self}
+        try:
+            adapter = connection._adapter()
+            pacer = _pacer(connection, adapter)
+            items, skipped = builder._items(connection, adapter, self)
+            for job, reason in skipped:
+                job._park(reason)
+            results = self._push(connection, adapter, pacer, kind, items) if items else []
+        except RateLimited as exc:
+            # planned wait: the ledger said when; not counted as an attempt
+            pacer.block(exc.retry_after)
+            self._wait(exc.retry_after, str(exc))
+            return
+        except AuthorizationRevoked as exc:
+            connection.sudo()._needs_reconnect(exc.message)
+            self._wait(3600, str(exc))
+            return
+        except (LedgerError, UserError) as exc:
+            self._retry_later(str(exc))
+            return
+        done = self.browse()
+        for result in results:
+            job = jobs_by_key.get(result.key)
+            if job is None:
+                continue
+            if result.ok:
+                builder._record_success(connection, job, result)
+                done |= job
+            else:
+                job._park(str(result.error), ledger=True)
+        done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
+                    "hint": False})
+
+    def _push(self, connection, adapter, pacer, kind, items):
+        token = connection._access_token()
+        key = self[0].batch_key
+        for attempt in (1, 2):
+            with pacer:
+                try:
+                    results = adapter.push(token, connection.org_id, kind, items, key)
+                except AccessTokenExpired:
+                    if attempt == 2:
+                        raise
+                    token = connection._refresh_tokens(force=True)
+                    continue
+            headroom = getattr(adapter, "last_headroom", None) or {}
+            pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
+            return results
+        return []
+
+    # ------------------------------------------------------------------ outcomes
+    def _wait(self, seconds, reason):
+        """Wait as the ledger asked; the batch goes again under the same key and the
+        wait is not counted as a failed attempt."""
+        when = fields.Datetime.now() + datetime.timedelta(seconds=seconds)
+        for job in self:
+            job.write({"state": "pending", "attempts": max(0, job.attempts - 1),
+                       "next_attempt_at": when, "last_error": reason})
+
+    def _retry_later(self, reason):
+        """A transient failure: back off with jitter, or give up after the last attempt."""
+        for job in self:
+            if backoff.is_dead(job.attempts):
+                job.write({"state": "dead", "last_error": reason,
+                           "hint": "The ledger kept failing; retry once it is reachable."})
+                job._tell_managers(reason)
+                continue
+            job.write({"state": "pending", "last_error": reason,
+                       "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
+                           seconds=backoff.retry_delay(job.attempts))})
+
+    def _park(self, reason, ledger=False):
+        """A refusal no retry can cure: keep the job for a person and tell them."""
+        self.ensure_one()
+        hint = hint_for(reason) if ledger else reason
+        self.write({"state": "blocked", "last_error": reason, "hint": hint})
+        record = self._record()
+        if record and hasattr(record, "message_post"):
+            record.sudo().message_post(body=self.env._(
+                "Not sent to %(ledger)s: %(reason)s %(hint)s",
+                ledger=self.connection_id.name, reason=reason, hint=hint if ledger else ""))
+            responsible = (getattr(record, "invoice_user_id", False)
+                           or getattr(record, "user_id", False)
+                           or self.connection_id.connected_by_id)
+            if responsible and hasattr(record, "activity_schedule"):
+                record.sudo().activity_unlink(["mail.mail_activity_data_warning"])
+                record.sudo().activity_schedule(
+                    "mail.mail_activity_data_warning", user_id=responsible.id,
+                    summary=self.env._("Fix for %s", self.connection_id.name), note=hint)
+
+    def _tell_managers(self, reason):
+        self.connection_id.sudo().message_post(body=self.env._(
+            "Gave up sending %(record)s after %(n)s attempts: %(reason)s",
+            record=self.record_name, n=self.attempts, reason=reason))
+
+    # ------------------------------------------------------------------ UI
+    def action_retry(self):
+        """Send again now (after a fix)."""
+        self.filtered(lambda j: j.state in ("blocked", "dead", "cancelled")).write({
+            "state": "pending", "attempts": 0, "batch_key": False,
+            "next_attempt_at": fields.Datetime.now()})
+        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+        return True
+
+    def action_cancel(self):
+        self.filtered(lambda j: j.state in ("pending", "blocked", "dead")).write(
+            {"state": "cancelled"})
+        return True
+
+    def action_open_record(self):
+        self.ensure_one()
+        return {"type": "ir.actions.act_window", "res_model": self.res_model,
+                "res_id": self.res_id, "view_mode": "form"}

@@ -1,0 +1,48 @@
+from odoo import fields, models
+
+USER_GROUP = "billing_sync.group_billing_sync_user"
+
+
+class BillingSyncStatusMixin(models.AbstractModel):
+    """Whether and when a record reached the ledger, for those who may see it."""
+
+    _name = "billing_sync.status.mixin"
+    _description = "Ledger sync status"
+
+    billing_sync_status = fields.Selection(
+        [("none", "Not in the ledger"), ("pending", "Waiting to sync"),
+         ("synced", "In the ledger"), ("error", "Needs a fix")],
+        string="Ledger status", compute="_compute_billing_sync_status", groups=USER_GROUP)
+    billing_sync_synced_at = fields.Datetime(
+        string="Last synced", compute="_compute_billing_sync_status", groups=USER_GROUP)
+    billing_sync_ledger_number = fields.Char(
+        string="Ledger number", compute="_compute_billing_sync_status", groups=USER_GROUP)
+    billing_sync_ledger_url = fields.Char(
+        string="Open in ledger", compute="_compute_billing_sync_status", groups=USER_GROUP)
+    billing_sync_error = fields.Text(
+        string="Ledger message", compute="_compute_billing_sync_status", groups=USER_GROUP)
+
+    def _compute_billing_sync_status(self):
+        ids = [r.id for r in self if isinstance(r.id, int)]
+        links = self.env["billing_sync.link"].sudo().search(
+            [("res_model", "=", self._name), ("res_id", "in", ids)])
+        jobs = self.env["billing_sync.job"].sudo().search(
+            [("res_model", "=", self._name), ("res_id", "in", ids),
+             ("state", "in", ("pending", "started", "blocked", "dead"))])
+        link_of = {link.res_id: link for link in links}
+        jobs_of = {}
+        for job in jobs:
+            jobs_of.setdefault(job.res_id, job)
+        for rec in self:
+            link, job = link_of.get(rec.id), jobs_of.get(rec.id)
+            if job and job.state in ("blocked", "dead"):
+                status = "error"
+            elif job:
+                status = "pending"
+            else:
+                status = "synced" if link else "none"
+            rec.billing_sync_status = status
+            rec.billing_sync_synced_at = link.synced_at if link else False
+            rec.billing_sync_ledger_number = link.ledger_number if link else False
+            rec.billing_sync_ledger_url = link.ledger_url if link else False
+            rec.billing_sync_error = (job.hint or job.last_error) if status == "error" else False
