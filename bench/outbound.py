@@ -38,7 +38,8 @@ def main():
     import odoo
     from odoo import SUPERUSER_ID, api
 
-    odoo.tools.config.parse_config(["-c", args.config, "-d", args.database])
+    odoo.tools.config.parse_config(["-c", args.config, "-d", args.database,
+                                    "--log-level=warn"])
     registry = odoo.modules.registry.Registry(args.database)
     for provider in args.providers.split(","):
         with registry.cursor() as cr:
@@ -59,8 +60,8 @@ def run(env, provider, args):
     if provider == "xero":
         app.configure(base_currency=env.company.currency_id.name)
     with SandboxServer(app) as server:
-        connection = setup(env, provider, server.url, window)
-        moves = make_invoices(env, connection, args.invoices, args.clients)
+        connection, tax = setup(env, provider, server.url, window)
+        moves = make_invoices(env, tax, args.invoices, args.clients)
         env.cr.commit()
         billing_sync_job._PACERS.clear()
         app.counters.reset()
@@ -116,21 +117,20 @@ def setup(env, provider, url, window):
     refs = connection.reference_ids
     connection.default_account_id = refs.filtered(lambda r: r.kind == "revenue_account")[:1]
     connection.default_item_id = refs.filtered(lambda r: r.kind == "item")[:1]
-    tax = env["account.tax"].search([("type_tax_use", "=", "sale"), ("amount", ">", 0)],
-                                    limit=1)
-    taxes = refs.filtered(lambda r: r.kind == "tax")
-    tax_ref = taxes.filtered(lambda r: (r.rate or 0) > 0)[:1] or taxes[:1]
+    # the ledger computes its own tax: invoice with a tax of the ledger tax's rate
+    tax_ref = refs.filtered(lambda r: r.kind == "tax" and (r.rate or 0) > 0)[:1]
+    tax = env["account.tax"].create({"name": f"Bench {provider} tax {tax_ref.rate:g}%",
+                                     "amount": tax_ref.rate, "type_tax_use": "sale"})
     env["billing_sync.mapping"].create({"connection_id": connection.id, "kind": "tax",
                                         "tax_id": tax.id, "tax_ref_id": tax_ref.id})
     env.cr.commit()
-    return connection
+    return connection, tax
 
 
-def make_invoices(env, connection, count, clients):
+def make_invoices(env, tax, count, clients):
     """``clients`` partners and ``count`` posted invoices, spread over them."""
-    product = env["product.product"].search([("name", "=", "Bench advisory")], limit=1) or \
-        env["product.product"].create({"name": "Bench advisory", "type": "service",
-                                       "list_price": 150.0})
+    product = env["product.product"].create({"name": "Bench advisory", "type": "service",
+                                             "list_price": 150.0, "taxes_id": tax.ids})
     stamp = int(time.time())
     partners = env["res.partner"].create([
         {"name": f"Bench client {stamp}-{i:05d}", "is_company": True,

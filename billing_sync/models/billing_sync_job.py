@@ -259,7 +259,7 @@ class BillingSyncJob(models.Model):
         try:
             adapter = connection._adapter()
             pacer = _pacer(connection, adapter)
-            items, skipped = builder._items(connection, adapter, self)
+            items, skipped = builder._items(connection, adapter, self, pacer)
             for job, reason in skipped:
                 job._park(reason)
             results = self._push(connection, adapter, pacer, kind, items) if items else []

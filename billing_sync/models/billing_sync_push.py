@@ -9,6 +9,10 @@ CONTACT_FIELDS = ("name", "email", "billing_sync_billing_email", "phone", "vat",
                   "property_payment_term_id")
 
 
+# customers matched in one go when the queue is long
+LOOKAHEAD = 1000
+
+
 def _money(value):
     return round(float(value or 0.0), 2)
 
@@ -25,8 +29,10 @@ class BillingSyncPush(models.AbstractModel):
 
     # ------------------------------------------------------------------ items
     @api.model
-    def _items(self, connection, adapter, jobs):
-        """(PushItem list, [(job, reason)] for jobs that cannot go) for one batch."""
+    def _items(self, connection, adapter, jobs, pacer=None):
+        """(PushItem list, [(job, reason)] for jobs that cannot go) for one batch.
+
+        ``pacer`` spaces the calls made to match or create customers first."""
         items, skipped = [], []
         records = {job: job._record() for job in jobs}
         gone = [job for job, rec in records.items() if not rec]
@@ -36,7 +42,7 @@ class BillingSyncPush(models.AbstractModel):
         if kind in ("invoice", "credit_note"):
             partners = self.env["res.partner"].browse(
                 {rec.commercial_partner_id.id for rec in records.values() if rec})
-            refused = self._ensure_contacts(connection, adapter, partners)
+            refused = self._ensure_contacts(connection, adapter, partners, pacer)
         Link = self.env["billing_sync.link"]
         for job, record in records.items():
             if not record:
@@ -73,7 +79,7 @@ class BillingSyncPush(models.AbstractModel):
 
     # ------------------------------------------------------------------ contacts
     @api.model
-    def _ensure_contacts(self, connection, adapter, partners):
+    def _ensure_contacts(self, connection, adapter, partners, pacer=None):
         """Link every partner to a ledger contact: match an existing one (tax id, then
         billing email, then exact name) before creating any. Returns {partner id: why}
         for the partners the ledger refused."""
@@ -82,11 +88,16 @@ class BillingSyncPush(models.AbstractModel):
         missing = partners.filtered(lambda p: not Link._of(connection, p))
         if not missing:
             return refused
+        # A backfill brings many new customers: match those of the invoices queued
+        # behind this batch as well, so matching costs a request per hundreds of
+        # customers rather than one per batch.
+        missing |= self._queued_customers(connection, LOOKAHEAD - len(missing)) - missing
         token = connection._access_token()
         candidates = [{"key": f"res.partner,{p.id}", "tax_id": p.vat or None,
                        "email": p.billing_sync_invoice_email or p.email or None,
                        "name": p.name} for p in missing]
-        found = adapter.find_contacts(token, connection.org_id, candidates)
+        found = _paced(pacer, adapter, adapter.find_contacts, token, connection.org_id,
+                       candidates)
         # a ledger contact already linked to another partner (same email, say)
         # is that partner's: this one gets its own
         taken = set(Link.search([("connection_id", "=", connection.id),
@@ -107,7 +118,8 @@ class BillingSyncPush(models.AbstractModel):
                               values=self._values_contact(connection, p)) for p in chunk]
             # keyed by the partners: a retry re-sends the same key and creates nothing new
             key = batch_key(uuid, connection.id, "contact-ensure", chunk.ids)
-            results = adapter.push(token, connection.org_id, "contact", items, key)
+            results = _paced(pacer, adapter, adapter.push, token, connection.org_id,
+                             "contact", items, key)
             for partner, result in zip(chunk, results, strict=True):
                 if result.ok:
                     Link._record(connection, partner, result.ledger_id, result.number,
@@ -117,6 +129,26 @@ class BillingSyncPush(models.AbstractModel):
                         "The ledger refused the customer %(name)s: %(why)s",
                         name=partner.display_name, why=result.error)
         return refused
+
+    @api.model
+    def _queued_customers(self, connection, limit):
+        """Customers of invoices and credit notes waiting for ``connection``, not linked yet."""
+        if limit <= 0:
+            return self.env["res.partner"]
+        self.env.flush_all()
+        self.env.cr.execute("""
+            SELECT DISTINCT m.commercial_partner_id
+              FROM billing_sync_job j
+              JOIN account_move m ON m.id = j.res_id
+             WHERE j.connection_id = %s AND j.res_model = 'account.move'
+               AND j.kind IN ('invoice', 'credit_note') AND j.state = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM billing_sync_link l
+                                WHERE l.connection_id = j.connection_id
+                                  AND l.res_model = 'res.partner'
+                                  AND l.res_id = m.commercial_partner_id)
+             LIMIT %s
+        """, [connection.id, limit])
+        return self.env["res.partner"].browse([row[0] for row in self.env.cr.fetchall()])
 
     # ------------------------------------------------------------------ values
     @api.model
@@ -240,6 +272,17 @@ class BillingSyncPush(models.AbstractModel):
         if not link:
             raise _Skip(self.env._("The invoice never reached the ledger: nothing to void."))
         return {"_ledger_id": link.ledger_id}
+
+
+def _paced(pacer, adapter, call, *args):
+    """``call(*args)`` within the organisation's rate limits, then believe its headers."""
+    if pacer is None:
+        return call(*args)
+    with pacer:
+        result = call(*args)
+    headroom = getattr(adapter, "last_headroom", None) or {}
+    pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
+    return result
 
 
 class _Skip(Exception):  # noqa: N818 -- an outcome, not an error

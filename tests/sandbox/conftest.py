@@ -8,6 +8,32 @@ no-ops for this directory only (the rest of the suite keeps the plugin's behavio
 import pytest
 
 
+def _billing_sync_services_importable():
+    """Let ``billing_sync.services...`` import without Odoo.
+
+    The adapters under test are plain Python, but the package ``billing_sync`` is an
+    Odoo addon whose __init__ imports its models (Odoo refuses them outside
+    ``odoo.addons``). A bare package object for the addon's directory lets the
+    services import normally (their own __init__ files run, the addon's does not).
+    """
+    import importlib.util
+    import pathlib
+    import sys
+    import types
+
+    if "billing_sync" in sys.modules:
+        return
+    root = pathlib.Path(__file__).resolve().parents[2] / "billing_sync"
+    package = types.ModuleType("billing_sync")
+    package.__path__ = [str(root)]
+    package.__spec__ = importlib.util.spec_from_loader("billing_sync", None, is_package=True)
+    package.__spec__.submodule_search_locations = [str(root)]
+    sys.modules["billing_sync"] = package
+
+
+_billing_sync_services_importable()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def load_registry():
     """No Odoo registry for sandbox tests (overrides pytest-odoo's autouse fixture)."""

@@ -157,28 +157,7 @@ def qbo_webhooks(qbo_sandbox):
 
 
 # --------------------------------------------------------------------------- push layer (issue 6)
-# The adapter under test is billing_sync.services.ledger.qbo: plain Python, but the package
-# ``billing_sync`` is an Odoo addon whose __init__ imports its models (and Odoo refuses
-# ``billing_sync.models`` imported outside ``odoo.addons``).  A bare package object pointing at
-# the addon's directory lets ``billing_sync.services...`` import normally (its own __init__
-# files run, the addon's top-level one does not), without Odoo and without a database.
-def _billing_sync_services_importable():
-    import importlib.util
-    import pathlib
-    import sys
-    import types
-
-    if "billing_sync" in sys.modules:
-        return
-    root = pathlib.Path(__file__).resolve().parents[2] / "billing_sync"
-    package = types.ModuleType("billing_sync")
-    package.__path__ = [str(root)]
-    package.__spec__ = importlib.util.spec_from_loader("billing_sync", None, is_package=True)
-    package.__spec__.submodule_search_locations = [str(root)]
-    sys.modules["billing_sync"] = package
-
-
-_billing_sync_services_importable()
+# (``billing_sync.services`` is made importable without Odoo by conftest.py)
 
 
 class QboPush:

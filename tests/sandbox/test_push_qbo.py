@@ -414,6 +414,6 @@ def test_adapter_limits_and_links():
     adapter = QboAdapter("id", "secret", "http://127.0.0.1:1/d", "http://127.0.0.1:1")
     assert adapter.batch_size("invoice") == 30 and adapter.batch_size("credit_note") == 29
     assert adapter.LIMITS == {"per_minute": 500, "per_day": None, "concurrent": 10,
-                              "batch_per_minute": 40}
+                              "batch_per_minute": 40, "per_second": 10}
     assert adapter.web_url("void_invoice", "12", "r").endswith("/app/invoice?txnId=12")
     assert adapter.web_url("contact", None, "r") is None

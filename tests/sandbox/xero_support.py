@@ -193,28 +193,7 @@ def xero_webhooks(xero_sandbox):
 
 
 # --------------------------------------------------------------------------- push layer (issue 6)
-# The adapter under test, billing_sync.services.ledger.xero, is plain Python, but the package
-# ``billing_sync`` is an Odoo addon whose __init__ imports its models (Odoo refuses them outside
-# ``odoo.addons``).  A bare package object for the addon's directory lets
-# ``billing_sync.services...`` import normally without Odoo.  qbo_support.py installs the same
-# stand-in; whichever runs first wins, the other sees it in sys.modules and does nothing.
-def _billing_sync_services_importable():
-    import importlib.util
-    import pathlib
-    import sys
-    import types
-
-    if "billing_sync" in sys.modules:
-        return
-    root = pathlib.Path(__file__).resolve().parents[2] / "billing_sync"
-    package = types.ModuleType("billing_sync")
-    package.__path__ = [str(root)]
-    package.__spec__ = importlib.util.spec_from_loader("billing_sync", None, is_package=True)
-    package.__spec__.submodule_search_locations = [str(root)]
-    sys.modules["billing_sync"] = package
-
-
-_billing_sync_services_importable()
+# (``billing_sync.services`` is made importable without Odoo by conftest.py)
 
 
 class XeroPush:

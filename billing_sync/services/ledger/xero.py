@@ -41,6 +41,8 @@ from .errors import (
 SCOPES = ("openid profile email offline_access "
           "accounting.transactions accounting.contacts accounting.settings")
 API_PATH = "/api.xro/2.0"
+# Xero's largest page of contacts (pageSize)
+LIST_PAGE = 1000
 # Xero has no list of payment terms: a contact's or invoice's terms are a day
 # number and one of these types (Accounting API, Contacts > PaymentTerms).
 TERM_TYPES = [
@@ -427,15 +429,27 @@ class XeroAdapter(LedgerAdapter):
         if not candidates:
             return {}
         api = self._accounting(access_token)
+        clauses = list(payloads.where_clauses(candidates))
+        if len(clauses) > 1:
+            # many candidates (a backfill): a ledger of fewer than a thousand
+            # contacts is read whole in one request instead of one per filter
+            page = self._call("Reading Xero contacts", api.get_contacts, org_id, page=1,
+                              page_size=LIST_PAGE).contacts or []
+            if len(page) < LIST_PAGE:
+                return payloads.match_contacts(candidates, _contact_rows(page))
         found = []
-        for where in payloads.where_clauses(candidates):
+        for where in clauses:
             answer = self._call("Looking for existing Xero contacts", api.get_contacts,
                                 org_id, where=where, page=1, page_size=1000)
-            found += [{"ContactID": str(c.contact_id), "TaxNumber": c.tax_number,
-                       "EmailAddress": c.email_address, "Name": c.name}
-                      for c in answer.contacts or []
-                      if _status(c.contact_status) in ("", "ACTIVE")]
+            found += _contact_rows(answer.contacts or [])
         return payloads.match_contacts(candidates, found)
+
+
+def _contact_rows(contacts):
+    """The matching fields of active contacts."""
+    return [{"ContactID": str(c.contact_id), "TaxNumber": c.tax_number,
+             "EmailAddress": c.email_address, "Name": c.name}
+            for c in contacts if _status(c.contact_status) in ("", "ACTIVE")]
 
 
 def _key(key):
