@@ -86,6 +86,9 @@ def run(env, provider, args):
         api_requests = sum(n for label, statuses in counters["by_endpoint"].items()
                            if "token" not in label.lower() and "well-known" not in label
                            for n in statuses.values())
+        throttled = {label: statuses.get("429", 0) + statuses.get(429, 0)
+                     for label, statuses in counters["by_endpoint"].items()
+                     if statuses.get("429") or statuses.get(429)}
         left = env["billing_sync.job"].search_count(
             [("connection_id", "=", connection.id), ("state", "!=", "done")])
         result = {
@@ -101,6 +104,8 @@ def run(env, provider, args):
             "invoices": len(moves),
             "jobs_left": left,
         }
+        if throttled:
+            result["http_429_by_endpoint"] = throttled
         cleanup(env, connection)
         return result
 
@@ -119,8 +124,9 @@ def setup(env, provider, url, window):
     connection.default_item_id = refs.filtered(lambda r: r.kind == "item")[:1]
     # the ledger computes its own tax: invoice with a tax of the ledger tax's rate
     tax_ref = refs.filtered(lambda r: r.kind == "tax" and (r.rate or 0) > 0)[:1]
-    tax = env["account.tax"].create({"name": f"Bench {provider} tax {tax_ref.rate:g}%",
-                                     "amount": tax_ref.rate, "type_tax_use": "sale"})
+    name = f"Bench {provider} tax {tax_ref.rate:g}%"
+    tax = env["account.tax"].search([("name", "=", name)], limit=1) or env["account.tax"].create(
+        {"name": name, "amount": tax_ref.rate, "type_tax_use": "sale"})
     env["billing_sync.mapping"].create({"connection_id": connection.id, "kind": "tax",
                                         "tax_id": tax.id, "tax_ref_id": tax_ref.id})
     env.cr.commit()

@@ -243,6 +243,17 @@ class TestOutbound(OutboundMixin, TransactionCase):
         wait = (job.next_attempt_at - fields.Datetime.now()).total_seconds()
         self.assertTrue(5 <= wait <= 8, wait)
 
+    def test_quickbooks_429_without_retry_after_waits_one_window_minute(self):
+        connection = self.connected("qbo")
+        connection.rate_window_seconds = 12  # a compressed "minute", as in the benchmark
+        move = self.invoice(self.partner("Throttled Ltd"))
+        self.qbo.faults.next("http429", count=1)
+        self.run_worker()
+        job = self.jobs(move)
+        self.assertEqual((job.state, job.attempts), ("pending", 0))
+        wait = (job.next_attempt_at - fields.Datetime.now()).total_seconds()
+        self.assertTrue(10 <= wait <= 13, wait)
+
     def test_gives_up_after_the_last_attempt(self):
         connection = self.connected("xero")
         move = self.invoice(self.partner("Down Ltd"))

@@ -264,9 +264,11 @@ class BillingSyncJob(models.Model):
                 job._park(reason)
             results = self._push(connection, adapter, pacer, kind, items) if items else []
         except RateLimited as exc:
-            # planned wait: the ledger said when; not counted as an attempt
-            pacer.block(exc.retry_after)
-            self._wait(exc.retry_after, str(exc))
+            # planned wait: the ledger said when (or documents "a minute": one
+            # minute of this connection's rate-limit window); not an attempt
+            wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
+            pacer.block(wait)
+            self._wait(wait, str(exc))
             return
         except AuthorizationRevoked as exc:
             connection.sudo()._needs_reconnect(exc.message)

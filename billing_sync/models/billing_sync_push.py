@@ -91,7 +91,8 @@ class BillingSyncPush(models.AbstractModel):
         # A backfill brings many new customers: match those of the invoices queued
         # behind this batch as well, so matching costs a request per hundreds of
         # customers rather than one per batch.
-        missing |= self._queued_customers(connection, LOOKAHEAD - len(missing)) - missing
+        lookahead = getattr(adapter, "FIND_LIMIT", LOOKAHEAD)
+        missing |= self._queued_customers(connection, lookahead - len(missing)) - missing
         token = connection._access_token()
         candidates = [{"key": f"res.partner,{p.id}", "tax_id": p.vat or None,
                        "email": p.billing_sync_invoice_email or p.email or None,

@@ -38,10 +38,12 @@ class RateLimited(LedgerError):
 
     retryable = True
 
-    def __init__(self, message, retry_after=60, problem=None, **kw):
+    def __init__(self, message, retry_after=60, problem=None, assumed=False, **kw):
         super().__init__(message, status=429, **kw)
         self.retry_after = retry_after
         self.problem = problem
+        # no Retry-After came: retry_after is the provider's documented "a minute"
+        self.assumed = assumed
 
 
 class LedgerUnavailable(LedgerError):

@@ -113,7 +113,8 @@ def _translate(exc, what):
         return AccessTokenExpired(f"{what}: QuickBooks refused the access token (401).",
                                   status=401)
     if code in (3001, 3003) or "ThrottleExceeded" in message or "statusCode=429" in message:
-        return RateLimited(f"{what}: QuickBooks' rate limit was reached.", retry_after=60)
+        return RateLimited(f"{what}: QuickBooks' rate limit was reached.", retry_after=60,
+                           assumed=True)
     if code == 3100 or "statusCode=403" in message:
         return AuthorizationRevoked(f"{what}: QuickBooks refused access (403); reconnect it.",
                                     status=403)
@@ -270,6 +271,9 @@ class QboAdapter(LedgerAdapter):
     # once, 40 /batch calls a minute; no daily cap.
     LIMITS = {"per_minute": 500, "per_day": None, "concurrent": 10, "batch_per_minute": 40,
               "per_second": 10}
+    # candidates find_contacts matches in ONE /batch (3 queries per 50 candidates,
+    # 30 queries per batch): the caller's pacer counts one call for it
+    FIND_LIMIT = 500
     last_headroom = None
 
     def batch_size(self, kind):
@@ -566,7 +570,8 @@ def _read_answer(answer, what):
     status = answer.status_code
     if status == 429:
         raise RateLimited(f"{what}: QuickBooks' rate limit was reached.",
-                          retry_after=_retry_after(answer))
+                          retry_after=_retry_after(answer),
+                          assumed=not answer.headers.get("Retry-After"))
     if status == 401:
         raise AccessTokenExpired(f"{what}: QuickBooks refused the access token (401).",
                                  status=401)
@@ -590,7 +595,8 @@ def _read_answer(answer, what):
         codes = payloads.fault_codes(fault)
         if codes & {"3001", "3003"}:
             raise RateLimited(f"{what}: QuickBooks' rate limit was reached.",
-                              retry_after=_retry_after(answer))
+                              retry_after=_retry_after(answer),
+                              assumed=not answer.headers.get("Retry-After"))
         if any(code.isdigit() and int(code) >= 10000 for code in codes):
             raise LedgerUnavailable(f"{what}: QuickBooks failed ({text[:160]}).", status=500)
         raise LedgerRejected(f"{what}: QuickBooks said: {text}", status=status,

@@ -102,6 +102,9 @@ class XeroAdapter(LedgerAdapter):
     label = "Xero"
     # developer.xero.com/documentation/guides/oauth2/limits: per organisation and app
     LIMITS = {"per_minute": 60, "per_day": 5000, "concurrent": 5, "batch_per_minute": None}
+    # candidates find_contacts matches in one request (a ledger of < 1,000 contacts
+    # is read whole; a bigger one is filtered, ~50 candidates a request)
+    FIND_LIMIT = 1000
     # Xero's advice for batched writes: at most 50 objects per request
     BATCH_SIZE = 50
     # {"minute_remaining", "day_remaining"} from the last answer's rate-limit headers
