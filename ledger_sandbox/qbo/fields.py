@@ -6,138 +6,132 @@ entity type including its base types. The query parser uses them to reject a pro
 does not have (QueryValidationError), as the real query service does.
 """
 
+# IntuitEntity: what every entity has
+_ENTITY = (
+    "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef",
+)
+# Transaction (extends IntuitEntity)
+_TRANSACTION = _ENTITY + (
+    "DocNumber", "TxnDate", "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote",
+    "TxnStatus", "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
+    "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
+    "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount",
+)
+# SalesTransaction (extends Transaction): Invoice, CreditMemo
+_SALES = _TRANSACTION + (
+    "AutoDocNumber", "CustomerRef", "CustomerMemo", "BillAddr", "ShipAddr", "FreeFormAddress",
+    "ShipFromAddr", "RemitToRef", "ClassRef", "SalesTermRef", "DueDate", "SalesRepRef",
+    "PONumber", "FOB", "ShipMethodRef", "ShipDate", "TrackingNum", "GlobalTaxCalculation",
+    "TotalAmt", "HomeTotalAmt", "ApplyTaxAfterDiscount", "ShippingTaxIncludedInTotalTax",
+    "TemplateRef", "PrintStatus", "EmailStatus", "BillEmail", "BillEmailCc", "BillEmailBcc",
+    "ARAccountRef", "Balance", "HomeBalance", "FinanceCharge", "PaymentMethodRef",
+    "PaymentRefNum", "PaymentType", "CheckPayment", "CreditCardPayment", "DepositToAccountRef",
+    "DeliveryInfo", "DiscountRate", "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef",
+)
+
 ENTITY_FIELDS: dict[str, frozenset[str]] = {
     "Customer": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "IntuitId",
-            "Organization", "Title", "GivenName", "MiddleName", "FamilyName", "Suffix",
-            "FullyQualifiedName", "CompanyName", "DisplayName", "PrintOnCheckName", "UserId",
-            "Active", "V4IDPseudonym", "PrimaryPhone", "AlternatePhone", "Mobile", "Fax",
-            "PrimaryEmailAddr", "WebAddr", "OtherContactInfo", "DefaultTaxCodeRef", "Taxable",
-            "BillAddr", "ShipAddr", "OtherAddr", "ContactName", "AltContactName", "Notes", "Job",
-            "BillWithParent", "RootCustomerRef", "ParentRef", "Level", "CustomerTypeRef",
-            "SalesTermRef", "SalesRepRef", "TaxGroupCodeRef", "TaxRateRef", "PaymentMethodRef",
-            "CCDetail", "PriceLevelRef", "Balance", "OpenBalanceDate", "BalanceWithJobs",
-            "CreditLimit", "AcctNum", "CurrencyRef", "OverDueBalance", "TotalRevenue",
-            "TotalExpense", "PreferredDeliveryMethod", "ResaleNum", "JobInfo", "TDSEnabled",
-            "CustomerEx", "SecondaryTaxIdentifier", "ARAccountRef", "PrimaryTaxIdentifier",
-            "TaxExemptionReasonId", "IsProject", "BusinessNumber", "GSTIN", "GSTRegistrationType",
-            "IsCISContractor", "ClientCompanyId", "ClientEntityId", "Source", "TaxRegime",
+        _ENTITY + (
+            "IntuitId", "Organization", "Title", "GivenName", "MiddleName",
+            "FamilyName", "Suffix", "FullyQualifiedName", "CompanyName", "DisplayName",
+            "PrintOnCheckName", "UserId", "Active", "V4IDPseudonym", "PrimaryPhone",
+            "AlternatePhone", "Mobile", "Fax", "PrimaryEmailAddr", "WebAddr",
+            "OtherContactInfo", "DefaultTaxCodeRef", "Taxable", "BillAddr", "ShipAddr",
+            "OtherAddr", "ContactName", "AltContactName", "Notes", "Job",
+            "BillWithParent", "RootCustomerRef", "ParentRef", "Level",
+            "CustomerTypeRef", "SalesTermRef", "SalesRepRef", "TaxGroupCodeRef",
+            "TaxRateRef", "PaymentMethodRef", "CCDetail", "PriceLevelRef", "Balance",
+            "OpenBalanceDate", "BalanceWithJobs", "CreditLimit", "AcctNum",
+            "CurrencyRef", "OverDueBalance", "TotalRevenue", "TotalExpense",
+            "PreferredDeliveryMethod", "ResaleNum", "JobInfo", "TDSEnabled",
+            "CustomerEx", "SecondaryTaxIdentifier", "ARAccountRef",
+            "PrimaryTaxIdentifier", "TaxExemptionReasonId", "IsProject",
+            "BusinessNumber", "GSTIN", "GSTRegistrationType", "IsCISContractor",
+            "ClientCompanyId", "ClientEntityId", "Source", "TaxRegime",
         )
     ),
     "Invoice": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
-            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
-            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
-            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
-            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "AutoDocNumber", "CustomerRef",
-            "CustomerMemo", "BillAddr", "ShipAddr", "FreeFormAddress", "ShipFromAddr",
-            "RemitToRef", "ClassRef", "SalesTermRef", "DueDate", "SalesRepRef", "PONumber", "FOB",
-            "ShipMethodRef", "ShipDate", "TrackingNum", "GlobalTaxCalculation", "TotalAmt",
-            "HomeTotalAmt", "ApplyTaxAfterDiscount", "ShippingTaxIncludedInTotalTax",
-            "TemplateRef", "PrintStatus", "EmailStatus", "BillEmail", "BillEmailCc",
-            "BillEmailBcc", "ARAccountRef", "Balance", "HomeBalance", "FinanceCharge",
-            "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
-            "CreditCardPayment", "DepositToAccountRef", "DeliveryInfo", "DiscountRate",
-            "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef", "Deposit", "AllowIPNPayment",
-            "AllowOnlinePayment", "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment",
-            "AllowOnlinePayPalPayment", "EInvoiceStatus", "ECloudStatusTimeStamp", "CfdiUse",
-            "Exportation", "GlobalInfo", "invoiceStatus", "callToAction", "invoiceStatusLog",
-            "InvoiceEx", "LessCIS", "InvoiceLink", "PaymentDetailsMessage", "ConvenienceFeeDetail",
-            "InvoiceLinkSecurityCode", "InvoiceLinkExpiryDate", "AutoPayEligible",
-            "SchedulePayEligible", "ScheduledPaymentId", "GratuityEnabled", "FinancingProductType",
+        _SALES + (
+            "Deposit", "AllowIPNPayment", "AllowOnlinePayment",
+            "AllowOnlineCreditCardPayment", "AllowOnlineACHPayment",
+            "AllowOnlinePayPalPayment", "EInvoiceStatus", "ECloudStatusTimeStamp",
+            "CfdiUse", "Exportation", "GlobalInfo", "invoiceStatus", "callToAction",
+            "invoiceStatusLog", "InvoiceEx", "LessCIS", "InvoiceLink",
+            "PaymentDetailsMessage", "ConvenienceFeeDetail", "InvoiceLinkSecurityCode",
+            "InvoiceLinkExpiryDate", "AutoPayEligible", "SchedulePayEligible",
+            "ScheduledPaymentId", "GratuityEnabled", "FinancingProductType",
             "SubscriptionPaymentsSetting",
         )
     ),
     "Payment": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
-            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
-            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
-            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
-            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "CustomerRef", "RemitToRef",
-            "ARAccountRef", "DepositToAccountRef", "PaymentMethodRef", "PaymentRefNum",
-            "PaymentType", "CheckPayment", "CreditCardPayment", "TotalAmt", "UnappliedAmt",
-            "ProcessPayment", "PaymentEx",
+        _TRANSACTION + (
+            "CustomerRef", "RemitToRef", "ARAccountRef", "DepositToAccountRef",
+            "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
+            "CreditCardPayment", "TotalAmt", "UnappliedAmt", "ProcessPayment",
+            "PaymentEx",
         )
     ),
     "CreditMemo": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "DocNumber", "TxnDate",
-            "DepartmentRef", "CurrencyRef", "ExchangeRate", "PrivateNote", "TxnStatus",
-            "LinkedTxn", "Line", "TxnTaxDetail", "TxnSource", "TaxFormType", "TaxFormNum",
-            "TransactionLocationType", "Tag", "TxnApprovalInfo", "RecurDataRef", "RecurringInfo",
-            "ProjectRef", "TotalCostAmount", "HomeTotalCostAmount", "AutoDocNumber", "CustomerRef",
-            "CustomerMemo", "BillAddr", "ShipAddr", "FreeFormAddress", "ShipFromAddr",
-            "RemitToRef", "ClassRef", "SalesTermRef", "DueDate", "SalesRepRef", "PONumber", "FOB",
-            "ShipMethodRef", "ShipDate", "TrackingNum", "GlobalTaxCalculation", "TotalAmt",
-            "HomeTotalAmt", "ApplyTaxAfterDiscount", "ShippingTaxIncludedInTotalTax",
-            "TemplateRef", "PrintStatus", "EmailStatus", "BillEmail", "BillEmailCc",
-            "BillEmailBcc", "ARAccountRef", "Balance", "HomeBalance", "FinanceCharge",
-            "PaymentMethodRef", "PaymentRefNum", "PaymentType", "CheckPayment",
-            "CreditCardPayment", "DepositToAccountRef", "DeliveryInfo", "DiscountRate",
-            "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef", "RemainingCredit",
-            "InvoiceRef", "CreditMemoEx",
+        _SALES + (
+            "RemainingCredit", "InvoiceRef", "CreditMemoEx",
         )
     ),
     "Item": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Sku",
-            "Description", "Active", "SubItem", "ParentRef", "Level", "FullyQualifiedName",
-            "Taxable", "SalesTaxIncluded", "PercentBased", "UnitPrice", "RatePercent", "Type",
-            "PaymentMethodRef", "UOMSetRef", "IncomeAccountRef", "PurchaseDesc",
-            "PurchaseTaxIncluded", "PurchaseCost", "ExpenseAccountRef", "COGSAccountRef",
-            "AssetAccountRef", "PrefVendorRef", "AvgCost", "TrackQtyOnHand", "QtyOnHand",
-            "QtyOnPurchaseOrder", "QtyOnSalesOrder", "ReorderPoint", "ManPartNum",
-            "DepositToAccountRef", "SalesTaxCodeRef", "PurchaseTaxCodeRef", "InvStartDate",
-            "BuildPoint", "PrintGroupedItems", "SpecialItem", "SpecialItemType", "ItemGroupDetail",
+        _ENTITY + (
+            "Name", "Sku", "Description", "Active", "SubItem", "ParentRef", "Level",
+            "FullyQualifiedName", "Taxable", "SalesTaxIncluded", "PercentBased",
+            "UnitPrice", "RatePercent", "Type", "PaymentMethodRef", "UOMSetRef",
+            "IncomeAccountRef", "PurchaseDesc", "PurchaseTaxIncluded", "PurchaseCost",
+            "ExpenseAccountRef", "COGSAccountRef", "AssetAccountRef", "PrefVendorRef",
+            "AvgCost", "TrackQtyOnHand", "QtyOnHand", "QtyOnPurchaseOrder",
+            "QtyOnSalesOrder", "ReorderPoint", "ManPartNum", "DepositToAccountRef",
+            "SalesTaxCodeRef", "PurchaseTaxCodeRef", "InvStartDate", "BuildPoint",
+            "PrintGroupedItems", "SpecialItem", "SpecialItemType", "ItemGroupDetail",
             "ItemAssemblyDetail", "AbatementRate", "ReverseChargeRate", "ServiceType",
-            "ItemCategoryType", "ItemEx", "TaxClassificationRef", "UQCDisplayText", "UQCId",
-            "ClassRef", "Source", "DeferredRevenue",
+            "ItemCategoryType", "ItemEx", "TaxClassificationRef", "UQCDisplayText",
+            "UQCId", "ClassRef", "Source", "DeferredRevenue",
         )
     ),
     "Account": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubAccount",
-            "ParentRef", "Description", "FullyQualifiedName", "AccountAlias", "TxnLocationType",
-            "Active", "Classification", "AccountType", "AccountSubType", "AccountPurposes",
-            "AcctNum", "AcctNumExtn", "BankNum", "OpeningBalance", "OpeningBalanceDate",
-            "CurrentBalance", "CurrentBalanceWithSubAccounts", "CurrencyRef", "TaxAccount",
-            "TaxCodeRef", "OnlineBankingEnabled", "FIName", "JournalCodeRef", "AccountEx",
+        _ENTITY + (
+            "Name", "SubAccount", "ParentRef", "Description", "FullyQualifiedName",
+            "AccountAlias", "TxnLocationType", "Active", "Classification",
+            "AccountType", "AccountSubType", "AccountPurposes", "AcctNum",
+            "AcctNumExtn", "BankNum", "OpeningBalance", "OpeningBalanceDate",
+            "CurrentBalance", "CurrentBalanceWithSubAccounts", "CurrencyRef",
+            "TaxAccount", "TaxCodeRef", "OnlineBankingEnabled", "FIName",
+            "JournalCodeRef", "AccountEx",
         )
     ),
     "TaxCode": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Description",
-            "Active", "Hidden", "Taxable", "TaxGroup", "SalesTaxRateList", "PurchaseTaxRateList",
-            "AdjustmentTaxRateList", "TaxCodeEx", "TaxCodeConfigType",
+        _ENTITY + (
+            "Name", "Description", "Active", "Hidden", "Taxable", "TaxGroup",
+            "SalesTaxRateList", "PurchaseTaxRateList", "AdjustmentTaxRateList",
+            "TaxCodeEx", "TaxCodeConfigType",
         )
     ),
     "TaxRate": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Description",
-            "Active", "RateValue", "AgencyRef", "TaxReturnLineRef", "EffectiveTaxRate",
-            "SpecialTaxType", "DisplayType", "TaxRateEx", "OriginalTaxRate",
+        _ENTITY + (
+            "Name", "Description", "Active", "RateValue", "AgencyRef",
+            "TaxReturnLineRef", "EffectiveTaxRate", "SpecialTaxType", "DisplayType",
+            "TaxRateEx", "OriginalTaxRate",
         )
     ),
     "Class": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubClass",
-            "ParentRef", "FullyQualifiedName", "Active", "ClassEx",
+        _ENTITY + (
+            "Name", "SubClass", "ParentRef", "FullyQualifiedName", "Active", "ClassEx",
         )
     ),
     "Department": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "SubDepartment",
-            "ParentRef", "FullyQualifiedName", "Active", "DepartmentEx", "Address",
+        _ENTITY + (
+            "Name", "SubDepartment", "ParentRef", "FullyQualifiedName", "Active",
+            "DepartmentEx", "Address",
         )
     ),
     "Term": frozenset(
-        (
-            "Id", "SyncToken", "MetaData", "CustomField", "AttachableRef", "Name", "Active",
-            "Type", "DiscountPercent", "DueDays", "DiscountDays", "DayOfMonthDue",
-            "DueNextMonthDays", "DiscountDayOfMonth", "SalesTermEx",
+        _ENTITY + (
+            "Name", "Active", "Type", "DiscountPercent", "DueDays", "DiscountDays",
+            "DayOfMonthDue", "DueNextMonthDays", "DiscountDayOfMonth", "SalesTermEx",
         )
     ),
 }

@@ -620,23 +620,16 @@ class XeroSandbox(SandboxApp):
         """GET one record by ID (or number/code where Xero allows)."""
         kind = {"Contacts": "contacts", "Invoices": "invoices", "CreditNotes": "credit_notes",
                 "Payments": "payments", "Items": "items"}[resource]
-
-        def handler(request: Request) -> Response:
-            ledger = self._ledger_for(request)
-            with self.lock:
-                try:
-                    record = ledger.get(kind, request.params["id"])
-                except NotFound:
-                    raise SandboxError(404, NOT_FOUND_TEXT) from None
-                out = self._present(ledger, resource, record)
-            return Response(200, render.envelope(self.now, resource, [out]))
-
-        return handler
+        return self._getter(kind, resource,
+                            lambda ledger, record: self._present(ledger, resource, record))
 
     def h_get_simple(self, resource: str) -> Callable[[Request], Response]:
         """GET one account / tracking category."""
         kind = {"Accounts": "accounts", "TrackingCategories": "tracking"}[resource]
+        return self._getter(kind, resource, lambda ledger, record: render.plain(record))
 
+    def _getter(self, kind: str, resource: str,
+                present: Callable[[Ledger, dict], dict]) -> Callable[[Request], Response]:
         def handler(request: Request) -> Response:
             ledger = self._ledger_for(request)
             with self.lock:
@@ -644,8 +637,8 @@ class XeroSandbox(SandboxApp):
                     record = ledger.get(kind, request.params["id"])
                 except NotFound:
                     raise SandboxError(404, NOT_FOUND_TEXT) from None
-                return Response(200, render.envelope(self.now, resource,
-                                                     [render.plain(record)]))
+                out = present(ledger, record)
+            return Response(200, render.envelope(self.now, resource, [out]))
 
         return handler
 

@@ -18,20 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
-
-class QboTimeoutAdapter(HTTPAdapter):
-    """requests adapter giving every call a timeout (python-quickbooks sets none)."""
-
-    def __init__(self, timeout, **kwargs):
-        self.timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request, **kwargs):
-        """Send with the configured timeout."""
-        kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+from billing_sync.services.ledger.base import TimeoutHTTPAdapter
 
 
 class QboConnection:
@@ -47,7 +35,7 @@ class QboConnection:
         self.server = server
         self.auth = AuthClient(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, redirect_uri,
                                environment=server.url + "/.well-known/openid_sandbox_configuration")
-        self.auth.mount("http://", QboTimeoutAdapter(timeout))
+        self.auth.mount("http://", TimeoutHTTPAdapter(timeout))
         url = self.auth.get_authorization_url([Scopes.ACCOUNTING])
         if realm_id:
             url += "&" + urllib.parse.urlencode({"realm_id": realm_id})
@@ -70,7 +58,7 @@ class QboConnection:
                             company_id=self.auth.realm_id, minorversion=self.minorversion)
         # The only change python-quickbooks needs: its API base URL.
         qb.api_url_v3 = self.server.url + "/v3"
-        qb.session.mount("http://", QboTimeoutAdapter(self.timeout))
+        qb.session.mount("http://", TimeoutHTTPAdapter(self.timeout))
         return qb
 
 

@@ -5,6 +5,7 @@ import datetime
 from dataclasses import dataclass, field
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from .errors import ConfigurationError, LedgerRejected, LedgerUnavailable
 
@@ -111,6 +112,19 @@ REFERENCE_KINDS = [
     ("tracking", "Tracking option / class / department"),
     ("term", "Payment terms"),
 ]
+
+
+class TimeoutHTTPAdapter(HTTPAdapter):
+    """Gives every call of a requests session a timeout (python-quickbooks and intuit-oauth
+    send none, and a hung ledger must not hang a worker)."""
+
+    def __init__(self, timeout, **kwargs):
+        self.timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):
+        kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
 
 
 _DISCOVERY = {}

@@ -22,7 +22,6 @@ from quickbooks.objects.taxcode import TaxCode
 from quickbooks.objects.taxrate import TaxRate
 from quickbooks.objects.term import Term
 from quickbooks.objects.trackingclass import Class
-from requests.adapters import HTTPAdapter
 
 from . import qbo_payloads as payloads
 from .base import (
@@ -31,6 +30,7 @@ from .base import (
     Organisation,
     PushResult,
     ReferenceRecord,
+    TimeoutHTTPAdapter,
     TokenSet,
     is_loopback,
 )
@@ -52,18 +52,6 @@ WEB_PATHS = {"contact": "customerdetail?nameId=", "invoice": "invoice?txnId=",
              "void_invoice": "invoice?txnId=", "credit_note": "creditmemo?txnId=",
              "payment": "recvpayment?txnId="}
 BALANCES_BID = "_invoice_balances"
-
-
-class _TimeoutAdapter(HTTPAdapter):
-    """python-quickbooks sends without a timeout; a hung ledger must not hang a worker."""
-
-    def __init__(self, timeout, **kwargs):
-        self.timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request, **kwargs):
-        kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
 
 
 class _BearerGrant:
@@ -138,7 +126,7 @@ class QboAdapter(LedgerAdapter):
         except (requests.RequestException, AuthClientError, ValueError, KeyError) as exc:
             raise _translate(exc, "Reaching Intuit's sign-in service") from exc
         for scheme in ("http://", "https://"):
-            auth.mount(scheme, _TimeoutAdapter(self.timeout))
+            auth.mount(scheme, TimeoutHTTPAdapter(self.timeout))
         return auth
 
     def _oauth(self, what, fn, *args, **kwargs):
@@ -190,7 +178,7 @@ class QboAdapter(LedgerAdapter):
         qb = QuickBooks(auth_client=auth, company_id=realm_id, minorversion=MINOR_VERSION)
         qb.api_url_v3 = self.api_url + "/v3"
         for scheme in ("http://", "https://"):
-            qb.session.mount(scheme, _TimeoutAdapter(self.timeout))
+            qb.session.mount(scheme, TimeoutHTTPAdapter(self.timeout))
         return qb
 
     def _call(self, what, fn, *args, **kwargs):
