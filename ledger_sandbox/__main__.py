@@ -56,7 +56,10 @@ def build_qbo(args: argparse.Namespace, seed: dict | None) -> SandboxApp:
                                "seed": _seed_for("qbo", seed), "webhook_url": args.webhook_url}
     if args.webhook_key:
         options["verifier_token"] = args.webhook_key
-    return QboSandbox(**options)
+    app = QboSandbox(**options)
+    if args.currency:
+        app.configure(base_currency=args.currency)
+    return app
 
 
 BUILDERS = {"xero": build_xero, "qbo": build_qbo}
@@ -85,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of a rate-limit 'minute' (compress for benchmarks)")
     parser.add_argument("--webhook-url", help="where webhooks are delivered")
     parser.add_argument("--webhook-key", help="Xero webhook key / Intuit verifier token")
-    parser.add_argument("--currency", help="base currency of the Xero organisations "
-                        "(default NZD, as Xero's demo company)")
+    parser.add_argument("--currency", help="base (home) currency of the Xero organisations "
+                        "and QuickBooks companies (default NZD and GBP, as their demo "
+                        "companies)")
     parser.add_argument("--verbose", action="store_true", help="log request lines")
     args = parser.parse_args(argv)
     if not is_loopback(args.host):

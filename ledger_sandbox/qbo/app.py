@@ -101,6 +101,8 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
                        {**api, "label": "GET /v3/company/{realmId}/cdc"}))
         routes.append(("POST", REALM + r"/batch", self._api(self._batch, batch=True),
                        {**api, "label": "POST /v3/company/{realmId}/batch"}))
+        routes.append(("GET", REALM + r"/preferences", self._api(self._preferences),
+                       {**api, "label": "GET /v3/company/{realmId}/preferences"}))
         routes.append(("GET", REALM + r"/companyinfo/(?P<id>[0-9]+)",
                        self._api(self._company_info),
                        {**api, "label": "GET /v3/company/{realmId}/companyinfo/{id}"}))
@@ -240,6 +242,17 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             "NameValue": [{"Name": "HomeCurrency", "Value": realm.currency}],
         }}
 
+    def _preferences(self, request: Request, ledger: Ledger) -> dict:
+        """GET /preferences: the parts of Preferences the emulator keeps (currency)."""
+        realm = ledger.realm
+        return {"Preferences": {
+            "Id": "1", "SyncToken": "0", "domain": "QBO", "sparse": False,
+            "CurrencyPrefs": {"HomeCurrency": {"value": realm.currency},
+                              "MultiCurrencyEnabled": realm.multicurrency},
+            "MetaData": {"CreateTime": "2026-01-01T00:00:00+00:00",
+                         "LastUpdatedTime": "2026-01-01T00:00:00+00:00"},
+        }}
+
     # ------------------------------------------------------------------ webhooks
 
     def _notify(self, realm_id: str, ledger: Ledger) -> None:
@@ -356,6 +369,8 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
     def configure(self, **options: Any) -> dict:
         """Core options plus ``per_second``, ``batch_per_minute``, ``access_lifetime``,
         ``verifier_token`` (= ``webhook_key``), ``throttle_format`` ("json"|"xml"),
+        ``base_currency`` (home currency), ``multicurrency`` (bool), ``currencies`` (the
+        CompanyCurrency codes), ``exchange_rates`` ({code: home units per unit}),
         ``notify_api_changes`` and ``redirect_uris`` (for the default client)."""
         if "window_seconds" in options:
             window = float(options["window_seconds"])
@@ -374,6 +389,16 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             if value not in ("json", "xml"):
                 raise SandboxError(400, "throttle_format must be json or xml", kind="config")
             self.throttle_format = value
+        if "base_currency" in options:
+            # the companies' home currency (set to the Odoo company's, as for Xero)
+            currency = str(options.pop("base_currency")).upper()
+            with self.lock:
+                for realm in self.realms.values():
+                    realm.currency = currency
+        if {"multicurrency", "currencies", "exchange_rates"} & set(options):
+            self._configure_currencies(options.pop("multicurrency", None),
+                                       options.pop("currencies", None),
+                                       options.pop("exchange_rates", None))
         if "notify_api_changes" in options:
             self.notify_api_changes = bool(options.pop("notify_api_changes"))
         if "redirect_uris" in options:
@@ -381,6 +406,31 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
                 client["redirect_uris"] = options["redirect_uris"]
             options.pop("redirect_uris")
         return super().configure(**options)
+
+    def _configure_currencies(self, enabled: Any, currencies: Any, rates: Any) -> None:
+        """Multicurrency on or off, the CompanyCurrency list (codes; others made inactive)
+        and the day rates (home units per foreign unit) for every company."""
+        with self.lock:
+            for realm_id, realm in self.realms.items():
+                if enabled is not None:
+                    realm.multicurrency = bool(enabled)
+                if rates is not None:
+                    realm.exchange_rates = {str(k).upper(): float(v) for k, v in rates.items()}
+                if currencies is None:
+                    continue
+                wanted = {str(c).upper() for c in currencies} - {realm.currency}
+                ledger = self.ledgers[realm_id]
+                for record in list(realm.entities["CompanyCurrency"].values()):
+                    active = record["Code"] in wanted
+                    wanted.discard(record["Code"])
+                    if record.get("Active", True) != active:
+                        realm.put("CompanyCurrency", {**record, "Active": active}, self.now(),
+                                  created=False)
+                if wanted and not realm.multicurrency:
+                    raise SandboxError(400, "currencies need multicurrency=true", kind="config")
+                for code in sorted(wanted):
+                    ledger.create("CompanyCurrency", {"Code": code})
+                ledger.events.clear()
 
     def config(self) -> dict:
         """Effective configuration (secrets excluded)."""

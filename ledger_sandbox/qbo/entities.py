@@ -9,9 +9,11 @@ https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
   only the properties sent change); read-only properties sent back (MetaData, TotalAmt,
   Balance, FullyQualifiedName, ...) are ignored; an unknown property is Fault 2010;
 - python-quickbooks sends ``""`` for unset typed properties: read as "not given";
-- names are unique per list (Customer.DisplayName, Item/Account/Class/Department/Term Name,
-  case-insensitively): Fault 6240; a Customer made inactive gets " (deleted)" appended to its
-  DisplayName as QuickBooks does, which frees the name;
+- names are unique per list (Item/Account/Class/Department/Term Name, case-insensitively):
+  Fault 6240; Customers, Vendors and Employees share one DisplayName namespace (a customer
+  cannot take a vendor's or an employee's name, and the other way round); a Customer or Vendor
+  made inactive gets " (deleted)" appended to its DisplayName as QuickBooks does, which frees
+  the name;
 - references (CustomerRef, ItemRef, TaxCodeRef, ClassRef, ...) must name live entities
   (Fault 2500) and are returned with the referenced entity's ``name``;
 - Invoice/CreditMemo amounts come from :mod:`ledger_sandbox.qbo.money`; Invoice.Balance =
@@ -38,12 +40,16 @@ from .fields import ENTITY_FIELDS, TYPED_FIELDS
 from .money import cents, compute_sales_form, dec, num, ref_value
 from .store import Realm
 
-CREATABLE = ("Customer", "Invoice", "Payment", "CreditMemo", "Item", "Account", "Class",
-             "Department", "Term")
+CREATABLE = ("Customer", "Vendor", "Employee", "Invoice", "Payment", "CreditMemo", "Item",
+             "CompanyCurrency",
+             "Account", "Class", "Department", "Term")
 DELETABLE = ("Invoice", "Payment", "CreditMemo")
 VOIDABLE = ("Invoice", "Payment")
-NAME_FIELD = {"Customer": "DisplayName", "Item": "Name", "Account": "Name", "Class": "Name",
-              "Department": "Name", "Term": "Name"}
+NAME_FIELD = {"Customer": "DisplayName", "Vendor": "DisplayName", "Employee": "DisplayName",
+              "Item": "Name", "Account": "Name", "Class": "Name", "Department": "Name",
+              "Term": "Name"}
+# QuickBooks' names lists: one DisplayName namespace across the three (Intuit error 6240).
+SHARED_NAMES = ("Customer", "Vendor", "Employee")
 ENVELOPE = frozenset({"Id", "SyncToken", "MetaData", "domain", "sparse", "status"})
 # Properties the server computes; values sent by clients are ignored.
 COMPUTED = {
@@ -54,6 +60,8 @@ COMPUTED = {
     "CreditMemo": {"TotalAmt", "HomeTotalAmt", "Balance", "HomeBalance", "RemainingCredit",
                    "LinkedTxn"},
     "Payment": {"UnappliedAmt"},
+    "Vendor": {"Balance", "FullyQualifiedName"},
+    "Employee": {"FullyQualifiedName"},
     "Item": {"FullyQualifiedName", "Level"},
     "Account": {"FullyQualifiedName", "CurrentBalance", "CurrentBalanceWithSubAccounts",
                 "Classification"},
@@ -78,6 +86,13 @@ ACCOUNT_CLASSIFICATION = {
     "Other Current Liability": "Liability", "Income": "Revenue", "Other Income": "Revenue",
 }
 DELETED_SUFFIX = " (deleted)"
+# QuickBooks' answer (Fault 6000) to a foreign-currency transaction while multicurrency is off
+MULTICURRENCY_OFF = ("Multicurrency is not enabled for this company: transactions are in its "
+                     "home currency {home}, not {code}. Turn on multicurrency in QuickBooks "
+                     "(Settings > Account and settings > Advanced > Currency) to use another "
+                     "one.")
+CURRENCY_NAMES = {"AUD": "Australian Dollar", "CAD": "Canadian Dollar", "EUR": "Euro",
+                  "GBP": "British Pound Sterling", "USD": "United States Dollar"}
 
 
 def _name_key(value: Any) -> str:
@@ -91,6 +106,9 @@ def _public(record: dict) -> dict:
 
 class Ledger:
     """Applies QuickBooks' rules to one :class:`Realm`; ``events`` collects what changed."""
+
+    # the cleaned body of the write being applied (what the caller sent, not what is stored)
+    _sent: dict | None = None
 
     def __init__(self, realm: Realm, clock: Callable[[], dt.datetime]):
         self.realm = realm
@@ -145,6 +163,7 @@ class Ledger:
         if entity not in CREATABLE:
             raise errors.unsupported("Create", entity)
         fields = self._clean(entity, body)
+        self._sent = fields
         record: dict[str, Any] = {"Id": self.realm.new_id(entity), "domain": "QBO",
                                   "sparse": False, **fields}
         try:
@@ -166,6 +185,7 @@ class Ledger:
         if current.get("_voided"):
             raise errors.business(f"This {entity} has been voided and cannot be changed.")
         fields = self._clean(entity, body)
+        self._sent = fields
         sparse = str(body.get("sparse")).lower() == "true"
         if sparse:
             record = copy.deepcopy(current)
@@ -277,7 +297,8 @@ class Ledger:
         except ValueError as exc:
             raise errors.invalid_property(f"Invalid date {value!r} for {key}", key) from exc
 
-    def _finish_customer(self, record: dict, current: dict | None) -> None:
+    def _display_name(self, record: dict, current: dict | None, deleted_suffix: bool) -> str:
+        """DisplayName of a names-list entity: given, or built from the person's name parts."""
         record.setdefault("Active", True)
         if not record.get("DisplayName"):
             parts = [record.get(k) for k in ("Title", "GivenName", "MiddleName", "FamilyName",
@@ -288,18 +309,38 @@ class Ledger:
             record["DisplayName"] = derived
         name = str(record["DisplayName"])
         was_active = current is None or current.get("Active", True) is not False
-        if record.get("Active") is False and was_active and not name.endswith(DELETED_SUFFIX):
+        inactive = record.get("Active") is False
+        if deleted_suffix and inactive and was_active and not name.endswith(DELETED_SUFFIX):
             name += DELETED_SUFFIX
-        elif record.get("Active") is not False and name.endswith(DELETED_SUFFIX):
+        elif deleted_suffix and not inactive and name.endswith(DELETED_SUFFIX):
             name = name[: -len(DELETED_SUFFIX)]
         record["DisplayName"] = name
         record["FullyQualifiedName"] = name
         record.setdefault("PrintOnCheckName", name)
+        return name
+
+    def _finish_customer(self, record: dict, current: dict | None) -> None:
+        self._display_name(record, current, deleted_suffix=True)
         record.setdefault("Job", False)
         record.setdefault("BillWithParent", False)
         record.setdefault("CurrencyRef", {"value": self.realm.currency})
         record.setdefault("PreferredDeliveryMethod", "Print")
         self._check_date(record, "OpenBalanceDate")
+
+    def _finish_vendor(self, record: dict, current: dict | None) -> None:
+        # Minimal: enough to hold a name in the shared namespace (no bills are emulated).
+        self._display_name(record, current, deleted_suffix=True)
+        record["Balance"] = 0
+        record.setdefault("Vendor1099", False)
+        record.setdefault("CurrencyRef", {"value": self.realm.currency})
+        self._check_date(record, "OpenBalanceDate")
+
+    def _finish_employee(self, record: dict, current: dict | None) -> None:
+        # Inactive employees keep their name (no "(deleted)" suffix is documented for them).
+        self._display_name(record, current, deleted_suffix=False)
+        record.setdefault("BillableTime", False)
+        for key in ("BirthDate", "HiredDate", "ReleasedDate"):
+            self._check_date(record, key)
 
     def _finish_item(self, record: dict, current: dict | None) -> None:
         if not record.get("Name"):
@@ -346,6 +387,85 @@ class Ledger:
         record.setdefault(sub_flag, False)
         record["FullyQualifiedName"] = record["Name"]
 
+    def _finish_companycurrency(self, record: dict, current: dict | None) -> None:
+        if not self.realm.multicurrency:
+            raise errors.business(MULTICURRENCY_OFF.format(home=self.realm.currency,
+                                                           code=record.get("Code")))
+        code = str(record.get("Code") or "").upper()
+        if len(code) != 3 or not code.isalpha():
+            raise errors.required("Code")
+        if code == self.realm.currency or any(
+                c["Code"] == code and c["Id"] != record["Id"]
+                for c in self.realm.entities["CompanyCurrency"].values()):
+            raise errors.business(f"The currency {code} is already in the currency list.",
+                                  "Code")
+        record["Code"] = code
+        record.setdefault("Name", code)
+        record.setdefault("Active", True)
+
+    # ------------------------------------------------------------------ currencies
+
+    def currency_enabled(self, code: str) -> bool:
+        """The home currency, or an active CompanyCurrency with multicurrency on."""
+        if code == self.realm.currency:
+            return True
+        return self.realm.multicurrency and any(
+            c["Code"] == code and c.get("Active", True) is not False
+            for c in self.realm.entities["CompanyCurrency"].values())
+
+    def _check_currency(self, record: dict) -> None:
+        """CurrencyRef defaults to the home currency; another one needs multicurrency and
+        the currency in the list. ExchangeRate (home units per foreign unit) is the one
+        sent, or the day rate, 1 for the home currency."""
+        record.setdefault("CurrencyRef", {"value": self.realm.currency})
+        code = ref_value(record["CurrencyRef"]) or self.realm.currency
+        if code != self.realm.currency and not self.realm.multicurrency:
+            raise errors.business(MULTICURRENCY_OFF.format(home=self.realm.currency,
+                                                           code=code), "CurrencyRef")
+        if not self.currency_enabled(code):
+            raise errors.business(
+                f"The currency {code} is not in the company's currency list. Add it in "
+                "QuickBooks (Settings > Currencies) first.", "CurrencyRef")
+        record["CurrencyRef"] = {"value": code, "name": CURRENCY_NAMES.get(code, code)}
+        if code == self.realm.currency:
+            record["ExchangeRate"] = 1
+            return
+        rate = dec(record.get("ExchangeRate")) or dec(self.realm.exchange_rates.get(code, 1))
+        if rate <= 0:
+            raise errors.invalid_property("ExchangeRate must be greater than zero",
+                                          "ExchangeRate")
+        record["ExchangeRate"] = num(rate)
+
+    def _payment_currency(self, record: dict) -> None:
+        """A payment is in the currency of what it applies (its customer's): default to
+        that of its first linked transaction, and refuse a mix."""
+        if not ref_value(record.get("CurrencyRef")):
+            for line in record.get("Line") or []:
+                linked = (line.get("LinkedTxn") or [{}])[0] if isinstance(line, dict) else {}
+                target = self.realm.get(str(linked.get("TxnType")), linked.get("TxnId")) \
+                    if linked.get("TxnType") in ("Invoice", "CreditMemo") else None
+                if target is not None:
+                    record["CurrencyRef"] = dict(target.get("CurrencyRef") or {})
+                    break
+        self._check_currency(record)
+        code = record["CurrencyRef"]["value"]
+        for line in record.get("Line") or []:
+            linked = (line.get("LinkedTxn") or [{}])[0] if isinstance(line, dict) else {}
+            if linked.get("TxnType") not in ("Invoice", "CreditMemo"):
+                continue
+            target = self.realm.get(linked["TxnType"], linked.get("TxnId"))
+            other = ref_value((target or {}).get("CurrencyRef")) or self.realm.currency
+            if target is not None and other != code:
+                raise errors.business(
+                    f"The payment is in {code} but {linked['TxnType']} {linked.get('TxnId')} "
+                    f"is in {other}: a payment applies transactions of its own currency.",
+                    "CurrencyRef")
+
+    @staticmethod
+    def _home(record: dict, amount: Any) -> float | int:
+        """``amount`` of a transaction in the home currency (at its ExchangeRate)."""
+        return num(cents(dec(amount) * (dec(record.get("ExchangeRate")) or Decimal(1))))
+
     def _finish_term(self, record: dict, current: dict | None) -> None:
         if not record.get("Name"):
             raise errors.required("Name")
@@ -363,7 +483,7 @@ class Ledger:
                 f"The invoice total ({num(total)}) is less than the payments applied to it "
                 f"({num(paid)}). Unapply the payments first.", "TotalAmt")
         record["Balance"] = num(total - paid)
-        record["HomeBalance"] = record["Balance"]
+        record["HomeBalance"] = self._home(record, record["Balance"])
         record.setdefault("Deposit", 0)
         record.setdefault("LinkedTxn", [])
         record.setdefault("EmailStatus", "NotSet")
@@ -386,7 +506,7 @@ class Ledger:
                 f"({num(used)}).", "TotalAmt")
         record["RemainingCredit"] = num(total - used)
         record["Balance"] = record["RemainingCredit"]
-        record["HomeBalance"] = record["Balance"]
+        record["HomeBalance"] = self._home(record, record["Balance"])
         record.setdefault("LinkedTxn", [])
         record.setdefault("EmailStatus", "NotSet")
         record.setdefault("PrintStatus", "NotSet")
@@ -416,15 +536,24 @@ class Ledger:
         record.setdefault("TxnDate", self._today())
         if not record.get("DocNumber") and current is None:
             record["DocNumber"] = self.realm.new_doc_number(entity)
-        record.setdefault("CurrencyRef", {"value": self.realm.currency})
-        record.setdefault("ExchangeRate", 1)
+        self._check_currency(record)
         record.setdefault("GlobalTaxCalculation", "TaxExcluded")
         if record["GlobalTaxCalculation"] not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
             raise errors.invalid_property("Invalid GlobalTaxCalculation",
                                           "GlobalTaxCalculation")
         detail = record.get("TxnTaxDetail") or {}
         self._check_refs_in(detail, {"TxnTaxCodeRef": "TaxCode"})
+        # only a TotalTax sent with THIS write overrides the tax; the stored one is computed
+        record.pop("_tax_override", None)
+        sent = (self._sent or {}).get("TxnTaxDetail") or {}
+        # (a TotalTax alone: a client echoing a read-back object sends its TaxLines too,
+        # and one naming the transaction's tax code asks for that code's computation)
+        if isinstance(sent, dict) and sent.get("TotalTax") not in (None, "") \
+                and not sent.get("TaxLine") and not sent.get("TxnTaxCodeRef") \
+                and not self.realm.automated_sales_tax:
+            record["_tax_override"] = sent["TotalTax"]
         compute_sales_form(record, self._tax_rates_of)
+        record["HomeTotalAmt"] = self._home(record, record["TotalAmt"])
 
     def _default_item_id(self) -> str:
         for item in self.realm.all("Item"):
@@ -467,7 +596,7 @@ class Ledger:
         record["TotalAmt"] = num(total)
         self._check_date(record, "TxnDate")
         record.setdefault("TxnDate", self._today())
-        record.setdefault("CurrencyRef", {"value": self.realm.currency})
+        self._payment_currency(record)
         record.setdefault("ProcessPayment", False)
         lines = record.get("Line") or []
         if not isinstance(lines, list):
@@ -541,9 +670,12 @@ class Ledger:
 
     def _check_unique(self, entity: str, record: dict, field: str) -> None:
         key = _name_key(record.get(field))
-        for other in self.realm.entities[entity].values():
-            if other["Id"] != record["Id"] and _name_key(other.get(field)) == key:
-                raise errors.duplicate_name(other["Id"])
+        lists = SHARED_NAMES if entity in SHARED_NAMES else (entity,)
+        for kind in lists:
+            for other in self.realm.entities[kind].values():
+                if (kind, other["Id"]) != (entity, record["Id"]) and _name_key(
+                        other.get(NAME_FIELD[kind])) == key:
+                    raise errors.duplicate_name(other["Id"])
 
     # ------------------------------------------------------------------ payments and links
 
@@ -585,7 +717,7 @@ class Ledger:
             if not target.get("_voided"):
                 balance = dec(target.get("TotalAmt")) - dec(target.get("Deposit")) - used
                 target["Balance"] = num(balance)
-                target["HomeBalance"] = target["Balance"]
+                target["HomeBalance"] = self._home(target, target["Balance"])
         else:
             target["RemainingCredit"] = num(dec(target.get("TotalAmt")) - used)
             target["Balance"] = target["RemainingCredit"]

@@ -29,6 +29,14 @@ _SALES = _TRANSACTION + (
     "DeliveryInfo", "DiscountRate", "DiscountAmt", "GovtTxnRefIdentifier", "TaxExemptionRef",
 )
 
+# NameBase (extends IntuitEntity): Vendor, Employee (Customer lists the same names itself)
+_NAME_BASE = _ENTITY + (
+    "IntuitId", "Organization", "Title", "GivenName", "MiddleName", "FamilyName", "Suffix",
+    "FullyQualifiedName", "CompanyName", "DisplayName", "PrintOnCheckName", "UserId", "Active",
+    "V4IDPseudonym", "PrimaryPhone", "AlternatePhone", "Mobile", "Fax", "PrimaryEmailAddr",
+    "WebAddr", "OtherContactInfo", "DefaultTaxCodeRef",
+)
+
 ENTITY_FIELDS: dict[str, frozenset[str]] = {
     "Customer": frozenset(
         _ENTITY + (
@@ -63,6 +71,7 @@ ENTITY_FIELDS: dict[str, frozenset[str]] = {
             "SubscriptionPaymentsSetting",
         )
     ),
+    "CompanyCurrency": frozenset(_ENTITY + ("Code", "Name", "Active")),
     "Payment": frozenset(
         _TRANSACTION + (
             "CustomerRef", "RemitToRef", "ARAccountRef", "DepositToAccountRef",
@@ -128,6 +137,25 @@ ENTITY_FIELDS: dict[str, frozenset[str]] = {
             "DepartmentEx", "Address",
         )
     ),
+    "Vendor": frozenset(
+        _NAME_BASE + (
+            "ContactName", "AltContactName", "Notes", "BillAddr", "ShipAddr", "OtherAddr",
+            "TaxCountry", "TaxIdentifier", "TaxIdEffectiveDate", "BusinessNumber", "ParentRef",
+            "VendorTypeRef", "TermRef", "PrefillAccountRef", "Balance", "BillRate",
+            "OpenBalanceDate", "CreditLimit", "AcctNum", "Vendor1099", "T4AEligible",
+            "T5018Eligible", "CurrencyRef", "TDSEnabled", "TDSEntityTypeId", "TDSSectionTypeId",
+            "TDSOverrideThreshold", "TaxReportingBasis", "APAccountRef", "VendorEx", "GSTIN",
+            "GSTRegistrationType", "IsSubContractor", "SubcontractorType", "CISRate", "HasTPAR",
+            "VendorPaymentBankDetail", "Source", "CostRate",
+        )
+    ),
+    "Employee": frozenset(
+        _NAME_BASE + (
+            "EmployeeType", "EmployeeNumber", "SSN", "PrimaryAddr", "OtherAddr", "BillableTime",
+            "BillRate", "BirthDate", "Gender", "HiredDate", "ReleasedDate", "UseTimeEntry",
+            "EmployeeEx", "CostRate", "Notes",
+        )
+    ),
     "Term": frozenset(
         _ENTITY + (
             "Name", "Active", "Type", "DiscountPercent", "DueDays", "DiscountDays",
@@ -160,5 +188,9 @@ TYPED_FIELDS: frozenset[str] = frozenset(
         "SubItem", "TDSEnabled", "TaxAccount", "TaxGroup", "Taxable", "TotalAmt",
         "TotalCostAmount", "TotalExpense", "TotalRevenue", "TrackQtyOnHand", "TxnDate",
         "UnappliedAmt", "UnitPrice",
+        # Vendor and Employee (NameBase)
+        "BillableTime", "BillRate", "BirthDate", "CostRate", "HasTPAR", "HiredDate",
+        "IsSubContractor", "ReleasedDate", "T4AEligible", "T5018Eligible", "TaxIdEffectiveDate",
+        "TDSEntityTypeId", "TDSOverrideThreshold", "TDSSectionTypeId", "Vendor1099",
     )
 )

@@ -13,6 +13,9 @@ Deterministic rules (documented in the README):
   (``RateValue`` in percent).  Tax is computed once per TaxRate on the summed net amount of
   the lines that carry it ("global" rounding: QuickBooks rounds each TaxLine, not each
   line) and a discount is spread over taxable lines only when ``ApplyTaxAfterDiscount``;
+- a ``TxnTaxDetail.TotalTax`` sent alone (no TaxLine, no TxnTaxCodeRef) overrides the
+  computed tax (the difference goes on the largest TaxLine), except on a realm set to
+  Automated Sales Tax (``Realm.automated_sales_tax``), which computes its own;
 - ``GlobalTaxCalculation``: ``TaxExcluded`` (default) adds tax to the lines,
   ``TaxInclusive`` takes line amounts as gross and extracts tax (rate / (100 + rate)),
   ``NotApplicable`` computes no tax;
@@ -132,6 +135,17 @@ def compute_sales_form(
                               "PercentBased": True, "TaxPercent": num(percent),
                               "NetAmountTaxable": num(cents(net))},
         })
+    override = txn.get("_tax_override")
+    if override not in (None, "") and tax_lines and mode != "NotApplicable":
+        # A sent TotalTax overrides the computed tax (QuickBooks' sales-tax override): the
+        # difference lands on the largest tax line, so the lines still add up.
+        delta = cents(dec(override)) - total_tax
+        largest = max(tax_lines, key=lambda t: abs(dec(t["Amount"])))
+        largest["Amount"] = num(dec(largest["Amount"]) + delta)
+        # the XSD's TaxLineDetail.OverrideDeltaAmount: "the difference between the actual
+        # tax and overridden amount supplied by the user"
+        largest["TaxLineDetail"]["OverrideDeltaAmount"] = num(delta)
+        total_tax += delta
     tax_detail: dict[str, Any] = {"TotalTax": num(total_tax), "TaxLine": tax_lines}
     if txn_code:
         tax_detail["TxnTaxCodeRef"] = (txn.get("TxnTaxDetail") or {})["TxnTaxCodeRef"]

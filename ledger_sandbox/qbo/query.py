@@ -12,7 +12,8 @@ Follows Intuit's "Data queries" page
 - keywords are case-insensitive; string values are single-quoted, ``\\'`` escapes a quote;
 - dotted properties reach nested values (``MetaData.LastUpdatedTime``); a reference property
   (``CustomerRef``) compares its ``value``;
-- STARTPOSITION is 1-based; MAXRESULTS defaults to 100 and is capped at 1000;
+- STARTPOSITION is 1-based; MAXRESULTS defaults to 100; above 1000 the query is refused
+  (QueryValidationError 4001 "value N is too large. Max allowed value is 1000");
 - string comparisons are case-insensitive (QuickBooks names are matched that way).
 ``ORDER BY`` (two words) is accepted too because python-quickbooks' ``all()`` sends it.
 """
@@ -200,11 +201,22 @@ class _Parser:
             if self.kw("startposition"):
                 query.start_position = max(1, self.integer())
             elif self.kw("maxresults"):
-                query.max_results = max(0, min(MAX_MAX_RESULTS, self.integer()))
+                query.max_results = max(0, self._max_results())
         tok = self.peek()
         if tok is not None:
             raise self.fail(tok)
         return query
+
+    def _max_results(self) -> int:
+        value = self.integer()
+        if value > MAX_MAX_RESULTS:
+            # Intuit refuses rather than truncates (seen verbatim in quickbooks-ruby issue #24).
+            raise QueryError(
+                "validation",
+                f"QueryValidationError: value {value} is too large. Max allowed value is "
+                f"{MAX_MAX_RESULTS}",
+            )
+        return value
 
     def _select_list(self) -> list[str] | None:
         tok = self.next()

@@ -14,7 +14,7 @@ from typing import Any
 
 ENTITY_TYPES = (
     "Account", "TaxRate", "TaxCode", "Term", "Class", "Department", "Item", "Customer",
-    "Invoice", "CreditMemo", "Payment",
+    "Vendor", "Employee", "Invoice", "CreditMemo", "Payment", "CompanyCurrency",
 )
 
 
@@ -37,6 +37,14 @@ class Realm:
         self.stamps: dict[str, float] = {}  # "Type/Id" -> POSIX time of the last change
         self.next_id: dict[str, int] = dict.fromkeys(ENTITY_TYPES, 1)
         self.next_doc_number: dict[str, int] = {"Invoice": 1001, "CreditMemo": 5001}
+        # A US company on Automated Sales Tax computes its own tax: a TotalTax sent with
+        # a transaction is not taken as an override.
+        self.automated_sales_tax = False
+        # Preferences.CurrencyPrefs.MultiCurrencyEnabled (off by default, as in QuickBooks);
+        # the foreign currencies are CompanyCurrency entities; ``exchange_rates`` is the
+        # day rate (home units per foreign unit) used when a transaction sends none
+        self.multicurrency = False
+        self.exchange_rates: dict[str, float] = {}
 
     # ---- access
 
@@ -99,6 +107,7 @@ class Realm:
             "entities": copy.deepcopy(self.entities), "deleted": copy.deepcopy(self.deleted),
             "stamps": dict(self.stamps), "next_id": dict(self.next_id),
             "next_doc_number": dict(self.next_doc_number),
+            "multicurrency": self.multicurrency, "exchange_rates": dict(self.exchange_rates),
         }
 
     @classmethod
@@ -106,6 +115,8 @@ class Realm:
         """Rebuild a realm from :meth:`dump` output (missing parts start empty)."""
         realm = cls(data["realm_id"], data.get("company_name", "Sandbox Company"),
                     data.get("country", "GB"), data.get("currency", "GBP"))
+        realm.multicurrency = bool(data.get("multicurrency", False))
+        realm.exchange_rates = dict(data.get("exchange_rates") or {})
         for name in ENTITY_TYPES:
             realm.entities[name] = {str(k): v for k, v in
                                     (data.get("entities", {}).get(name) or {}).items()}

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..core import Decision, RateLimiter, Request, Response, SandboxApp, SandboxError
 from . import render
-from .dates import parse_datetime
+from .dates import parse_date, parse_datetime
 from .ledger import Invalid, Ledger, NotFound
 from .oauth import Identity, OAuthError
 from .seed import DEFAULT_SCOPES, DEFAULT_WEBHOOK_KEY, default_client, default_tenant
@@ -37,7 +37,7 @@ SCOPES = {  # resource -> (read scope, write scope)
     "CreditNotes": "accounting.transactions", "Payments": "accounting.transactions",
     "Organisation": "accounting.settings", "Items": "accounting.settings",
     "Accounts": "accounting.settings", "TaxRates": "accounting.settings",
-    "TrackingCategories": "accounting.settings",
+    "TrackingCategories": "accounting.settings", "Currencies": "accounting.settings",
 }
 PROBLEMS = {"minute": "minute", "day": "daily", "concurrent": "concurrent"}
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
@@ -118,6 +118,8 @@ class XeroSandbox(SandboxApp):
             ("GET", rf"{a}/Accounts/(?P<id>{GUID})", self.h_get_simple("Accounts"),
              {"label": "GET Accounts/{id}"}),
             ("GET", rf"{a}/TaxRates", self.h_list_simple("TaxRates"), {"label": "GET TaxRates"}),
+            ("GET", rf"{a}/Currencies", self.h_currencies, {"label": "GET Currencies"}),
+            ("PUT", rf"{a}/Currencies", self.h_add_currency, {"label": "PUT Currencies"}),
             ("GET", rf"{a}/TrackingCategories", self.h_list_simple("TrackingCategories"),
              {"label": "GET TrackingCategories"}),
             ("PUT", rf"{a}/TrackingCategories", self.h_create_tracking,
@@ -210,8 +212,10 @@ class XeroSandbox(SandboxApp):
 
     def configure(self, **options: Any) -> dict:
         """Extends the base options with ``token_seconds``, ``refresh_grace_seconds``,
-        ``app_per_minute``, ``authorize_auto_approve``, ``webhook_categories`` and
-        ``base_currency``."""
+        ``app_per_minute``, ``authorize_auto_approve``, ``webhook_categories``,
+        ``base_currency``, ``currencies`` (subscribed besides the base), ``currency_rates``
+        ({code: units per base unit}) and the organisations' ``period_lock_date`` /
+        ``end_of_year_lock_date`` (``YYYY-MM-DD``; None or "" removes the lock)."""
         if "token_seconds" in options:
             self.token_seconds = self.identity.access_seconds = int(options.pop("token_seconds"))
         if "refresh_grace_seconds" in options:
@@ -226,13 +230,45 @@ class XeroSandbox(SandboxApp):
         if "webhook_categories" in options:
             self.webhook_categories = set(options.pop("webhook_categories"))
         if "base_currency" in options:
-            # the organisations' base currency (multi-currency is not emulated):
-            # set it to the Odoo company's so its invoices are accepted
+            # the organisations' base currency: set it to the Odoo company's so its
+            # invoices are accepted (other currencies: ``currencies``)
             currency = options.pop("base_currency")
             with self.lock:
                 for ledger in self.ledgers.values():
                     ledger.organisation["BaseCurrency"] = currency
+        if "currencies" in options or "currency_rates" in options:
+            # multi-currency: the currencies subscribed to besides the base, and the day
+            # rate (units per base unit) used when a request sends no CurrencyRate
+            currencies = options.pop("currencies", None)
+            rates = options.pop("currency_rates", None)
+            with self.lock:
+                for ledger in self.ledgers.values():
+                    if currencies is not None:
+                        ledger.currencies = [str(c).upper() for c in currencies]
+                    if rates is not None:
+                        ledger.currency_rates = {str(k).upper(): float(v)
+                                                 for k, v in rates.items()}
+        for option, key in (("period_lock_date", "PeriodLockDate"),
+                            ("end_of_year_lock_date", "EndOfYearLockDate")):
+            if option in options:
+                self.set_lock_date(key, options.pop(option))
         return super().configure(**options)
+
+    def set_lock_date(self, key: str, value: Any, tenant_id: str | None = None) -> None:
+        """Set (or with None/"" remove) ``PeriodLockDate`` or ``EndOfYearLockDate`` of one
+        organisation, or of every organisation when ``tenant_id`` is None."""
+        try:
+            day = parse_date(value) if value not in (None, "") else None
+        except ValueError:
+            raise SandboxError(400, f"{key} must be a date (YYYY-MM-DD), not {value!r}",
+                               kind="config") from None
+        with self.lock:
+            ledgers = [self.ledger(tenant_id)] if tenant_id else list(self.ledgers.values())
+            for ledger in ledgers:
+                if day is None:
+                    ledger.organisation.pop(key, None)  # Xero shows them "if set"
+                else:
+                    ledger.organisation[key] = day.isoformat()
 
     def config(self) -> dict:
         """Effective configuration (without secrets)."""
@@ -497,7 +533,7 @@ class XeroSandbox(SandboxApp):
         """GET /Organisation."""
         ledger = self._ledger_for(request)
         return Response(200, render.envelope(self.now, "Organisations",
-                                             [dict(ledger.organisation)]))
+                                             [render.organisation(ledger)]))
 
     def _records(self, ledger: Ledger, resource: str) -> list[dict]:
         return list({"Contacts": ledger.contacts, "Invoices": ledger.invoices,
@@ -802,10 +838,30 @@ class XeroSandbox(SandboxApp):
                                                       request.params["aid"])
             except NotFound:
                 raise SandboxError(404, NOT_FOUND_TEXT) from None
+            except Invalid as error:
+                return self._validation_response(error.messages)
             finally:
                 self._commit(ledger)
             out = render.allocation(ledger, allocation)
         return Response(200, out)
+
+    def h_currencies(self, request: Request) -> Response:
+        """GET /Currencies: the base currency and those the organisation subscribed to."""
+        ledger = self._ledger_for(request)
+        with self.lock:
+            rows = [ledger.add_currency({"Code": c}) for c in ledger.enabled_currencies()]
+        return Response(200, render.envelope(self.now, "Currencies", rows))
+
+    def h_add_currency(self, request: Request) -> Response:
+        """PUT /Currencies: subscribe the organisation to a currency (one per request)."""
+        ledger = self._ledger_for(request)
+        items = self._body_items(request, "Currencies")
+        with self.lock:
+            try:
+                made = [ledger.add_currency(i) for i in items]
+            except Invalid as error:
+                return self._validation_response(error.messages)
+        return Response(200, render.envelope(self.now, "Currencies", made))
 
     def h_create_tracking(self, request: Request) -> Response:
         """PUT /TrackingCategories."""

@@ -30,6 +30,18 @@ INVOICE_CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 LOCKED_MESSAGE = (
     "This document cannot be edited as it has a payment or credit note allocated to it."
 )
+# Statuses of documents posted to the ledger: a lock date protects them.  Drafts are not
+# posted, so Xero saves (and deletes) them in a locked period but will not approve them
+# (FYI Docs: "The invoice will sync to Xero as a draft ... unable to Approve").
+POSTED_STATUSES = ("AUTHORISED", "PAID", "VOIDED")
+LOCK_DATES = (("PeriodLockDate", "period lock date"),
+              ("EndOfYearLockDate", "end of year lock date"))
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+DESCRIPTION_REQUIRED = "The description field is mandatory for each line item."
+# Descriptions GET /Currencies shows for the codes the sandbox is usually asked about.
+CURRENCY_NAMES = {"AUD": "Australian Dollar", "CAD": "Canadian Dollar", "CHF": "Swiss Franc",
+                  "EUR": "Euro", "GBP": "British Pound", "NZD": "New Zealand Dollar",
+                  "USD": "United States Dollar"}
 # Header fields Xero lets a bookkeeper change on an invoice that already has payments.
 EDITABLE_WHEN_PAID = {"Reference", "DueDate", "ExpectedPaymentDate", "SentToContact", "Url",
                       "InvoiceID", "InvoiceNumber", "Type", "Status"}
@@ -88,6 +100,11 @@ class Ledger:
         self.payments = {p["PaymentID"]: p for p in data["payments"]}
         self.invoice_seq: int = data.get("invoice_seq", 0)
         self.credit_note_seq: int = data.get("credit_note_seq", 0)
+        # currencies the organisation subscribed to besides its base currency, and the
+        # rate (units per base unit) used when a document or payment sends none, as Xero
+        # then takes its daily XE.com rate
+        self.currencies: list[str] = list(data.get("currencies", []))
+        self.currency_rates: dict[str, float] = dict(data.get("currency_rates", {}))
         self.changes: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ state
@@ -103,6 +120,7 @@ class Ledger:
             "credit_notes": list(self.credit_notes.values()),
             "payments": list(self.payments.values()),
             "invoice_seq": self.invoice_seq, "credit_note_seq": self.credit_note_seq,
+            "currencies": self.currencies, "currency_rates": self.currency_rates,
         })
 
     def now(self) -> str:
@@ -115,6 +133,34 @@ class Ledger:
 
     def _changed(self, category: str, event: str, resource_id: str) -> None:
         self.changes.append((category, event, resource_id))
+
+    # ------------------------------------------------------------------ lock dates
+
+    def lock_errors(self, day: dt.date | str | None) -> list[str]:
+        """Xero's messages for a transaction dated on or before a lock date ([] if open).
+
+        The API acts as a standard user, so the period lock date binds it as well as the end
+        of year lock date (only advisers may post between the two, and only in Xero itself).
+        """
+        if not day:
+            return []
+        day = day if isinstance(day, str) else day.isoformat()
+        messages = []
+        for key, label in LOCK_DATES:
+            lock = self.organisation.get(key)
+            if lock and day[:10] <= lock[:10]:
+                year, month, dom = (int(p) for p in lock[:10].split("-"))
+                messages.append(f"The document date cannot be before the {label}, currently "
+                                f"set at {dom:02d}-{MONTHS[month - 1]}-{year}")
+        return messages
+
+    def _lock_refusal(self, before: dict, after: dict) -> list[str]:
+        # A change is refused when the document was, or would become, posted in a locked period.
+        messages: list[str] = []
+        for state in (before, after):
+            if state.get("Status") in POSTED_STATUSES:
+                messages += [m for m in self.lock_errors(state.get("Date")) if m not in messages]
+        return messages
 
     # ------------------------------------------------------------------ lookups
 
@@ -270,6 +316,9 @@ class Ledger:
                                 "Code": item["Code"]}
         sales = (item or {}).get("SalesDetails") or {}
         line["Description"] = raw.get("Description") or (item or {}).get("Description") or ""
+        if need_account and not str(line["Description"]).strip():
+            # Xero accepts such a line on a draft and refuses it on approval (Xero-Net #198).
+            errors.append(DESCRIPTION_REQUIRED)
         quantity = D(raw["Quantity"]) if raw.get("Quantity") is not None else Decimal(1)
         unit = raw.get("UnitAmount", sales.get("UnitPrice"))
         discount = D(raw.get("DiscountRate")) if raw.get("DiscountRate") is not None else None
@@ -319,6 +368,10 @@ class Ledger:
                           f"expected line total {line_amount:.2f}")
         if amounts == "NoTax":
             tax_amount = Decimal(0)
+        elif raw.get("TaxAmount") is not None and tax_type:
+            # "This value can be overriden if the calculated TaxAmount is not correct"
+            # (Accounting API, LineItems): a sent TaxAmount is kept as sent.
+            tax_amount = D(raw["TaxAmount"])
         elif amounts == "Inclusive":
             tax_amount = line_amount * rate / (100 + rate)
         else:
@@ -397,10 +450,9 @@ class Ledger:
         for key in ("Reference", "Url", "SentToContact", "BrandingThemeID"):
             if key in raw:
                 fields[key] = raw[key]
-        currency = raw.get("CurrencyCode")
-        if currency and currency != self.organisation["BaseCurrency"]:
-            errors.append(f"The currency {currency} is not enabled for this organisation "
-                          "(multi-currency is not emulated).")
+        if raw.get("CurrencyCode") or existing is None:
+            fields.update(self._currency_fields(raw, (existing or {}).get("CurrencyCode"),
+                                                errors))
         if "LineItems" in raw or existing is None or "LineAmountTypes" in raw:
             source = raw.get("LineItems")
             if source is None:
@@ -413,7 +465,50 @@ class Ledger:
                     errors.append("Account code must be specified for each line item before "
                                   "the document can be approved.")
                     break
+            if any(not str(li.get("Description") or "").strip()
+                   for li in (existing or {}).get("LineItems", [])):
+                errors.append(DESCRIPTION_REQUIRED)
         return fields
+
+    # ------------------------------------------------------------------ currencies
+
+    def enabled_currencies(self) -> list[str]:
+        """The base currency, then the currencies the organisation subscribed to."""
+        base = self.organisation["BaseCurrency"]
+        return [base] + [c for c in self.currencies if c != base]
+
+    def add_currency(self, raw: dict) -> dict:
+        """PUT /Currencies: subscribe the organisation to a currency."""
+        code = str((raw or {}).get("Code") or "").strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise Invalid("A currency code must be provided.")
+        if code not in self.enabled_currencies():
+            self.currencies.append(code)
+        return {"Code": code, "Description": CURRENCY_NAMES.get(code, code)}
+
+    def rate_for(self, code: str, sent: Any) -> float:
+        """The CurrencyRate of a foreign-currency document or payment: the one sent, or
+        the organisation's day rate for the currency."""
+        if sent not in (None, "", 0):
+            rate = D(sent)
+            if rate <= 0:
+                raise Invalid("The currency rate must be greater than zero.")
+            return float(rate)
+        return float(self.currency_rates.get(code, 1.0))
+
+    def _currency_fields(self, raw: dict, current: str | None, errors: list[str]) -> dict:
+        code = raw.get("CurrencyCode") or current or self.organisation["BaseCurrency"]
+        if code not in self.enabled_currencies():
+            errors.append(f"Organisation is not subscribed to currency {code}")
+            return {}
+        if code == self.organisation["BaseCurrency"]:
+            return {"CurrencyCode": code, "CurrencyRate": 1.0}
+        try:
+            return {"CurrencyCode": code, "CurrencyRate": self.rate_for(code,
+                                                                        raw.get("CurrencyRate"))}
+        except Invalid as error:
+            errors.extend(error.messages)
+            return {}
 
     # ------------------------------------------------------------------ invoices
 
@@ -457,6 +552,8 @@ class Ledger:
             errors.append("Due Date is required for an approved invoice.")
         if fields.get("DueDate") and fields.get("Date") and fields["DueDate"] < fields["Date"]:
             errors.append("Due Date must be on or after the invoice Date.")
+        if status in POSTED_STATUSES:
+            errors.extend(self.lock_errors(fields.get("Date")))
         if errors:
             raise Invalid(*errors)
         if not number:
@@ -494,7 +591,10 @@ class Ledger:
                 i.get("InvoiceNumber", "").lower() == raw["InvoiceNumber"].lower()
                 for i in self.invoices.values() if i["InvoiceID"] != invoice["InvoiceID"]):
             errors.append("Invoice # must be unique.")
-        has_money = bool(invoice["PaymentIDs"] or invoice["Allocations"])
+        # a deleted payment no longer counts: Xero voids an invoice once its payments
+        # are removed (its documented way to void a paid invoice)
+        has_money = bool(invoice["Allocations"] or any(
+            self.payments[pid]["Status"] != "DELETED" for pid in invoice["PaymentIDs"]))
         if has_money and self._financial_change(invoice, raw, unitdp):
             raise Invalid(LOCKED_MESSAGE)
         if status != current:
@@ -518,6 +618,11 @@ class Ledger:
         self._totals(invoice)
         self._recompute_due(invoice)
         if invoice != before:
+            locked = self._lock_refusal(before, invoice)
+            if locked:
+                invoice.clear()
+                invoice.update(before)
+                raise Invalid(*locked)
             invoice["UpdatedDateUTC"] = self.now()
             self._changed("INVOICE", "UPDATE", invoice["InvoiceID"])
         return invoice
@@ -619,11 +724,20 @@ class Ledger:
         except ValueError:
             errors.append(f"Date '{raw.get('Date')}' is not a valid date.")
             day = self.clock().date()
+        errors.extend(self.lock_errors(day))
+        # Amount is in the invoice's currency; a foreign one converts to the (base
+        # currency) bank account at the payment's own rate
+        rate = 1.0
+        if invoice is not None and invoice["CurrencyCode"] != self.organisation["BaseCurrency"]:
+            try:
+                rate = self.rate_for(invoice["CurrencyCode"], raw.get("CurrencyRate"))
+            except Invalid as error:
+                errors.extend(error.messages)
         if errors:
             raise Invalid(*errors)
         payment = {
             "PaymentID": new_id(), "Date": day.isoformat(), "Amount": money(amount),
-            "BankAmount": money(amount), "CurrencyRate": 1.0,
+            "BankAmount": money(amount / D(rate)), "CurrencyRate": rate,
             "Reference": raw.get("Reference", ""), "IsReconciled": bool(
                 raw.get("IsReconciled", False)), "Status": "AUTHORISED",
             "PaymentType": "ACCRECPAYMENT", "AccountID": account["AccountID"],
@@ -651,6 +765,9 @@ class Ledger:
         payment = self.get("payments", payment_id)
         if payment["Status"] == "DELETED":
             raise Invalid("This payment has already been deleted.")
+        locked = self.lock_errors(payment["Date"])
+        if locked:
+            raise Invalid(*locked)
         payment["Status"] = "DELETED"
         payment["UpdatedDateUTC"] = self.now()
         invoice = self.invoices[payment["InvoiceID"]]
@@ -681,6 +798,8 @@ class Ledger:
             errors.append(f"Credit note Status '{status}' is not valid for a new credit note.")
         fields = self._document_fields(raw, None, unitdp, errors, status == "AUTHORISED")
         fields.setdefault("Date", self.today())
+        if status in POSTED_STATUSES:
+            errors.extend(self.lock_errors(fields["Date"]))
         if errors:
             raise Invalid(*errors)
         number = raw.get("CreditNoteNumber")
@@ -718,6 +837,11 @@ class Ledger:
         allocated = sum((D(a["Amount"]) for a in note["Allocations"]), Decimal(0))
         note["RemainingCredit"] = money(D(note["Total"]) - allocated)
         if note != before:
+            locked = self._lock_refusal(before, note)
+            if locked:
+                note.clear()
+                note.update(before)
+                raise Invalid(*locked)
             note["UpdatedDateUTC"] = self.now()
             self._changed("CREDITNOTE", "UPDATE", note["CreditNoteID"])
         return note
@@ -753,6 +877,7 @@ class Ledger:
         except ValueError:
             errors.append("Allocation Date is not a valid date.")
             day = self.clock().date()
+        errors.extend(self.lock_errors(day))
         if errors:
             raise Invalid(*errors)
         allocation = {"AllocationID": new_id(), "Amount": money(amount),
@@ -777,6 +902,9 @@ class Ledger:
                            if a["AllocationID"] == allocation_id), None)
         if allocation is None:
             raise NotFound(allocation_id)
+        locked = self.lock_errors(allocation["Date"])
+        if locked:
+            raise Invalid(*locked)
         note["Allocations"].remove(allocation)
         invoice = self.invoices[allocation["InvoiceID"]]
         invoice["Allocations"] = [a for a in invoice["Allocations"]

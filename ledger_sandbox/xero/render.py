@@ -39,6 +39,13 @@ def _stamp(out: dict) -> None:
         out["UpdatedDateUTC"] = ms_datetime(raw)
 
 
+def organisation(ledger: Ledger) -> dict:
+    """The organisation as GET /Organisation returns it (lock dates only when set)."""
+    out = copy.deepcopy(ledger.organisation)
+    _dates(out, "PeriodLockDate", "EndOfYearLockDate")
+    return out
+
+
 def contact(ledger: Ledger, record: dict) -> dict:
     """A contact as GET /Contacts returns it."""
     out = copy.deepcopy(record)

@@ -216,7 +216,9 @@ def test_credit_note_allocated_to_its_invoice(push):
     item = PushItem("account.move,cn1", "credit_note", values)
     push.reset_counters()
     (result,) = push.push("credit_note", [item], "cn-1")
-    assert push.api_requests() == {"POST CreditNotes": 1, "PUT CreditNotes/{id}/Allocations": 1}
+    # the invoice's amount due is read first: an allocation never exceeds it
+    assert push.api_requests() == {"POST CreditNotes": 1, "GET Invoices": 1,
+                                   "PUT CreditNotes/{id}/Allocations": 1}
     assert result.ok and result.error is None, result.error
     assert result.number == "RINV/0001"
     assert "ViewCreditNote.aspx?creditNoteID=" in result.url
@@ -227,7 +229,10 @@ def test_credit_note_allocated_to_its_invoice(push):
     # the same call again (a retry after a crash): both answers replayed, nothing doubled
     push.reset_counters()
     (again,) = push.push("credit_note", [item], "cn-1")
-    assert push.api_requests() == {"POST CreditNotes": 1, "PUT CreditNotes/{id}/Allocations": 1}
+    # the creation's answer is replayed (no allocation in it): the allocation is asked
+    # again under its own key, and Xero replays that answer too
+    assert push.api_requests() == {"POST CreditNotes": 1, "GET Invoices": 1,
+                                   "PUT CreditNotes/{id}/Allocations": 1}
     assert again.ok and again.ledger_id == result.ledger_id
     assert push.ledger().invoices[invoice.ledger_id]["AmountCredited"] == 46.0
     assert len(push.ledger().credit_notes) == 1
@@ -244,14 +249,20 @@ def test_credit_note_update_allocates_only_what_is_missing(push):
     push.reset_counters()
     (updated,) = push.push("credit_note", [PushItem("account.move,cn", "credit_note", values,
                                                     ledger_id=created.ledger_id)], "cn-b")
-    assert push.api_requests() == {"POST CreditNotes": 1, "PUT CreditNotes/{id}/Allocations": 1}
+    assert push.api_requests() == {"GET CreditNotes": 1, "POST CreditNotes": 1,
+                                   "GET Invoices": 1, "PUT CreditNotes/{id}/Allocations": 1}
     assert updated.ok and updated.error is None and updated.ledger_id == created.ledger_id
     assert push.ledger().credit_notes[created.ledger_id]["RemainingCredit"] == 26.0
-    # Xero refuses to edit an allocated credit note: a refusal of that item, in words
+    # allocated, the same total: not edited again (Xero would refuse), nothing missing
     push.reset_counters()
-    (locked,) = push.push("credit_note", [PushItem("account.move,cn", "credit_note", values,
-                                                   ledger_id=created.ledger_id)], "cn-c")
-    assert push.api_requests() == {"POST CreditNotes": 1}
+    (same,) = push.push("credit_note", [PushItem("account.move,cn", "credit_note", values,
+                                                 ledger_id=created.ledger_id)], "cn-c")
+    assert push.api_requests() == {"GET CreditNotes": 1}
+    assert same.ok and not same.incomplete and same.error is None
+    # another total: Xero refuses to edit an allocated credit note, in words
+    changed = dict(values, lines=[_line(30.0)], amount_total=34.5)
+    (locked,) = push.push("credit_note", [PushItem("account.move,cn", "credit_note", changed,
+                                                   ledger_id=created.ledger_id)], "cn-d")
     assert not locked.ok and "cannot be edited" in locked.error.message
 
 
@@ -266,11 +277,14 @@ def test_credit_note_batch_allocation_refused_keeps_the_note(push):
         notes.append(PushItem(f"account.move,cn{n}", "credit_note", values))
     push.reset_counters()
     results = push.push("credit_note", notes, "cn-batch")
-    assert push.api_requests() == {"POST CreditNotes": 1, "PUT CreditNotes/{id}/Allocations": 2}
-    assert results[0].ok and "allocation was refused" in str(results[0].error)
-    assert "cannot exceed the amount due" in str(results[0].error)
-    assert results[1].ok and results[1].error is None
-    assert push.ledger().invoices[small.ledger_id]["AmountDue"] == 5.75
+    assert push.api_requests() == {"POST CreditNotes": 1, "GET Invoices": 1,
+                                   "PUT CreditNotes/{id}/Allocations": 1}
+    # the first takes what is due (capped, so incomplete, with both figures); nothing is
+    # left for the second: both credit notes are in Xero, neither job is done
+    assert results[0].ok and results[0].incomplete
+    assert "46.00" in str(results[0].error) and "11.50" in str(results[0].error)
+    assert results[1].ok and results[1].incomplete and "0.00 due" in str(results[1].error)
+    assert push.ledger().invoices[small.ledger_id]["AmountDue"] == 0
 
 
 # --------------------------------------------------------------------------- payments
@@ -293,13 +307,16 @@ def test_full_and_partial_payments_in_one_request(push):
     ]
     push.reset_counters()
     results = push.push("payment", items, "pay-1")
-    assert push.api_requests() == {"PUT Payments": 1}
-    assert [r.ok for r in results] == [True, True, False]
-    assert "exceeds the amount outstanding" in results[2].error.message
+    assert push.api_requests() == {"GET Invoices": 1, "PUT Payments": 1}
+    assert [(r.ok, r.incomplete) for r in results] == [(True, False), (True, False),
+                                                       (True, True)]
+    # more than is due: capped at what Xero has due, and said (both figures)
+    assert "9999.00" in results[2].error.message and "200.00" in results[2].error.message
     assert results[0].url.endswith(f"InvoiceID={full.ledger_id}")
+    assert results[0].parts == {full.ledger_id: results[0].ledger_id}
     assert push.ledger().payments[results[0].ledger_id]["Reference"] == "PBNK1/1"
     assert push.ledger().invoices[full.ledger_id]["Status"] == "PAID"
-    assert push.ledger().invoices[partial.ledger_id]["AmountDue"] == 200.0
+    assert push.ledger().invoices[partial.ledger_id]["AmountDue"] == 0
 
     # a payment already in Xero is not sent again (Xero cannot edit payments)
     push.reset_counters()
@@ -437,10 +454,14 @@ def test_payloads_without_http():
     note = _document("c", "CN", [_line(1.0)])
     note["allocations"] = [{"invoice_ref": "i1", "amount": 1.15, "date": "2026-03-05"},
                            {"invoice_ref": "i2", "amount": 2.0, "date": None}]
-    body = payloads.allocations(note, already=["I1"])
+    body = payloads.allocations(note, already={"I1": 1.15})
     assert [a.invoice.invoice_id for a in body.allocations] == ["i2"]
     assert body.allocations[0].date == datetime.date(2026, 3, 2)
-    assert payloads.allocations(note, already=["i1", "i2"]) is None
+    assert payloads.allocations(note, already={"i1": 1.15, "i2": 2.0}) is None
+    # what is left of an allocation, capped at the invoice's amount due
+    (left,) = payloads.allocations(note, already={"i1": 1.0}, due={"i1": 0.1, "i2": 0}
+                                   ).allocations
+    assert (left.invoice.invoice_id, left.amount) == ("i1", 0.1)
     clauses = payloads.where_clauses([{"key": "k", "tax_id": "T", "email": None,
                                        "name": 'A "B"'}])
     assert clauses == ['TaxNumber=="T" OR Name=="A \\"B\\""']

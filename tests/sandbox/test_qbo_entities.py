@@ -295,6 +295,25 @@ def test_minorversion_is_accepted(qbo):
     assert invalid.value.error_code == 2010
 
 
+def test_total_tax_sent_alone_overrides_the_computed_tax(qbo):
+    from quickbooks.objects.tax import TxnTaxDetail
+
+    qb = qbo.qb
+    customer = _customer(qb, "Override Ltd")
+    detail = TxnTaxDetail()
+    detail.TotalTax = 20.01
+    detail.TaxLine = []
+    invoice = _invoice(qb, customer, _line(qb, amount=100), TxnTaxDetail=detail)
+    # 20% of 100 is 20.00; the transaction says 20.01 (its own rounding)
+    assert invoice.TxnTaxDetail.TotalTax == 20.01 and invoice.TotalAmt == 120.01
+    tax_line = invoice.TxnTaxDetail.TaxLine[0]
+    assert tax_line.Amount == 20.01
+    qbo.server.app.realms[qb.company_id].automated_sales_tax = True
+    detail.TotalTax = 20.01
+    computed = _invoice(qb, customer, _line(qb, amount=100), TxnTaxDetail=detail)
+    assert computed.TxnTaxDetail.TotalTax == 20 and computed.TotalAmt == 120
+
+
 def test_us_style_tax_placeholders(qbo):
     from quickbooks.objects.tax import TxnTaxDetail
 

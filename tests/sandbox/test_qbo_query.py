@@ -108,7 +108,10 @@ def test_parser_units():
     assert [(c.prop, c.op) for c in parsed.where] == [("TxnDate", ">="), ("DocNumber", "in")]
     assert parsed.order_by == [("TxnDate", True), ("Id", False)]
     assert (parsed.start_position, parsed.max_results) == (3, 5)
-    assert qbo_query.parse("SELECT * FROM Item MAXRESULTS 5000").max_results == 1000
+    assert qbo_query.parse("SELECT * FROM Item MAXRESULTS 1000").max_results == 1000
+    with pytest.raises(qbo_query.QueryError) as too_many:  # refused, not truncated
+        qbo_query.parse("SELECT * FROM Item MAXRESULTS 5000")
+    assert too_many.value.kind == "validation"
     escaped = qbo_query.parse(r"SELECT * FROM Customer WHERE DisplayName = 'O\'Brien'")
     assert escaped.where[0].value == "O'Brien"
     for bad in ("SELECT FROM Customer", "SELECT * FROM Customer WHERE Id != '1'",

@@ -130,6 +130,18 @@ def test_invoice_totals_tax_rounded_per_line(xero):
         Decimal("100.0"), Decimal("15.0"), Decimal("115.0"))
 
 
+def test_invoice_line_tax_amount_sent_is_kept(xero):
+    # "This value can be overriden if the calculated <TaxAmount> is not correct"
+    contact = make_contact(xero)
+    lines = [LineItem(description="a", quantity=1, unit_amount=0.05, account_code="210",
+                      tax_type="OUTPUT2", tax_amount=0),
+             LineItem(description="b", quantity=1, unit_amount=0.05, account_code="210",
+                      tax_type="OUTPUT2")]
+    invoice = make_invoice(xero, contact.contact_id, lines=lines)
+    assert [li.tax_amount for li in invoice.line_items] == [Decimal("0.0"), Decimal("0.01")]
+    assert (invoice.total_tax, invoice.total) == (Decimal("0.01"), Decimal("0.11"))
+
+
 def test_invoice_validation_errors(xero):
     contact = make_contact(xero)
     cases = [
