@@ -156,7 +156,7 @@ class TestMappings(LedgerSandboxMixin, TransactionCase):
         self.connection.default_account_id = self.ref_account
         with self.assertRaises(UserError) as caught:
             self.connection._check_invoice_mappable(self._invoice())
-        self.assertIn("is 15% in Odoo", str(caught.exception))
+        self.assertIn("taxed at 15% in Odoo", str(caught.exception))
 
     def test_product_falls_back_to_category_then_default(self):
         self.assertEqual(self.connection._map_product(self.product),

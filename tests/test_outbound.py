@@ -36,7 +36,8 @@ class OutboundMixin(LedgerSandboxMixin):
             # tests call far faster than 10 a second outside the worker's pacer
             # (set-up, reading back); the pacer's own per-second spacing is
             # covered in test_sync_services
-            self.qbo.configure(per_second=None)
+            self.qbo.configure(per_second=None,
+                               base_currency=self.env.company.currency_id.name)
         # one ledger per company at a time here: jobs go to every connected one
         self.env["billing_sync.connection"].search([]).write({"active": False})
         connection = self.connect(self.env["billing_sync.connection"].create(

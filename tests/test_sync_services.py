@@ -94,3 +94,26 @@ def test_hints():
     assert "revenue account" in hint_for("Account code '999' is not a valid code")
     assert "locked" in hint_for("The document date cannot be before the period lock date")
     assert "as the ledger's message says" in hint_for("Something unexpected")
+
+
+def test_hints_ignore_the_names_the_ledger_quotes():
+    tracking = "Check the tracking mapping"
+    # Xero quotes the option and category names: an option called "Tax" is a tracking problem
+    assert tracking in hint_for(
+        "The tracking option 'Tax' does not exist for tracking category 'Department'.")
+    assert tracking in hint_for('The tracking category "Tax" does not exist.')
+    assert tracking in hint_for("The tracking option “Tax” does not exist.")
+    # QuickBooks names the reference element, then the id
+    assert tracking in hint_for(
+        "Invalid Reference Id : ClassRef '3' does not exist or is inactive")
+    assert "tax mapping" in hint_for(
+        "Invalid Reference Id : TaxCodeRef '3' does not exist or is inactive")
+    assert "tax mapping" in hint_for(
+        "The TaxType code 'OUTPUT2' does not exist or cannot be used for this type of "
+        "transaction.")
+    # a name that reads like another problem does not choose the hint either
+    assert "revenue account" in hint_for(
+        "Account code 'Tracking 200' is not a valid code for this document.")
+    assert "item" in hint_for("Item code 'TAX-ADVICE' is not valid")
+    # an apostrophe is not a quote: the words after it still count
+    assert "tax mapping" in hint_for("Xero can't use the tax rate on this line")

@@ -16,3 +16,4 @@ from . import billing_sync_mapping_health
 from . import billing_sync_link
 from . import billing_sync_job
 from . import billing_sync_push
+from . import billing_sync_edit

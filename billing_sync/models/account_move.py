@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class AccountMove(models.Model):
@@ -35,15 +35,40 @@ class AccountMove(models.Model):
         Job = self.env["billing_sync.job"].sudo()
         Job._enqueue(posted.filtered(lambda m: m.move_type == "out_invoice"), "invoice")
         Job._enqueue(posted.filtered(lambda m: m.move_type == "out_refund"), "credit_note")
+        # posted again while the ledger still holds its earlier copy (edits after sync)
+        self.env["billing_sync.edit"].sudo()._reposted(posted)
         return posted
 
+    # Edits after sync (billing_sync.edit): an invoice the ledger holds that Odoo takes
+    # back is voided or credited there, or held for a person, per the company's policy.
+    def button_draft(self):
+        taken = self.filtered(lambda m: m.move_type == "out_invoice" and m.state == "posted")
+        # the payments the reset unmatches: read before it does
+        payments = {move.id: move._get_reconciled_payments() for move in taken}
+        res = super().button_draft()
+        self.env["billing_sync.edit"].sudo()._taken_back(taken, "reset", payments)
+        return res
+
     def button_cancel(self):
-        # a cancelled invoice the ledger knows is voided there
-        linked = self.env["billing_sync.link"].sudo().search([
-            ("res_model", "=", "account.move"), ("res_id", "in", self.ids)])
-        to_void = self.browse(linked.mapped("res_id")).filtered(
-            lambda m: m.move_type == "out_invoice")
         res = super().button_cancel()
-        self.env["billing_sync.job"].sudo()._enqueue(
-            to_void.filtered(lambda m: m.state == "cancel"), "void_invoice")
+        self.env["billing_sync.edit"].sudo()._taken_back(
+            self.filtered(lambda m: m.state == "cancel"), "cancel")
+        return res
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_held_in_ledger(self):
+        self.env["billing_sync.edit"].sudo()._check_unlink(self)
+
+    def unlink(self):
+        # the job is written before the invoice goes, and carries what it needs
+        self.env["billing_sync.edit"].sudo()._taken_back(self, "delete")
+        return super().unlink()
+
+    def js_remove_outstanding_partial(self, partial_id):
+        partial = self.env["account.partial.reconcile"].browse(partial_id)
+        payments = (partial.debit_move_id | partial.credit_move_id).move_id.origin_payment_id
+        res = super().js_remove_outstanding_partial(partial_id)
+        if self.move_type == "out_invoice":
+            self.env["billing_sync.edit"].sudo()._payments_taken_back(
+                payments, "unmatch", invoice=self)
         return res

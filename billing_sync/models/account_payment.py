@@ -14,3 +14,15 @@ class AccountPayment(models.Model):
                           and p.state in ("in_process", "paid")),
             "payment")
         return res
+
+    # Edits after sync (billing_sync.edit): a payment the ledger holds that Odoo takes back
+    # is removed there (or held for a person, per the company's policy)
+    def action_draft(self):
+        res = super().action_draft()
+        self.env["billing_sync.edit"].sudo()._payments_taken_back(self, "reset")
+        return res
+
+    def action_cancel(self):
+        res = super().action_cancel()
+        self.env["billing_sync.edit"].sudo()._payments_taken_back(self, "cancel")
+        return res

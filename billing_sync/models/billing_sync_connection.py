@@ -101,6 +101,13 @@ class BillingSyncConnection(models.Model):
         "billing_sync.ledger.ref", string="Default payment terms",
         domain="[('connection_id', '=', id), ('kind', '=', 'term')]",
     )
+    rounding_account_id = fields.Many2one(
+        "billing_sync.ledger.ref", string="Rounding account",
+        domain="[('connection_id', '=', id), ('kind', '=', 'revenue_account')]",
+        help="Books the cent a ledger's own arithmetic cannot reproduce (e.g. Xero on a "
+             "tax-included invoice rounded globally in Odoo) as a rounding line, so the "
+             "ledger's total equals Odoo's. Without it such a document waits for a person.",
+    )
     # Deliberately no default tax: a wrong tax code is a wrong return.
     rate_window_seconds = fields.Float(
         string="Rate-limit minute (seconds)", default=60.0,
@@ -516,7 +523,11 @@ class BillingSyncConnection(models.Model):
         return True
 
     def _import_reference_data(self):
-        """Bring the ledger's accounts, taxes, items, tracking and terms; archive what vanished."""
+        """Bring the ledger's accounts, taxes, items, tracking and terms; archive what vanished.
+
+        A code is never deleted here, mappings point at it: one the ledger archived or no
+        longer returns is kept, inactive, and the mappings still using it are reported
+        once, when it changes (documents needing it are then held before sending)."""
         self.ensure_one()
         try:
             records = self._adapter().reference_data(self._access_token(), self.org_id)
@@ -525,13 +536,19 @@ class BillingSyncConnection(models.Model):
         Ref = self.env["billing_sync.ledger.ref"].with_context(active_test=False)
         existing = {(r.kind, r.ledger_id): r for r in Ref.search(
             [("connection_id", "=", self.id)])}
+        was_active = Ref.browse([r.id for r in existing.values() if r.active])
+        # an option of an archived tracking category cannot be used either
+        closed = {rec.ledger_id for rec in records
+                  if rec.kind == "tracking_category" and not rec.active}
         seen = set()
         to_create = []
         for rec in records:
             key = (rec.kind, rec.ledger_id)
             seen.add(key)
+            active = rec.active and not (rec.kind == "tracking" and rec.parent_ledger_id
+                                         and rec.parent_ledger_id in closed)
             values = {"name": rec.name, "code": rec.code, "rate": rec.rate,
-                      "active": rec.active, "parent_ledger_id": rec.parent_ledger_id}
+                      "active": active, "parent_ledger_id": rec.parent_ledger_id}
             ref = existing.get(key)
             if ref:
                 if any((ref[k] or False) != (v or False) for k, v in values.items()):
@@ -543,6 +560,11 @@ class BillingSyncConnection(models.Model):
         vanished = [r.id for k, r in existing.items() if k not in seen and r.active]
         Ref.browse(vanished).write({"active": False})
         self.reference_imported_at = fields.Datetime.now()
+        known = Ref.browse([r.id for r in existing.values()])
+        self._report_archived_references(was_active.filtered(lambda r: not r.active))
+        if (known - was_active).filtered("active"):
+            # a code the ledger made active again may be what a held document waits for
+            self.env["billing_sync.job"].sudo()._release_mapping_holds(self)
         return len(records)
 
     @api.model

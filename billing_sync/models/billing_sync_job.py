@@ -1,5 +1,6 @@
 import datetime
 import logging
+import secrets
 import threading
 
 from psycopg2 import sql
@@ -26,10 +27,17 @@ KINDS = [
     ("credit_note", "Credit note"),
     ("payment", "Payment"),
     ("void_invoice", "Void invoice"),
+    ("delete_payment", "Remove payment"),
 ]
 # contacts before invoices, invoices before what refers to them
 PRIORITY = {"contact": 10, "invoice": 20, "credit_note": 30, "payment": 40, "void_invoice": 50}
+# edits after sync: a payment Odoo took back leaves the ledger first, then the document
+# it paid is voided (or credited), and only then does its replacement go
+PRIORITY.update({"delete_payment": 12, "void_invoice": 15})
 STUCK_AFTER = datetime.timedelta(minutes=10)
+MISMATCH_HINT = ("The ledger computed other figures than Odoo: check that the tax is mapped "
+                 "to a ledger tax of the same rate and that the connection has a rounding "
+                 "account, then Retry: the document is sent again as an update.")
 # one pacer per ledger organisation and worker process
 _PACERS = {}
 _PACERS_LOCK = threading.Lock()
@@ -85,6 +93,25 @@ class BillingSyncJob(models.Model):
     done_at = fields.Datetime()
     last_error = fields.Text()
     hint = fields.Text()
+    outcome_unknown = fields.Boolean(
+        copy=False, help="An attempt got no answer (timeout, 5xx, a worker that died): the "
+                         "ledger may hold the document already, so a new attempt looks it up "
+                         "by number before creating it.")
+    # Edits after sync: the ledger object a void_invoice / delete_payment job retires. Kept
+    # on the job, since the record may be deleted before the job runs.
+    ledger_id = fields.Char(string="Ledger ID", readonly=True, copy=False)
+    ledger_type = fields.Char(readonly=True, copy=False)
+    ledger_number = fields.Char(readonly=True, copy=False)
+    ledger_payment_ids = fields.Char(
+        readonly=True, copy=False,
+        help="Ledger payments (comma separated) the reset took off this invoice in Odoo: "
+             "removed in the ledger before the invoice is voided or credited.")
+    block_reason = fields.Selection(
+        [("mapping", "Mapping to fix"), ("ledger_refusal", "Refused by the ledger"),
+         ("mismatch", "Differs from Odoo"), ("other", "Other")],
+        readonly=True, copy=False,
+        help="Why the job was last held: a job held for a mapping goes again by itself "
+             "when a mapping or a connection default of its ledger is saved.")
 
     def init(self):
         # Coalescing: one unsent job per record, kind and connection. Enqueueing
@@ -201,7 +228,8 @@ class BillingSyncJob(models.Model):
         hopeless = stuck.filtered(lambda j: backoff.is_dead(j.attempts))
         hopeless.write({"state": "dead", "hint": "The worker stopped while sending this, "
                                                  "every time; see the server log."})
-        (stuck - hopeless).write({"state": "pending", "next_attempt_at": fields.Datetime.now()})
+        (stuck - hopeless).write({"state": "pending", "next_attempt_at": fields.Datetime.now(),
+                                  "outcome_unknown": True})
         return stuck
 
     @api.model
@@ -238,8 +266,9 @@ class BillingSyncJob(models.Model):
         ids = [row[0] for row in cr.fetchall()] or [head_id]
         jobs = self.browse(ids)
         if not key:
+            # a new attempt gets a new key: a refused attempt's key is never sent again
             key = batch_key(self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
-                            connection_id, kind, ids)
+                            connection_id, kind, ids, attempt=secrets.token_hex(8))
         cr.execute(sql.SQL("""
             UPDATE billing_sync_job SET state = 'started', batch_key = %s, started_at = %s,
                    attempts = attempts + 1
@@ -283,12 +312,19 @@ class BillingSyncJob(models.Model):
             if job is None:
                 continue
             if result.ok:
-                builder._record_success(connection, job, result)
-                done |= job
+                mismatch = builder._record_success(connection, job, result)
+                if mismatch:
+                    # in the ledger, but not equal to Odoo: never "synced"
+                    job._park(mismatch, hint=MISMATCH_HINT, sent=True)
+                elif result.incomplete:
+                    # in the ledger (linked), part of it refused: a Retry sends the rest
+                    job._park(str(result.error), ledger=True)
+                else:
+                    done |= job
             else:
                 job._park(str(result.error), ledger=True)
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
-                    "hint": False})
+                    "hint": False, "outcome_unknown": False})
 
     def _push(self, connection, adapter, pacer, kind, items):
         token = connection._access_token()
@@ -320,24 +356,36 @@ class BillingSyncJob(models.Model):
         """A transient failure: back off with jitter, or give up after the last attempt."""
         for job in self:
             if backoff.is_dead(job.attempts):
-                job.write({"state": "dead", "last_error": reason,
+                job.write({"state": "dead", "last_error": reason, "outcome_unknown": True,
                            "hint": "The ledger kept failing; retry once it is reachable."})
                 job._tell_managers(reason)
                 continue
-            job.write({"state": "pending", "last_error": reason,
+            job.write({"state": "pending", "last_error": reason, "outcome_unknown": True,
                        "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
                            seconds=backoff.retry_delay(job.attempts))})
 
-    def _park(self, reason, ledger=False):
-        """A refusal no retry can cure: keep the job for a person and tell them."""
+    def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None):
+        """A refusal no retry can cure: keep the job for a person and tell them.
+
+        A known refusal means the ledger created nothing under this job's idempotency
+        key: the key is retired, so the next attempt (after a fix) sends a new one
+        instead of having the ledger replay its refusal. ``sent``: the ledger holds the
+        document, but not as Odoo does (``reason`` names both figures)."""
         self.ensure_one()
-        hint = hint_for(reason) if ledger else reason
-        self.write({"state": "blocked", "last_error": reason, "hint": hint})
+        hint = hint or (hint_for(reason) if ledger else reason)
+        self.write({"state": "blocked", "last_error": reason, "hint": hint,
+                    "batch_key": False, "block_reason": reason_class or (
+                        "mismatch" if sent else "ledger_refusal" if ledger else "other")})
         record = self._record()
         if record and hasattr(record, "message_post"):
-            record.sudo().message_post(body=self.env._(
-                "Not sent to %(ledger)s: %(reason)s %(hint)s",
-                ledger=self.connection_id.name, reason=reason, hint=hint if ledger else ""))
+            if sent:
+                body = self.env._("In %(ledger)s, but not as in Odoo: %(reason)s %(hint)s",
+                                  ledger=self.connection_id.name, reason=reason, hint=hint)
+            else:
+                body = self.env._("Not sent to %(ledger)s: %(reason)s %(hint)s",
+                                  ledger=self.connection_id.name, reason=reason,
+                                  hint=hint if (ledger or hint != reason) else "")
+            record.sudo().message_post(body=body)
             responsible = (getattr(record, "invoice_user_id", False)
                            or getattr(record, "user_id", False)
                            or self.connection_id.connected_by_id)
@@ -346,6 +394,54 @@ class BillingSyncJob(models.Model):
                 record.sudo().activity_schedule(
                     "mail.mail_activity_data_warning", user_id=responsible.id,
                     summary=self.env._("Fix for %s", self.connection_id.name), note=hint)
+
+    def _hold_for_mapping(self, reason):
+        """Hold this job, unsent, until a mapping of its ledger is fixed.
+
+        A job released by a remapping that did not cure it is held again quietly: its
+        record already says why, and saving another mapping must not repeat it."""
+        self.ensure_one()
+        if self.block_reason == "mapping" and self.last_error == reason:
+            self.write({"state": "blocked", "batch_key": False})
+            return
+        self._park(reason, reason_class="mapping")
+
+    @api.model
+    def _release_mapping_holds(self, connections):
+        """Send again the jobs of ``connections`` held for a mapping: one was just saved.
+
+        Each goes as a new attempt under a new idempotency key (none recorded, none
+        refused). A held job whose record has a newer unsent job is cancelled: that job
+        carries the change. A job whose mapping is still wrong is held again by the
+        worker, before any request."""
+        if not connections:
+            return 0
+        cr = self.env.cr
+        self.flush_model()
+        now = fields.Datetime.now()
+        cr.execute("""
+            UPDATE billing_sync_job j SET state = 'cancelled', write_date = %s, write_uid = %s
+             WHERE j.connection_id = ANY(%s) AND j.state = 'blocked'
+               AND j.block_reason = 'mapping'
+               AND EXISTS (SELECT 1 FROM billing_sync_job o
+                            WHERE o.connection_id = j.connection_id
+                              AND o.res_model = j.res_model AND o.res_id = j.res_id
+                              AND o.kind = j.kind AND o.id != j.id
+                              AND ((o.state = 'pending' AND o.batch_key IS NULL)
+                                   OR (o.state = 'blocked' AND o.block_reason = 'mapping'
+                                       AND o.id > j.id)))
+        """, [now, self.env.uid, connections.ids])
+        cr.execute("""
+            UPDATE billing_sync_job SET state = 'pending', batch_key = NULL, attempts = 0,
+                   next_attempt_at = %s, write_date = %s, write_uid = %s
+             WHERE connection_id = ANY(%s) AND state = 'blocked' AND block_reason = 'mapping'
+         RETURNING id
+        """, [now, now, self.env.uid, connections.ids])
+        released = len(cr.fetchall())
+        self.invalidate_model()
+        if released:
+            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+        return released
 
     def _tell_managers(self, reason):
         self.connection_id.sudo().message_post(body=self.env._(

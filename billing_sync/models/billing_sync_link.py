@@ -28,14 +28,49 @@ class BillingSyncLink(models.Model):
     ledger_version = fields.Char(help="The ledger's version of the object (QuickBooks "
                                       "SyncToken) when it was last written.")
     ledger_url = fields.Char(string="Open in ledger")
+    # Edits after sync: the link of a ledger document that was voided or credited, or of a
+    # payment removed there, is archived (kept for history, never updated again); the
+    # record's next push creates a new ledger object with a new, active link.
+    active = fields.Boolean(default=True)
+    ledger_name = fields.Char(
+        string="Name in ledger",
+        help="Set when the contact could not bear the partner's own name in the ledger "
+             "(another ledger contact, a different client, has it): the distinct name it "
+             "was created under. Later updates keep a distinct name.")
+    ledger_parts = fields.Char(
+        string="Ledger parts",
+        help="When the ledger needs several objects for this record, each of them as "
+             "'invoice id:object id', comma separated (Xero: one payment per invoice an "
+             "Odoo payment covers; Ledger ID is the first of them).")
     synced_at = fields.Datetime(string="Last synced")
+    # What the ledger answered for a document, against Odoo's figures at that push: only
+    # equal figures make "In the ledger"; anything else is a visible mismatch.
+    sync_state = fields.Selection(
+        [("synced", "In the ledger"), ("mismatch", "Ledger differs")], default="synced",
+        required=True, string="Ledger check")
+    ledger_total = fields.Float(digits=(16, 2), string="Ledger total")
+    ledger_tax = fields.Float(digits=(16, 2), string="Ledger tax")
+    ledger_amount_due = fields.Float(digits=(16, 2), string="Ledger amount due")
+    mismatch = fields.Char(string="Difference", help="The ledger's and Odoo's figures that "
+                                                     "differ, as checked after the last push.")
+    adjustment = fields.Float(digits=(16, 2), string="Rounding adjustment",
+                              help="A rounding line sent with the document so that the "
+                                   "ledger's total equals Odoo's.")
 
     _sql_constraints = [
-        ("record_uniq", "unique(connection_id, res_model, res_id)",
-         "A record is linked once per ledger."),
         ("ledger_uniq", "unique(connection_id, ledger_type, ledger_id)",
          "A ledger object is linked to one record."),
     ]
+
+    def init(self):
+        # A record is linked once per ledger, by its active link; archived links (a
+        # replaced document's) are its history.
+        self.env.cr.execute("ALTER TABLE billing_sync_link "
+                            "DROP CONSTRAINT IF EXISTS billing_sync_link_record_uniq")
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_link_active_record_uniq
+                ON billing_sync_link (connection_id, res_model, res_id) WHERE active
+        """)
 
     @api.model
     def _of(self, connection, record):
@@ -46,10 +81,15 @@ class BillingSyncLink(models.Model):
 
     @api.model
     def _record(self, connection, record, ledger_id, number=None, version=None, url=None,
-                ledger_type="contact"):
-        """Create or refresh the link after the ledger accepted ``record``."""
+                ledger_type="contact", parts=None):
+        """Create or refresh the link after the ledger accepted ``record``; ``parts``
+        ({invoice id: object id}) adds to the parts already recorded."""
         values = {"ledger_id": ledger_id, "synced_at": fields.Datetime.now(),
                   "ledger_type": ledger_type}
+        if parts:
+            known = self._of(connection, record)._parts()
+            known.update(parts)
+            values["ledger_parts"] = ",".join(f"{k}:{v}" for k, v in known.items())
         if number:
             values["ledger_number"] = number
         if version:
@@ -62,3 +102,12 @@ class BillingSyncLink(models.Model):
             return link
         return self.create({**values, "connection_id": connection.id,
                             "res_model": record._name, "res_id": record.id})
+
+    def _parts(self):
+        """{invoice id: ledger object id} of ``ledger_parts`` (empty without parts)."""
+        parts = {}
+        for pair in (self[:1].ledger_parts or "").split(","):
+            key, _sep, value = pair.partition(":")
+            if key and value:
+                parts[key] = value
+        return parts

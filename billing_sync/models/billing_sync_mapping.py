@@ -1,5 +1,8 @@
+from markupsafe import Markup
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.osv import expression
 
 # kind -> (Odoo field, ledger fields required, ledger kind of each ledger field)
 KINDS = {
@@ -13,6 +16,9 @@ KINDS = {
 }
 # For products and categories, either the item or the account suffices.
 ANY_OF = {"product", "product_category"}
+# every ledger-code field of a mapping, and the connection's defaults
+REF_FIELDS = tuple(dict.fromkeys(f for spec in KINDS.values() for f in spec[1]))
+DEFAULT_FIELDS = ("default_item_id", "default_account_id", "default_term_id")
 
 
 def _ledger_ref(string, kind):
@@ -69,6 +75,18 @@ class BillingSyncMapping(models.Model):
         ("source_uniq", "unique(connection_id, source_key)",
          "This Odoo record is already mapped for this connection."),
     ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        mappings = super().create(vals_list)
+        # a new mapping may be the fix a held document waits for
+        self.env["billing_sync.job"].sudo()._release_mapping_holds(mappings.connection_id)
+        return mappings
+
+    def write(self, vals):
+        result = super().write(vals)
+        self.env["billing_sync.job"].sudo()._release_mapping_holds(self.connection_id)
+        return result
 
     @api.depends("kind", *[spec[0] for spec in KINDS.values()])
     def _compute_source(self):
@@ -156,25 +174,66 @@ class BillingSyncConnectionMapping(models.Model):
         found = self.env["billing_sync.mapping"]._lookup(self, "payment_term", term).term_id
         return found or self.default_term_id
 
+    def _line_tax(self, line):
+        """The one ledger tax of an invoice line (empty for an untaxed line). A line with
+        several Odoo taxes needs them all mapped to one ledger tax (a combined rate):
+        a ledger line carries one tax code."""
+        refs = self.env["billing_sync.ledger.ref"]
+        for tax in line.tax_ids:
+            refs |= self._map_tax(tax)
+        return refs if len(refs) == 1 else refs[:0]
+
+    @staticmethod
+    def _percent_rate(taxes):
+        """The summed percent rate of ``taxes`` (group taxes count their children), or None
+        when one of them is not a plain percentage (fixed or division taxes)."""
+        total = 0.0
+        for tax in taxes:
+            if tax.amount_type == "group":
+                rate = BillingSyncConnectionMapping._percent_rate(tax.children_tax_ids)
+                if rate is None:
+                    return None
+                total += rate
+            elif tax.amount_type == "percent":
+                total += tax.amount
+            else:
+                return None
+        return total
+
+    def _line_tax_problems(self, line):
+        """Why the taxes of ``line`` cannot be named in this ledger (empty when they can)."""
+        label = line.name or line.product_id.display_name
+        problems = []
+        unmapped = line.tax_ids.filtered(lambda t: not self._map_tax(t))
+        for tax in unmapped:
+            problems.append(self.env._(
+                "Tax “%(tax)s” (line “%(line)s”) has no %(ledger)s tax mapped.",
+                tax=tax.display_name, line=label, ledger=self.name))
+        if problems or not line.tax_ids:
+            return problems
+        ledger_tax = self._line_tax(line)
+        if not ledger_tax:
+            return [self.env._(
+                "Line “%(line)s” has the taxes %(taxes)s, mapped to different %(ledger)s taxes; "
+                "a ledger line takes one tax: map them all to one combined rate.",
+                line=label, taxes=", ".join(line.tax_ids.mapped("display_name")),
+                ledger=self.name)]
+        rate = self._percent_rate(line.tax_ids)
+        if rate is not None and abs(ledger_tax.rate - rate) > 1e-6:
+            # the amounts are sent, but the ledger's tax reports must read the same rate
+            problems.append(self.env._(
+                "Line “%(line)s” is taxed at %(rate)s%% in Odoo (%(taxes)s) but the tax is "
+                "mapped to %(ref)s in %(ledger)s; map it to a tax of the same rate.",
+                line=label, rate=f"{rate:g}", taxes=", ".join(line.tax_ids.mapped("display_name")),
+                ref=ledger_tax.display_name, ledger=self.name))
+        return problems
+
     def _invoice_mapping_problems(self, move):
         """What is missing before ``move`` can be pushed, one readable sentence each."""
         self.ensure_one()
         problems = []
         for line in move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product"):
-            for tax in line.tax_ids:
-                ledger_tax = self._map_tax(tax)
-                if not ledger_tax:
-                    problems.append(self.env._(
-                        "Tax “%(tax)s” (line “%(line)s”) has no %(ledger)s tax mapped.",
-                        tax=tax.display_name, line=line.name or line.product_id.display_name,
-                        ledger=self.name))
-                elif tax.amount_type == "percent" and abs(ledger_tax.rate - tax.amount) > 1e-6:
-                    # the ledger computes its own tax: a different rate is a different total
-                    problems.append(self.env._(
-                        "Tax “%(tax)s” is %(rate)s%% in Odoo but is mapped to %(ref)s in "
-                        "%(ledger)s; map it to a tax of the same rate.",
-                        tax=tax.display_name, rate=f"{tax.amount:g}",
-                        ref=ledger_tax.display_name, ledger=self.name))
+            problems += self._line_tax_problems(line)
             item, account = self._map_product(line.product_id)
             if not item and not account:
                 problems.append(self.env._(
@@ -185,6 +244,7 @@ class BillingSyncConnectionMapping(models.Model):
                 move.invoice_payment_term_id):
             problems.append(self.env._("Payment terms “%s” are not mapped and there is no default.",
                               move.invoice_payment_term_id.display_name))
+        problems += self._inactive_code_problems(move)
         return list(dict.fromkeys(problems))
 
     def _check_invoice_mappable(self, move):
@@ -195,3 +255,139 @@ class BillingSyncConnectionMapping(models.Model):
                 "%(invoice)s cannot be sent to %(ledger)s yet:\n%(problems)s",
                               invoice=move.display_name, ledger=self.name,
                               problems="\n".join(f"• {p}" for p in problems)))
+
+    # ------------------------------------------------------------------ archived codes
+    def write(self, vals):
+        result = super().write(vals)
+        if set(DEFAULT_FIELDS) & set(vals):
+            # a new default may be the fix a held document waits for
+            self.env["billing_sync.job"].sudo()._release_mapping_holds(self)
+        return result
+
+    def _product_refs(self, product):
+        """The (item, revenue account) ``_map_product`` picks, each as
+        (ledger code, the mapping naming it or None, the default field or None)."""
+        Mapping = self.env["billing_sync.mapping"]
+        tmpl = product.product_tmpl_id if product._name == "product.product" else product
+        candidates = Mapping._lookup(self, "product", tmpl)
+        categ = tmpl.categ_id
+        while categ:
+            candidates |= Mapping._lookup(self, "product_category", categ)
+            categ = categ.parent_id
+        refs = []
+        for fname, default in (("item_id", "default_item_id"),
+                               ("account_id", "default_account_id")):
+            mapping = next((m for m in candidates if m[fname]), None)
+            refs.append((mapping[fname], mapping, None) if mapping
+                        else (self[default], None, default))
+        return refs
+
+    def _inactive_problem(self, ref, mapping=None, default_field=None):
+        """The sentence naming the Odoo mapping (or connection default) to fix because
+        its ledger code ``ref`` is archived (or gone) in the ledger."""
+        adapter = self._adapter_class()
+        noun, code = adapter.describe_reference(ref.kind, ref.ledger_id, ref.display_name)
+        words = {"ledger": adapter.label, "noun": noun, "code": code,
+                 "state": adapter.INACTIVE_WORD}
+        if mapping:
+            kinds = dict(mapping._fields["kind"]._description_selection(self.env))
+            return self.env._(
+                "%(kind)s “%(record)s” is mapped to %(ledger)s %(noun)s “%(code)s”, which is "
+                "%(state)s in %(ledger)s: map it to an active %(noun)s (Billing Sync › "
+                "Configuration › Mappings).",
+                kind=kinds[mapping.kind], record=mapping.source_name, **words)
+        return self.env._(
+            "%(field)s of %(connection)s is %(ledger)s %(noun)s “%(code)s”, which is "
+            "%(state)s in %(ledger)s: choose an active %(noun)s on the connection (Billing "
+            "Sync › Configuration › Ledger connections).",
+            field=self._fields[default_field]._description_string(self.env),
+            connection=self.display_name, **words)
+
+    def _inactive_code_problems(self, move):
+        """One sentence per mapping (or default) ``move`` needs whose ledger code the
+        ledger archived: the ledger would refuse it, so it is not sent."""
+        self.ensure_one()
+        Mapping = self.env["billing_sync.mapping"]
+        used = []  # (ledger code, mapping, default field)
+        lines = move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product")
+        for line in lines:
+            for tax in line.tax_ids:
+                mapping = Mapping._lookup(self, "tax", tax)
+                used.append((mapping.tax_ref_id, mapping, None))
+            used += self._product_refs(line.product_id)
+            analytic = self.env["account.analytic.account"].browse(
+                [int(k) for key in (line.analytic_distribution or {}) for k in key.split(",")])
+            for account in analytic:
+                mapping = Mapping._lookup(self, "analytic", account)
+                used.append((mapping.tracking_id, mapping, None))
+        if move.team_id:
+            mapping = Mapping._lookup(self, "team", move.team_id)
+            used.append((mapping.tracking_id, mapping, None))
+        mapping = Mapping._lookup(self, "payment_term", move.invoice_payment_term_id)
+        used.append((mapping.term_id, mapping, None) if mapping.term_id
+                    else (self.default_term_id, None, "default_term_id"))
+        problems = [self._inactive_problem(ref, mapping, default)
+                    for ref, mapping, default in used if ref and not ref.active]
+        return list(dict.fromkeys(problems))
+
+    def _payment_mapping_problems(self, payment):
+        """What is missing before ``payment`` can be pushed: its journal's bank account."""
+        self.ensure_one()
+        mapping = self.env["billing_sync.mapping"]._lookup(self, "journal", payment.journal_id)
+        if not mapping.bank_account_id:
+            return [self.env._("The journal %s is not mapped to a ledger bank account.",
+                               payment.journal_id.display_name)]
+        if not mapping.bank_account_id.active:
+            return [self._inactive_problem(mapping.bank_account_id, mapping)]
+        return []
+
+    def _archived_reference_problems(self, refs):
+        """A sentence per mapping (or default) of this connection naming one of ``refs``."""
+        mappings = self.env["billing_sync.mapping"].search(expression.AND([
+            [("connection_id", "=", self.id)],
+            expression.OR([[(fname, "in", refs.ids)] for fname in REF_FIELDS]),
+        ])) if refs else []
+        problems = []
+        for mapping in mappings:
+            for fname in KINDS[mapping.kind][1]:
+                if mapping[fname] and mapping[fname] in refs:
+                    problems.append(self._inactive_problem(mapping[fname], mapping))
+        for fname in DEFAULT_FIELDS:
+            if self[fname] and self[fname] in refs:
+                problems.append(self._inactive_problem(self[fname], default_field=fname))
+        return problems
+
+    def _report_archived_references(self, refs):
+        """Tell the administrators, once, which mappings use the codes ``refs`` the
+        ledger just archived: one message on the connection, one activity."""
+        self.ensure_one()
+        problems = self._archived_reference_problems(refs)
+        if not problems:
+            return problems
+        adapter = self._adapter_class()
+
+        def listing(sentences):
+            return Markup("<ul>%s</ul>") % Markup().join(
+                Markup("<li>%s</li>") % sentence for sentence in sentences)
+
+        intro = self.env._(
+            "The reference data refresh found codes %(state)s in %(ledger)s that mappings "
+            "still use. Invoices, credit notes and payments needing them are held, unsent, "
+            "until they are remapped; saving the mapping sends them:",
+            ledger=adapter.label, state=adapter.INACTIVE_WORD)
+        admins = self._admin_users()
+        self.message_post(body=Markup("<p>%s</p>%s") % (intro, listing(problems)),
+                          partner_ids=admins.partner_id.ids, subtype_xmlid="mail.mt_comment")
+        responsible = self.connected_by_id if self.connected_by_id in admins else admins[:1]
+        if responsible:
+            summary = self.env._("Remap codes %(state)s in %(ledger)s",
+                                 state=adapter.INACTIVE_WORD, ledger=adapter.label)
+            # one open activity, listing every mapping still to fix (earlier ones included)
+            archived = self.env["billing_sync.ledger.ref"].with_context(
+                active_test=False).search([("connection_id", "=", self.id),
+                                           ("active", "=", False)])
+            self.activity_ids.filtered(lambda a: a.summary == summary).unlink()
+            self.activity_schedule(
+                "mail.mail_activity_data_warning", user_id=responsible.id, summary=summary,
+                note=listing(self._archived_reference_problems(archived)))
+        return problems

@@ -1,7 +1,12 @@
-from odoo import api, models
+import hashlib
+import json
 
+from odoo import api, fields, models
+
+from ..services.contacts import distinct_name, norm_name
 from ..services.idempotency import batch_key
 from ..services.ledger.base import PushItem
+from ..services.totals import describe, differences
 
 # partner fields the ledger's contact carries: a change to one of them is pushed
 CONTACT_FIELDS = ("name", "email", "billing_sync_billing_email", "phone", "vat", "street",
@@ -11,6 +16,10 @@ CONTACT_FIELDS = ("name", "email", "billing_sync_billing_email", "phone", "vat",
 
 # customers matched in one go when the queue is long
 LOOKAHEAD = 1000
+# decimals both ledgers keep on every amount
+LEDGER_DIGITS = 2
+# decimals of an exchange rate sent to the ledger (company currency per document unit)
+RATE_DIGITS = 8
 
 
 def _money(value):
@@ -30,13 +39,24 @@ class BillingSyncPush(models.AbstractModel):
     # ------------------------------------------------------------------ items
     @api.model
     def _items(self, connection, adapter, jobs, pacer=None):
-        """(PushItem list, [(job, reason)] for jobs that cannot go) for one batch.
+        """(PushItem list, [(job, reason)] for jobs that cannot go) for one batch; jobs
+        whose mappings need a fix are held here (``_hold_for_mapping``), unsent.
 
         ``pacer`` spaces the calls made to match or create customers first."""
         items, skipped = [], []
         records = {job: job._record() for job in jobs}
-        gone = [job for job, rec in records.items() if not rec]
+        # an edit after sync (void_invoice, delete_payment) carries its ledger id: it goes
+        # even when its record was deleted
+        gone = [job for job, rec in records.items() if not rec and not job.ledger_id]
         skipped += [(job, self.env._("The record was deleted.")) for job in gone]
+        # held before any request (the customer's included): a mapping to fix, missing or
+        # naming a code the ledger archived, is for an administrator to cure, not for the
+        # ledger to refuse
+        for job, record in list(records.items()):
+            problems = record and self._mapping_problems(connection, job.kind, record)
+            if problems:
+                job._hold_for_mapping(" ".join(problems))
+                del records[job]
         kind = jobs[0].kind
         refused = {}
         if kind in ("invoice", "credit_note"):
@@ -45,7 +65,15 @@ class BillingSyncPush(models.AbstractModel):
             refused = self._ensure_contacts(connection, adapter, partners, pacer)
         Link = self.env["billing_sync.link"]
         for job, record in records.items():
+            if job.ledger_id:
+                items.append(self.env["billing_sync.edit"]._item(job))
+                continue
             if not record:
+                continue
+            waiting = kind == "invoice" and self.env["billing_sync.edit"]._waiting(
+                connection, record)
+            if waiting:  # its earlier ledger copy goes first (edits after sync)
+                skipped.append((job, waiting))
                 continue
             if kind in ("invoice", "credit_note") and record.commercial_partner_id.id in refused:
                 skipped.append((job, refused[record.commercial_partner_id.id]))
@@ -60,29 +88,104 @@ class BillingSyncPush(models.AbstractModel):
             items.append(PushItem(key=f"{record._name},{record.id}", kind=kind, values=values,
                                   ledger_id=ledger_id or None,
                                   version=link.ledger_version or None))
+        self._find_lost_documents(connection, adapter, jobs, items, pacer)
         return items, skipped
 
     @api.model
+    def _find_lost_documents(self, connection, adapter, jobs, items, pacer=None):
+        """An attempt whose outcome stayed unknown (timeout, 5xx, a worker that died) may
+        have created the document although no answer said so; when it goes again under a
+        new key (a Retry, or after a change), look it up by its number first, so that the
+        ledger's copy is updated rather than created twice."""
+        kind = jobs[:1].kind
+        if kind not in ("invoice", "credit_note"):
+            return
+        unsure = {f"{job.res_model},{job.res_id}" for job in jobs if job.outcome_unknown}
+        lost = [item for item in items if item.key in unsure and not item.ledger_id
+                and item.values.get("number")]
+        if not lost:
+            return
+        found = _paced(pacer, adapter, adapter.find_documents, connection._access_token(),
+                       connection.org_id, kind, [item.values["number"] for item in lost])
+        Link = self.env["billing_sync.link"]
+        for item in lost:
+            hit = found.get(item.values["number"])
+            if hit:
+                item.ledger_id, item.version = hit
+                model, res_id = item.key.split(",")
+                Link._record(connection, self.env[model].browse(int(res_id)), hit[0],
+                             item.values["number"], hit[1], ledger_type=kind,
+                             url=adapter.web_url(kind, hit[0], connection.org_id))
+
+    @api.model
+    def _mapping_problems(self, connection, kind, record):
+        """What ``connection``'s mappings lack for sending ``record`` as ``kind``."""
+        if kind in ("invoice", "credit_note"):
+            return connection._invoice_mapping_problems(record)
+        if kind == "payment":
+            return connection._payment_mapping_problems(record)
+        return []
+
+    @api.model
     def _record_success(self, connection, job, result):
+        """Link the record to what the ledger accepted. Returns why the ledger's copy
+        differs from Odoo's ("" when it is equal)."""
+        if job.ledger_id and job.kind in ("void_invoice", "delete_payment"):
+            return self.env["billing_sync.edit"]._done(connection, job, result)
         record = job._record()
+        mismatch = ""
         if record:
             ledger_type = "invoice" if job.kind == "void_invoice" else job.kind
-            self.env["billing_sync.link"]._record(connection, record, result.ledger_id,
-                                                  result.number, result.version, result.url,
-                                                  ledger_type=ledger_type)
-            if result.error and hasattr(record, "message_post"):
+            link = self.env["billing_sync.link"]._record(
+                connection, record, result.ledger_id, result.number, result.version,
+                result.url, ledger_type=ledger_type, parts=result.parts)
+            if result.totals is not None and job.kind in ("invoice", "credit_note"):
+                mismatch = self._check_totals(connection, record, link, result)
+            if job.kind == "payment":
+                self._note_unapplied(connection, record)
+            # an incomplete result parks the job, and the parking tells the record
+            if result.error and not result.incomplete and hasattr(record, "message_post"):
                 # in the ledger, but part of it was refused (e.g. the allocation of
                 # a credit note): say so where people look
                 record.sudo().message_post(body=self.env._(
                     "In %(ledger)s, with a warning: %(why)s",
                     ledger=connection.name, why=result.error))
+        return mismatch
+
+    @api.model
+    def _check_totals(self, connection, move, link, result):
+        """Compare the ledger's total, tax and amount due with Odoo's and write the
+        verdict on the link. Returns the mismatch sentence ("" when equal)."""
+        odoo = {"total": move.amount_total, "tax": move.amount_tax,
+                # payments and credits travel as their own jobs: until they have, the
+                # amount due is comparable only for a document nothing was applied to
+                "amount_due": move.amount_residual if (
+                    move.move_type == "out_invoice" and move.payment_state == "not_paid")
+                else None}
+        diffs = differences(odoo, result.totals, LEDGER_DIGITS)
+        mismatch = describe(diffs, connection.name, move.currency_id.name)
+        totals = result.totals
+        link.write({"sync_state": "mismatch" if diffs else "synced",
+                    "mismatch": mismatch or False,
+                    "ledger_total": totals.get("total") or 0.0,
+                    "ledger_tax": totals.get("tax") or 0.0,
+                    "ledger_amount_due": totals.get("amount_due") or 0.0,
+                    "adjustment": result.adjustment or 0.0})
+        if result.adjustment:
+            move.sudo().message_post(body=self.env._(
+                "Sent to %(ledger)s with a rounding line of %(amount)s %(currency)s, so that "
+                "its total equals Odoo's.", ledger=connection.name,
+                amount=f"{result.adjustment:.2f}", currency=move.currency_id.name))
+        return mismatch
 
     # ------------------------------------------------------------------ contacts
     @api.model
     def _ensure_contacts(self, connection, adapter, partners, pacer=None):
         """Link every partner to a ledger contact: match an existing one (tax id, then
-        billing email, then exact name) before creating any. Returns {partner id: why}
-        for the partners the ledger refused."""
+        billing email, then exact name; never one whose tax id or email contradicts the
+        partner's) before creating any. A partner whose name a different ledger contact
+        already has is created under a distinct name: never merged, never held. Returns
+        {partner id: why} for the partners the ledger refused."""
         Link = self.env["billing_sync.link"]
         refused = {}
         missing = partners.filtered(lambda p: not Link._of(connection, p))
@@ -93,12 +196,14 @@ class BillingSyncPush(models.AbstractModel):
         # customers rather than one per batch.
         lookahead = getattr(adapter, "FIND_LIMIT", LOOKAHEAD)
         missing |= self._queued_customers(connection, lookahead - len(missing)) - missing
+        missing = missing.sorted("id")  # the oldest partner keeps the plain name
         token = connection._access_token()
         candidates = [{"key": f"res.partner,{p.id}", "tax_id": p.vat or None,
                        "email": p.billing_sync_invoice_email or p.email or None,
                        "name": p.name} for p in missing]
         found = _paced(pacer, adapter, adapter.find_contacts, token, connection.org_id,
                        candidates)
+        holders = getattr(found, "name_holders", None) or {}
         # a ledger contact already linked to another partner (same email, say)
         # is that partner's: this one gets its own
         taken = set(Link.search([("connection_id", "=", connection.id),
@@ -111,25 +216,84 @@ class BillingSyncPush(models.AbstractModel):
                 Link._record(connection, partner, ledger_id,
                              url=adapter.web_url("contact", ledger_id, connection.org_id))
         to_create = missing.filtered(lambda p: not Link._of(connection, p))
-        size = adapter.batch_size("contact")
+        # The name of each new contact is decided before it is sent: the partner's own,
+        # unless a ledger contact that is not this partner's (the lookup saw it) or a
+        # partner created just before in this run has it.
+        names, used = {}, set()
+        for partner in to_create:
+            clash = (holders.get(f"res.partner,{partner.id}")
+                     or norm_name(partner.name) in used)
+            names[partner.id] = (self._distinct_contact_name(connection, partner) if clash
+                                 else partner.name)
+            used.add(norm_name(names[partner.id]))
+        again = self._create_contacts(connection, adapter, token, to_create, names, refused,
+                                      pacer)
+        if again:
+            # a name the lookup could not see (QuickBooks' vendors and employees share
+            # the customers' display names; a contact created meanwhile): the ledger
+            # refused it once, so it goes once more, under its distinct name
+            names = {p.id: self._distinct_contact_name(connection, p) for p in again}
+            self._create_contacts(connection, adapter, token, again, names, refused, pacer)
+        return refused
+
+    @api.model
+    def _create_contacts(self, connection, adapter, token, partners, names, refused,
+                         pacer=None):
+        """Create ``partners`` under ``names`` ({partner id: name}), in batches; fill
+        ``refused``. Returns the partners refused only because their plain name is taken."""
+        Link = self.env["billing_sync.link"]
         uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
-        for start in range(0, len(to_create), size):
-            chunk = to_create[start:start + size]
+        size = adapter.batch_size("contact")
+        retry = self.env["res.partner"]
+        for start in range(0, len(partners), size):
+            chunk = partners[start:start + size]
             items = [PushItem(key=f"res.partner,{p.id}", kind="contact",
-                              values=self._values_contact(connection, p)) for p in chunk]
-            # keyed by the partners: a retry re-sends the same key and creates nothing new
-            key = batch_key(uuid, connection.id, "contact-ensure", chunk.ids)
+                              values=self._values_contact(connection, p, name=names[p.id]))
+                     for p in chunk]
+            # keyed by the partners AND what is sent: a retry of the same values (after a
+            # crash) replays the ledger's answer and creates nothing new, while a fixed
+            # partner (renamed, another email) is a new request, not the old refusal again
+            key = batch_key(uuid, connection.id, "contact-ensure",
+                            [f"{item.key}:{_digest(item.values)}" for item in items])
             results = _paced(pacer, adapter, adapter.push, token, connection.org_id,
                              "contact", items, key)
             for partner, result in zip(chunk, results, strict=True):
+                name = names[partner.id]
                 if result.ok:
-                    Link._record(connection, partner, result.ledger_id, result.number,
-                                 result.version, result.url)
+                    link = Link._record(connection, partner, result.ledger_id,
+                                        number=result.number, version=result.version,
+                                        url=result.url)
+                    if name != partner.name:
+                        link.ledger_name = name
+                        partner.sudo().message_post(body=self.env._(
+                            "Created in %(ledger)s as “%(name)s”: another contact there, a "
+                            "different client (its tax id or email differ, or it is linked to "
+                            "another partner), already has the name “%(own)s”, and %(ledger)s "
+                            "keeps contact names unique. The name in Odoo is unchanged.",
+                            ledger=connection.name, name=name, own=partner.name))
+                elif adapter.is_duplicate_name(result.error) and name == partner.name:
+                    retry |= partner
+                elif adapter.is_duplicate_name(result.error):
+                    refused[partner.id] = self.env._(
+                        "The ledger refused the customer %(name)s: %(why)s Both “%(own)s” and "
+                        "“%(distinct)s” are taken by other contacts there: rename the client "
+                        "in Odoo, or change the suffix for clients of the same name in the "
+                        "Billing Sync settings, then retry.",
+                        name=partner.display_name, why=result.error, own=partner.name,
+                        distinct=name)
                 else:
                     refused[partner.id] = self.env._(
                         "The ledger refused the customer %(name)s: %(why)s",
                         name=partner.display_name, why=result.error)
-        return refused
+        return retry
+
+    @api.model
+    def _distinct_contact_name(self, connection, partner):
+        """The partner's name plus the company's suffix (" (%(ref)s)": "Smith & Co (P00042)"),
+        for a ledger where a different contact has the partner's own name."""
+        company = connection.company_id or self.env.company
+        return distinct_name(partner.name, company.billing_sync_duplicate_name_suffix,
+                             ref=partner.ref, partner_id=partner.id)
 
     @api.model
     def _queued_customers(self, connection, limit):
@@ -153,11 +317,19 @@ class BillingSyncPush(models.AbstractModel):
 
     # ------------------------------------------------------------------ values
     @api.model
-    def _values_contact(self, connection, partner):
+    def _values_contact(self, connection, partner, name=None):
+        """The contact's values; ``name``: the name to create it under (default: the
+        partner's, or its distinct name when it was created under one)."""
         partner = partner.commercial_partner_id
+        if name is None:
+            link = self.env["billing_sync.link"]._of(connection, partner)
+            # its plain name belongs to another ledger contact: an update keeps a
+            # distinct one (following a rename in Odoo)
+            name = (self._distinct_contact_name(connection, partner) if link.ledger_name
+                    else partner.name)
         term = connection._map_payment_term(partner.property_payment_term_id)
         return {
-            "name": partner.name,
+            "name": name,
             "email": partner.billing_sync_invoice_email or partner.email or None,
             "phone": partner.phone or partner.mobile or None,
             "tax_id": partner.vat or None,
@@ -174,20 +346,38 @@ class BillingSyncPush(models.AbstractModel):
 
     @api.model
     def _values_invoice(self, connection, move):
+        """An invoice or credit note in neutral values, with Odoo's own amounts per line.
+
+        Every line carries its net amount and its tax exactly as Odoo's accounting holds
+        them (``_get_rounded_base_and_tax_lines``: per-line or global rounding, included or
+        excluded prices, the cent Odoo's global rounding moves onto one line), so the
+        adapters can send the tax explicitly and the ledger's totals equal Odoo's."""
         problems = connection._invoice_mapping_problems(move)
         if problems:
             raise _Skip(" ".join(problems))
         partner_link = self.env["billing_sync.link"]._of(connection, move.commercial_partner_id)
         if not partner_link:
             raise _Skip(self.env._("The customer is not in the ledger yet."))
+        currency = move.currency_id
+        if move.line_ids.filtered(lambda ln: ln.display_type == "epd"):
+            raise _Skip(self.env._(
+                "%s has an early payment discount: such terms are not sent to the ledger yet; "
+                "book it there by hand or remove the discount terms.", move.name))
+        sign = move.direction_sign
+        base_lines, _tax_lines = move._get_rounded_base_and_tax_lines()
         lines = []
-        for line in move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product"):
-            if len(line.tax_ids) > 1:
-                raise _Skip(self.env._(
-                    "Line “%s” has several taxes; the ledger takes one tax per line.",
-                    line.name))
+        for base_line in base_lines:
+            line = base_line["record"]
+            if not line or line.display_type not in ("product", "rounding"):
+                continue
+            details = base_line["tax_details"]
+            net = currency.round(line.amount_currency * sign)
+            tax = currency.round(sum(t["tax_amount_currency"] for t in details["taxes_data"]))
+            if line.display_type == "rounding":
+                lines.append(self._rounding_line_values(connection, line, net))
+                continue
             item, account = connection._map_product(line.product_id)
-            tax = connection._map_tax(line.tax_ids) if line.tax_ids else None
+            ledger_tax = connection._line_tax(line)
             analytic = self.env["account.analytic.account"].browse(
                 [int(k) for key in (line.analytic_distribution or {}) for k in key.split(",")])
             tracking = connection._map_tracking(analytic, move.team_id)
@@ -196,31 +386,70 @@ class BillingSyncPush(models.AbstractModel):
                 "quantity": line.quantity,
                 "unit_price": line.price_unit,
                 "discount": line.discount or 0.0,
+                "price_include": bool(line.tax_ids) and all(
+                    t.price_include for t in line.tax_ids),
+                "net": net,
+                "tax_amount": tax,
                 "item_ref": item.ledger_id or None,
                 "item_code": item.code or None,
                 "account_ref": account.ledger_id or None,
                 "account_code": account.code or None,
-                "tax_ref": tax.ledger_id if tax else None,
-                "tax_code": tax.code if tax else None,
+                "tax_ref": ledger_tax.ledger_id or None,
+                "tax_code": ledger_tax.code or None,
                 "tracking": [{"ledger_id": t.ledger_id, "category": t.name.split(" / ")[0],
                               "option": t.name.split(" / ", 1)[-1]} for t in tracking],
-                "line_total": _money(line.price_subtotal),
+                "line_total": net,
             })
-        term = connection._map_payment_term(move.invoice_payment_term_id)
-        return {
+        values = {
             "number": move.name,
             "date": str(move.invoice_date),
             "due_date": str(move.invoice_date_due or move.invoice_date),
-            "currency": move.currency_id.name,
+            "currency": currency.name,
             "contact_ref": partner_link.ledger_id,
             "reference": move.invoice_origin or move.ref or None,
             "status": "AUTHORISED",
-            "term_ref": term.ledger_id or None,
+            "term_ref": connection._map_payment_term(move.invoice_payment_term_id).ledger_id
+            or None,
             "lines": lines,
-            "amount_untaxed": _money(move.amount_untaxed),
-            "amount_tax": _money(move.amount_tax),
-            "amount_total": _money(move.amount_total),
+            "amount_untaxed": currency.round(move.amount_untaxed),
+            "amount_tax": currency.round(move.amount_tax),
+            "amount_total": currency.round(move.amount_total),
+            "rounding_account_ref": connection.rounding_account_id.ledger_id or None,
+            "rounding_account_code": connection.rounding_account_id.code or None,
         }
+        self._check_ledger_precision(connection, move, values)
+        values.update(self._currency_values(connection, move))
+        return values
+
+    @api.model
+    def _rounding_line_values(self, connection, line, net):
+        """Odoo's cash-rounding line, booked on the connection's rounding account."""
+        account = connection.rounding_account_id
+        if not account:
+            raise _Skip(self.env._(
+                "%s has a cash-rounding line: set a rounding account on the connection "
+                "(Configuration › Ledger connections › Defaults).", line.move_id.name))
+        return {"description": line.name or self.env._("Rounding"), "quantity": 1.0,
+                "unit_price": net, "discount": 0.0, "price_include": False, "net": net,
+                "tax_amount": 0.0, "account_ref": account.ledger_id,
+                "account_code": account.code or None, "tax_ref": None, "tax_code": None,
+                "tracking": [], "line_total": net}
+
+    @api.model
+    def _check_ledger_precision(self, connection, move, values):
+        """Both ledgers keep amounts to the cent: a document in a currency with more
+        decimals (KWD, BHD...) is sent only when its amounts are whole cents."""
+        if move.currency_id.decimal_places <= LEDGER_DIGITS:
+            return
+        amounts = [values["amount_total"], values["amount_tax"]] + [
+            a for ln in values["lines"] for a in (ln["net"], ln["tax_amount"])]
+        if any(abs(a - round(a, LEDGER_DIGITS)) > 1e-9 for a in amounts):
+            raise _Skip(self.env._(
+                "%(ledger)s keeps amounts to %(digits)s decimals; %(doc)s has %(currency)s "
+                "amounts to %(places)s, which it cannot hold exactly. Book it in the ledger "
+                "by hand, or round its amounts to whole cents.",
+                ledger=connection.name, digits=LEDGER_DIGITS, doc=move.name,
+                currency=move.currency_id.name, places=move.currency_id.decimal_places))
 
     @api.model
     def _values_credit_note(self, connection, move):
@@ -231,41 +460,155 @@ class BillingSyncPush(models.AbstractModel):
             origin_link = self.env["billing_sync.link"]._of(connection, origin)
             if not origin_link:
                 raise _Skip(self.env._("Its invoice %s is not in the ledger yet.", origin.name))
-            allocations.append({"invoice_ref": origin_link.ledger_id,
-                                "amount": min(_money(move.amount_total),
-                                              _money(origin.amount_total)),
-                                "date": str(move.invoice_date)})
+            amount = self._credit_applied(move, origin)
+            if amount > 0:
+                # what Odoo applied; the adapter never allocates more than the ledger's
+                # amount due of the invoice either
+                allocations.append({"invoice_ref": origin_link.ledger_id,
+                                    "invoice_number": origin.name,
+                                    "amount": amount, "date": str(move.invoice_date)})
         values["allocations"] = allocations
         return values
 
     @api.model
+    def _credit_applied(self, credit_note, invoice):
+        """What of ``credit_note`` Odoo applied to ``invoice``, in the invoice's currency:
+        the partial reconciliations between them, or, when they are not reconciled, the
+        smaller of the credit note's total and the invoice's residual."""
+        currency = invoice.currency_id
+        partials = self._receivable_lines(credit_note).matched_debit_ids.filtered(
+            lambda p: p.debit_move_id.move_id == invoice)
+        if partials:
+            return currency.round(sum(partials.mapped("debit_amount_currency")))
+        return currency.round(min(credit_note.amount_total, invoice.amount_residual))
+
+    @api.model
     def _values_payment(self, connection, payment):
-        invoices = payment.reconciled_invoice_ids
-        if not invoices:
+        """One Odoo payment and the invoices it pays, as the ledger's allocations.
+
+        The amount of each allocation is what Odoo reconciled with that invoice, in the
+        invoice's currency (a USD payment of a EUR invoice applies EUR), with the rate
+        that converts it to the company's currency; what no invoice took stays in Odoo
+        as the customer's outstanding credit and is not sent."""
+        Link = self.env["billing_sync.link"]
+        applied = self._payment_applications(payment)
+        if not applied:
             raise _Skip(self.env._("The payment is not matched with an invoice."))
-        if len(invoices) > 1:
-            raise _Skip(self.env._(
-                "A payment covering several invoices is not sent yet: register one payment "
-                "per invoice."))
-        link = self.env["billing_sync.link"]._of(connection, invoices)
-        if not link:
-            raise _Skip(self.env._("Its invoice %s is not in the ledger yet.", invoices.name))
-        customer = self.env["billing_sync.link"]._of(connection,
-                                                     invoices.commercial_partner_id)
         bank = connection._map_journal(payment.journal_id)
         if not bank:
             raise _Skip(self.env._("The journal %s is not mapped to a ledger bank account.",
                                    payment.journal_id.display_name))
+        allocations = []
+        for invoice, amount, rate in applied:
+            link = Link._of(connection, invoice)
+            if not link:
+                raise _Skip(self.env._("Its invoice %s is not in the ledger yet.",
+                                       invoice.name))
+            self._check_currency(connection, invoice.currency_id, invoice.company_id)
+            allocations.append({"invoice_ref": link.ledger_id, "invoice_number": invoice.name,
+                                "amount": amount, "currency": invoice.currency_id.name,
+                                "currency_rate": rate})
+        customer = Link._of(connection, applied[0][0].commercial_partner_id)
+        first = allocations[0]
+        own = Link._of(connection, payment)
         return {
-            "invoice_ref": link.ledger_id,
+            "allocations": allocations,
+            # the invoices the ledger has this payment's part for already (Xero); a link
+            # without parts is a payment the ledger has whole
+            "sent_invoice_refs": sorted(own._parts()) if own.ledger_parts else (
+                [a["invoice_ref"] for a in allocations] if own else []),
+            "invoice_ref": first["invoice_ref"],
             "contact_ref": customer.ledger_id or None,
-            "amount": _money(payment.amount),
+            "amount": _money(sum(a["amount"] for a in allocations)),
             "date": str(payment.date),
             "bank_account_ref": bank.ledger_id,
             "bank_account_code": bank.code or None,
             "reference": payment.name,
-            "currency": payment.currency_id.name,
+            "currency": first["currency"],
+            "currency_rate": first["currency_rate"],
         }
+
+    @api.model
+    def _payment_applications(self, payment):
+        """[(invoice, amount in the invoice's currency, rate or None)] of what ``payment``
+        pays, read from the partial reconciliations of its receivable line; the rate is
+        company currency per invoice-currency unit (None for the company's currency)."""
+        company_currency = payment.company_id.currency_id
+        by_invoice = {}
+        for partial in self._receivable_lines(payment.move_id).matched_debit_ids:
+            invoice = partial.debit_move_id.move_id
+            if invoice.move_type != "out_invoice":
+                continue
+            amount, company_amount = by_invoice.get(invoice, (0.0, 0.0))
+            by_invoice[invoice] = (amount + partial.debit_amount_currency,
+                                   company_amount + partial.amount)
+        if not payment.move_id:
+            # a payment without a journal entry (no outstanding account): Odoo links it
+            # to its invoice alone
+            invoices = payment.reconciled_invoice_ids
+            if len(invoices) == 1 and invoices.currency_id == payment.currency_id:
+                by_invoice[invoices] = (payment.amount, abs(payment.amount_company_currency_signed))
+        out = []
+        for invoice in sorted(by_invoice, key=lambda m: m.id):
+            amount, company_amount = by_invoice[invoice]
+            currency = invoice.currency_id
+            if currency == company_currency:
+                rate = None
+            elif payment.currency_id == currency and payment.amount:
+                rate = abs(payment.amount_company_currency_signed / payment.amount)
+            else:
+                rate = abs(company_amount / amount) if amount else None
+            out.append((invoice, currency.round(amount), rate and round(rate, RATE_DIGITS)))
+        return [row for row in out if row[1] > 0]
+
+    @api.model
+    def _receivable_lines(self, move):
+        return move.line_ids.filtered(
+            lambda ln: ln.account_id.account_type == "asset_receivable")
+
+    @api.model
+    def _note_unapplied(self, connection, payment):
+        """Say on the payment what the ledger did not get: the part no invoice took."""
+        lines = self._receivable_lines(payment.move_id)
+        left = payment.currency_id.round(abs(sum(lines.mapped("amount_residual_currency"))))
+        if left > 0:
+            payment.sudo().message_post(body=self.env._(
+                "%(ledger)s got what this payment applied to its invoices; the remaining "
+                "%(left)s %(currency)s applies to no invoice and stays in Odoo as the "
+                "customer's outstanding credit (not sent).", ledger=connection.name,
+                left=f"{left:.2f}", currency=payment.currency_id.name))
+
+    # ------------------------------------------------------------------ currencies
+    @api.model
+    def _currency_values(self, connection, move):
+        """The currency of an invoice or credit note and Odoo's rate for it (company
+        currency per document unit, None in the company's currency), so that both sides
+        book the same company-currency amount. _Skip when the ledger lacks the currency."""
+        currency = move.currency_id
+        company_currency = move.company_id.currency_id
+        self._check_currency(connection, currency, move.company_id)
+        if currency == company_currency:
+            return {"currency": currency.name, "currency_rate": None}
+        if move.amount_total and move.amount_total_signed:
+            # the rate Odoo's own company-currency total was booked at
+            rate = abs(move.amount_total_signed / move.amount_total)
+        else:
+            rate = currency._get_conversion_rate(
+                currency, company_currency, move.company_id,
+                move.invoice_date or move.date or fields.Date.context_today(move))
+        return {"currency": currency.name, "currency_rate": round(rate, RATE_DIGITS)}
+
+    @api.model
+    def _check_currency(self, connection, currency, company):
+        """_Skip unless the ledger has ``currency`` enabled (as last imported; before any
+        import the ledger itself decides)."""
+        enabled = connection.reference_ids.filtered(lambda r: r.kind == "currency")
+        if enabled and currency.name not in enabled.mapped("ledger_id"):
+            raise _Skip(self.env._(
+                "%(currency)s is not enabled in %(org)s; enable it there or invoice in "
+                "%(base)s (then import the reference data again).", currency=currency.name,
+                org=connection.org_name or connection.name,
+                base=company.currency_id.name))
 
     @api.model
     def _values_void_invoice(self, connection, move):
@@ -273,6 +616,12 @@ class BillingSyncPush(models.AbstractModel):
         if not link:
             raise _Skip(self.env._("The invoice never reached the ledger: nothing to void."))
         return {"_ledger_id": link.ledger_id}
+
+
+def _digest(values):
+    """A short stable hash of push values (the same values always give the same one)."""
+    text = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _paced(pacer, adapter, call, *args):

@@ -11,7 +11,8 @@ class BillingSyncStatusMixin(models.AbstractModel):
 
     billing_sync_status = fields.Selection(
         [("none", "Not in the ledger"), ("pending", "Waiting to sync"),
-         ("synced", "In the ledger"), ("error", "Needs a fix")],
+         ("synced", "In the ledger"), ("mismatch", "Ledger differs"),
+         ("error", "Needs a fix")],
         string="Ledger status", compute="_compute_billing_sync_status", groups=USER_GROUP)
     billing_sync_synced_at = fields.Datetime(
         string="Last synced", compute="_compute_billing_sync_status", groups=USER_GROUP)
@@ -35,14 +36,22 @@ class BillingSyncStatusMixin(models.AbstractModel):
             jobs_of.setdefault(job.res_id, job)
         for rec in self:
             link, job = link_of.get(rec.id), jobs_of.get(rec.id)
-            if job and job.state in ("blocked", "dead"):
+            if job and job.state in ("blocked", "dead") and not (
+                    link and link.sync_state == "mismatch"):
                 status = "error"
-            elif job:
+            elif job and job.state in ("pending", "started"):
                 status = "pending"
+            elif link:
+                # "In the ledger" is a promise that the ledger's figures equal Odoo's
+                status = "mismatch" if link.sync_state == "mismatch" else "synced"
             else:
-                status = "synced" if link else "none"
+                status = "none"
             rec.billing_sync_status = status
             rec.billing_sync_synced_at = link.synced_at if link else False
             rec.billing_sync_ledger_number = link.ledger_number if link else False
             rec.billing_sync_ledger_url = link.ledger_url if link else False
-            rec.billing_sync_error = (job.hint or job.last_error) if status == "error" else False
+            if status == "mismatch":
+                rec.billing_sync_error = link.mismatch
+            else:
+                rec.billing_sync_error = (job.hint or job.last_error) if status == "error" \
+                    else False

@@ -1,4 +1,7 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services.contacts import check_suffix
 
 
 class ResCompany(models.Model):
@@ -30,3 +33,33 @@ class ResCompany(models.Model):
         help="Service used for the card-processing fee line passed on to clients. "
         "Empty: the 'Card processing fee' service shipped with Billing Sync.",
     )
+    # Edits after sync (issue 15): what becomes of the ledger's copy of a document Odoo
+    # takes back (reset to draft, posted again with another total, cancelled, deleted)
+    billing_sync_edit_policy = fields.Selection(
+        [("credit_replace", "Void or credit it, then send a new document"),
+         ("hold", "Hold it for a person")],
+        string="Edits after sync",
+        default="credit_replace",
+        required=True,
+        help="When an invoice the ledger holds is reset to draft, posted again with another "
+        "total, cancelled or deleted in Odoo. Void or credit: the ledger's invoice is voided "
+        "(credited when it has payments or is in a locked period) and the invoice, once "
+        "posted again, goes to the ledger as a new document. Hold: nothing is sent; a "
+        "person is told what differs and decides.",
+    )
+    billing_sync_duplicate_name_suffix = fields.Char(
+        string="Suffix for clients of the same name",
+        default=" (%(ref)s)",
+        trim=False,  # the leading space separates the name from the suffix
+        help="Ledger contact names are unique. A client whose name another, different, "
+        "ledger contact already has is created under its name plus this suffix: "
+        "%(ref)s is the partner's reference (its id when it has none), %(id)s its id. "
+        "The partner's name in Odoo does not change.",
+    )
+
+    @api.constrains("billing_sync_duplicate_name_suffix")
+    def _check_billing_sync_duplicate_name_suffix(self):
+        for company in self:
+            problem = check_suffix(company.billing_sync_duplicate_name_suffix)
+            if problem:
+                raise ValidationError(problem)

@@ -26,3 +26,13 @@ class ResConfigSettings(models.TransientModel):
     billing_sync_card_fee_product_id = fields.Many2one(
         related="company_id.billing_sync_card_fee_product_id", readonly=False
     )
+
+    # Contacts (issue 15): the name a client gets when a different ledger contact has its own
+    billing_sync_duplicate_name_suffix = fields.Char(
+        related="company_id.billing_sync_duplicate_name_suffix", readonly=False, trim=False
+    )
+
+    # Edits after sync (issue 15)
+    billing_sync_edit_policy = fields.Selection(
+        related="company_id.billing_sync_edit_policy", readonly=False
+    )

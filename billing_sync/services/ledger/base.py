@@ -97,9 +97,25 @@ class PushResult:
     version: str | None = None
     url: str | None = None
     error: Exception | None = None
+    # in the ledger (link it), but part of it was refused or capped (a credit note's
+    # allocation, one of a payment's parts): the job is parked, not done, and ``error``
+    # says why; a retry sends only what is missing
+    incomplete: bool = False
+    # {invoice ledger id: ledger id} of the objects one record became when the ledger
+    # needs several (Xero: one Payment per invoice an Odoo payment covers)
+    parts: dict | None = None
+    # the ledger's own figures for a document, read from its answer: {"total", "tax",
+    # "amount_due"} in the document's currency; the engine compares them with Odoo's
+    totals: dict | None = None
+    # the rounding line the adapter added so the ledger's total equals Odoo's (0.0: none)
+    adjustment: float = 0.0
+    # what an edit after sync did in the ledger, in words for the record's chatter
+    # ("voided", "credited by credit note CN-0004"): kinds void_invoice, delete_payment
+    note: str | None = None
 
 
-PUSH_KINDS = ("contact", "invoice", "credit_note", "payment", "void_invoice")
+PUSH_KINDS = ("contact", "invoice", "credit_note", "payment", "void_invoice",
+              "delete_payment")
 
 
 # The kinds of reference data, shared by both providers.
@@ -111,6 +127,8 @@ REFERENCE_KINDS = [
     ("tracking_category", "Tracking category"),
     ("tracking", "Tracking option / class / department"),
     ("term", "Payment terms"),
+    # ledger_id = ISO code; extra["base"] marks the ledger's home currency
+    ("currency", "Currency"),
 ]
 
 
@@ -187,6 +205,18 @@ class LedgerAdapter(abc.ABC):
 
     provider = None
     label = None
+    # what the ledger calls each kind of reference, and one it no longer offers: the
+    # messages that name a mapping to fix use the ledger's own words
+    REFERENCE_NOUNS = {"revenue_account": "account", "bank_account": "bank account",
+                       "tax": "tax rate", "item": "item", "tracking": "tracking option",
+                       "tracking_category": "tracking category", "term": "payment terms",
+                       "currency": "currency"}
+    INACTIVE_WORD = "archived"
+
+    @classmethod
+    def describe_reference(cls, kind, ledger_id, name):
+        """(noun, name) of a reference as the ledger's own screens call it."""
+        return cls.REFERENCE_NOUNS.get(kind, kind), name
 
     def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT):
         if not client_id or not client_secret:
@@ -230,6 +260,18 @@ class LedgerAdapter(abc.ABC):
     @abc.abstractmethod
     def reference_data(self, access_token, org_id):
         """Every ReferenceRecord the mappings pick from."""
+
+    # -- Contacts -------------------------------------------------------------
+    def is_duplicate_name(self, error):
+        """True when ``error`` (a refused contact) says another ledger contact already
+        has its name: the caller then creates it under a distinct name."""
+        return False
+
+    # -- Push ------------------------------------------------------------------
+    @abc.abstractmethod
+    def find_documents(self, access_token, org_id, kind, numbers):
+        """{number: (ledger id, version)} of the invoices or credit notes (``kind``)
+        already in the ledger under these numbers (voided ones excluded)."""
 
     # -- helpers --------------------------------------------------------------
     def _token_request(self, url, form, what):

@@ -16,13 +16,16 @@ from quickbooks import QuickBooks
 from quickbooks import exceptions as qb_exceptions
 from quickbooks.objects.account import Account
 from quickbooks.objects.company_info import CompanyInfo
+from quickbooks.objects.companycurrency import CompanyCurrency
 from quickbooks.objects.department import Department
 from quickbooks.objects.item import Item
+from quickbooks.objects.preferences import Preferences
 from quickbooks.objects.taxcode import TaxCode
 from quickbooks.objects.taxrate import TaxRate
 from quickbooks.objects.term import Term
 from quickbooks.objects.trackingclass import Class
 
+from ..contacts import ContactMatches, match_contacts
 from . import qbo_payloads as payloads
 from .base import (
     ConnectionReport,
@@ -117,6 +120,17 @@ class QboAdapter(LedgerAdapter):
 
     provider = "qbo"
     label = "QuickBooks Online"
+    REFERENCE_NOUNS = {**LedgerAdapter.REFERENCE_NOUNS, "tax": "tax code"}
+    # QuickBooks makes list entries inactive; it archives nothing
+    INACTIVE_WORD = "inactive"
+
+    @classmethod
+    def describe_reference(cls, kind, ledger_id, name):
+        """Tracking is a class or a department ("Class:<id>", named "Class / <name>")."""
+        if kind == "tracking" and ":" in (ledger_id or ""):
+            entity = ledger_id.split(":", 1)[0]
+            return entity.lower(), name.split(" / ", 1)[-1]
+        return super().describe_reference(kind, ledger_id, name)
 
     def _auth(self, redirect_uri="", access_token=None, realm_id=None):
         try:
@@ -252,6 +266,24 @@ class QboAdapter(LedgerAdapter):
             records.append(ReferenceRecord(
                 kind="term", ledger_id=str(term.Id), name=term.Name, active=bool(term.Active),
                 extra={"due_days": term.DueDays}))
+        records += self._currencies(qb)
+        return records
+
+    def _currencies(self, qb):
+        """The company's home currency and, with multicurrency on, its active currencies
+        (CompanyCurrency list): a document in any other is refused before it is sent."""
+        prefs = self._call("Reading QuickBooks preferences", Preferences.get, qb=qb)
+        currency_prefs = getattr(prefs, "CurrencyPrefs", None)
+        home = getattr(getattr(currency_prefs, "HomeCurrency", None), "value", None)
+        records = [ReferenceRecord(kind="currency", ledger_id=home, name=home, code=home,
+                                   extra={"base": True})] if home else []
+        if getattr(currency_prefs, "MultiCurrencyEnabled", False):
+            for currency in self._all("Importing QuickBooks currencies", CompanyCurrency, qb):
+                if currency.Code and currency.Code != home:
+                    records.append(ReferenceRecord(
+                        kind="currency", ledger_id=currency.Code,
+                        name=currency.Name or currency.Code, code=currency.Code,
+                        active=bool(currency.Active)))
         return records
 
     # -- Push -----------------------------------------------------------------
@@ -298,19 +330,27 @@ class QboAdapter(LedgerAdapter):
             return out
         if not items:
             return []
+        if kind == "delete_payment" or (kind == "void_invoice" and any(
+                item.values.get("or_credit") for item in items)):
+            return self._push_edits(access_token, org_id, kind, items, idempotency_key)
         qb = self.client(access_token, org_id)
         what = f"Sending {kind.replace('_', ' ')}s to QuickBooks"
         results = {}
 
-        current = self._read_many(qb, entity, [i.ledger_id for i in items
-                                               if i.ledger_id and not i.version], what)
-        customers = {}
+        # an invoice update is read first, even with its SyncToken: see settled()
+        current = self._read_many(qb, entity, [i.ledger_id for i in items if i.ledger_id and (
+            not i.version or kind == "invoice")], what)
+        customers, open_balances = {}, None
         if kind == "payment":
+            # the invoices paid: their customer, and their open balance, which caps what
+            # a new payment applies to each (QuickBooks refuses more)
             invoices = self._read_many(qb, "Invoice", [
-                i.values.get("invoice_ref") for i in items
-                if not i.values.get("contact_ref") and i.values.get("invoice_ref")], what)
+                a.get("invoice_ref") for i in items for a in _allocations(i.values)
+                if a.get("invoice_ref")], what)
             customers = {iid: (inv.get("CustomerRef") or {}).get("value")
                          for iid, inv in invoices.items()}
+            open_balances = {iid: float(inv.get("Balance") or 0.0)
+                             for iid, inv in invoices.items()}
 
         operations, planned = [], {}
         for item in items:
@@ -320,7 +360,14 @@ class QboAdapter(LedgerAdapter):
                     raise payloads.PayloadError(
                         f"QuickBooks has no {entity} {item.ledger_id} any more (deleted or "
                         "merged there); unlink it to create it again.")
-                body = self._body(kind, item, version, customers)
+                held = current.get(str(item.ledger_id)) if kind == "invoice" else None
+                if held and payloads.settled(held):
+                    raise payloads.PayloadError(
+                        f"QuickBooks has payments or credits applied to invoice "
+                        f"{held.get('DocNumber')}: it is not changed in place (QuickBooks "
+                        "would take the change silently and unapply them). Reset the invoice "
+                        "to draft in Odoo to replace it, or change it in QuickBooks.")
+                body = self._body(kind, item, version, customers, open_balances)
             except payloads.PayloadError as exc:
                 results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
                                                error=LedgerRejected(str(exc)))
@@ -351,16 +398,40 @@ class QboAdapter(LedgerAdapter):
                                                  org_id)
         if kind == "credit_note":
             self._apply_credits(qb, items, results, answers, idempotency_key, what)
+        if kind == "payment":
+            self._note_capped(items, results, customers, open_balances)
         return [results[item.key] for item in items]
 
+    def find_documents(self, access_token, org_id, kind, numbers):
+        """{DocNumber: (Id, SyncToken)}: one query per 50 numbers (voided ones, which
+        QuickBooks keeps with a zero total, are left out)."""
+        entity = payloads.ENTITY_OF_KIND[kind]
+        qb = self.client(access_token, org_id)
+        found = {}
+        numbers = sorted({str(n) for n in numbers if n})
+        for chunk in _chunks(numbers, IN_LIST_MAX):
+            statement = payloads.select_in(entity, "DocNumber", chunk, max_results=PAGE)
+            answer = self._send(qb, "query", statement, f"Looking for {entity}s in QuickBooks",
+                                content_type="application/text")
+            for row in (answer.get("QueryResponse") or {}).get(entity) or []:
+                if "Voided" in str(row.get("PrivateNote") or "") and not row.get("TotalAmt"):
+                    continue
+                found.setdefault(row.get("DocNumber"),
+                                 (str(row["Id"]), str(row.get("SyncToken", ""))))
+        return found
+
     def find_contacts(self, access_token, org_id, candidates):
-        """{candidate key: Customer Id} for candidates already in QuickBooks.
+        """ContactMatches ({candidate key: Customer Id}, with ``name_holders``) for
+        candidates already in QuickBooks.
 
         One /batch call carries every query (by e-mail, by display name; 50 values per
         IN list, 30 queries per call). QuickBooks cannot query customers by tax id
         (PrimaryTaxIdentifier is not filterable, and is returned masked), so the tax id
-        only decides between customers found by e-mail or name; then e-mail, then the
-        exact (case-insensitive, as QuickBooks' names are unique that way) display name.
+        only decides between customers found by e-mail or name, and a masked one only
+        rules out those whose visible end differs. Then e-mail, then the exact
+        (case-insensitive, as QuickBooks' names are unique that way) display name; a
+        customer whose e-mail or tax id differs from the candidate's is never taken on
+        its name (services/contacts.py decides, as for Xero).
         """
         candidates = [c for c in candidates or [] if c.get("key")]
         emails = sorted({str(c["email"]).strip().lower() for c in candidates
@@ -377,7 +448,7 @@ class QboAdapter(LedgerAdapter):
             queries.append(payloads.select_in("Customer", "DisplayName", chunk,
                                               max_results=PAGE))
         if not queries:
-            return {}
+            return ContactMatches()
         qb = self.client(access_token, org_id)
         rows = {}
         for part in _chunks(queries, BATCH_MAX):
@@ -386,39 +457,198 @@ class QboAdapter(LedgerAdapter):
             for answer in answers.values():
                 for row in (answer.get("QueryResponse") or {}).get("Customer") or []:
                     rows[str(row["Id"])] = row
-        by_tax, by_email, by_name = {}, {}, {}
-        for row_id in sorted(rows, key=_id_order):  # the oldest customer wins a tie
-            row = rows[row_id]
-            by_tax.setdefault(_tax_key(row.get("PrimaryTaxIdentifier")), []).append(row_id)
-            address = ((row.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
-            if address:
-                by_email.setdefault(address, row_id)
-            by_name.setdefault(payloads.display_name(row.get("DisplayName")).lower(), row_id)
-        found = {}
-        for cand in candidates:
-            email = str(cand.get("email") or "").strip().lower()
-            name = payloads.display_name(cand.get("name")).lower()
-            tax = _tax_key(cand.get("tax_id"))
-            seen = [by_email.get(email), by_name.get(name)]
-            taxed = [rid for rid in by_tax.get(tax, []) if tax] if tax else []
-            hit = next((rid for rid in seen if rid and rid in taxed), None)
-            hit = hit or (by_email.get(email) if email else None) or (
-                by_name.get(name) if name else None)
-            if hit:
-                found[cand["key"]] = hit
-        return found
+        found = [{"id": row_id, "tax_id": row.get("PrimaryTaxIdentifier"),
+                  "email": (row.get("PrimaryEmailAddr") or {}).get("Address"),
+                  "name": payloads.display_name(row.get("DisplayName"))}
+                 for row_id, row in rows.items()]
+        # names compared as QuickBooks will store the candidate's (display_name)
+        return match_contacts([{**cand, "name": payloads.display_name(cand.get("name"))}
+                               for cand in candidates], found)
+
+    @staticmethod
+    def is_duplicate_name(error):
+        """True when ``error`` (a refused customer) is Fault 6240: a customer, vendor or
+        employee already has this display name."""
+        return any(isinstance(d, dict) and str(d.get("code")) == "6240"
+                   for d in getattr(error, "details", None) or [])
+
+    # -- edits after sync -------------------------------------------------------
+    def _push_edits(self, access_token, org_id, kind, items, idempotency_key):
+        """Retire in QuickBooks what Odoo took back: payments (``delete_payment``),
+        invoices (``void_invoice`` with ``values["or_credit"]``; without it, a plain void).
+
+        Payments (``values["remove_payments"]``, else the item's ``ledger_id``) are deleted
+        first, in one /batch (operation=delete); one already gone counts as removed.
+        Invoices are then read (one query): each one nothing was applied to is voided, in
+        one /batch; any other is credited (QuickBooks would void a paid invoice without a
+        word, leaving its payments unapplied), and so is one whose void was refused (a
+        closed period): a CreditMemo copying its lines, applied to what is left open on it
+        by a zero Payment. A step that went only in part is said in the result's ``error``
+        (a warning) and ``note``."""
+        qb = self.client(access_token, org_id)
+        what = ("Voiding invoices in QuickBooks" if kind == "void_invoice"
+                else "Removing payments in QuickBooks")
+        removal = {item.key: item.values.get("remove_payments") or (
+            [item.ledger_id] if kind == "delete_payment" else []) for item in items}
+        kept = self._delete_payments(qb, [p for ids in removal.values() for p in ids],
+                                     idempotency_key, what)
+        warnings = {item.key: [kept[p] for p in removal[item.key] if p in kept]
+                    for item in items}
+        results = {}
+        if kind == "delete_payment":
+            for item in items:
+                why = warnings.pop(item.key)
+                results[item.key] = PushResult(
+                    item.key, not why, ledger_id=item.ledger_id, note="removed",
+                    error=LedgerRejected(" ".join(why)) if why else None)
+            return [results[item.key] for item in items]
+        self._retire_invoices(qb, items, idempotency_key, results, warnings, what)
+        for item in items:
+            if results[item.key].ok and warnings[item.key]:
+                results[item.key].error = LedgerError(" ".join(warnings[item.key]))
+        return [results[item.key] for item in items]
+
+    def _delete_payments(self, qb, ids, key, what):
+        """Delete QuickBooks payments; {payment id: why QuickBooks kept it}."""
+        current = self._read_many(qb, "Payment", ids, what)
+        operations = [{"bId": f"pay-{pid}", "operation": "delete",
+                       "Payment": {"Id": pid, "SyncToken": row.get("SyncToken")}}
+                      for pid, row in current.items()]
+        kept = {}
+        for n, part in enumerate(_chunks(operations, BATCH_MAX)):
+            answers = self._batch(qb, part, payloads.request_id(key, "del", n), what)
+            for operation in part:
+                fault = (answers.get(operation["bId"]) or {}).get("Fault")
+                if fault:
+                    pid = operation["Payment"]["Id"]
+                    kept[pid] = (f"QuickBooks kept payment {pid}: "
+                                 f"{payloads.fault_text(fault)[0]}")
+        return kept
+
+    def _retire_invoices(self, qb, items, key, results, warnings, what):
+        held = self._read_many(qb, "Invoice", [item.ledger_id for item in items], what)
+        to_void, to_credit = [], []
+        for item in items:
+            invoice = held.get(str(item.ledger_id))
+            if invoice is None or payloads.is_voided(invoice):
+                results[item.key] = PushResult(
+                    item.key, True, ledger_id=item.ledger_id,
+                    note="no longer in QuickBooks (deleted there)" if invoice is None
+                    else "already voided in QuickBooks")
+            elif payloads.settled(invoice):
+                to_credit.append((item, invoice))
+            else:
+                to_void.append((item, invoice))
+        if to_void:
+            answers = self._batch(qb, [
+                {"bId": item.key, "operation": "void",
+                 "Invoice": payloads.void(item.ledger_id, invoice.get("SyncToken"))}
+                for item, invoice in to_void], payloads.request_id(key, "void"), what)
+            for item, invoice in to_void:
+                answer = answers.get(item.key) or {}
+                if answer.get("Fault") or not answer.get("Invoice"):
+                    why = payloads.fault_text(answer.get("Fault"))[0]
+                    warnings[item.key].append(f"QuickBooks would not void invoice "
+                                              f"{invoice.get('DocNumber')} ({why}): it was "
+                                              "credited instead.")
+                    to_credit.append((item, invoice))
+                    continue
+                results[item.key] = PushResult(item.key, True, ledger_id=item.ledger_id,
+                                               version=str(answer["Invoice"].get("SyncToken")),
+                                               note="voided")
+        if to_credit:
+            self._credit_invoices(qb, to_credit, key, results, warnings, what)
+
+    def _credit_invoices(self, qb, pairs, key, results, warnings, what):
+        """One CreditMemo per invoice QuickBooks cannot void, applied to its open balance."""
+        operations, kept = [], []
+        for item, invoice in pairs:
+            try:
+                body = payloads.credit_memo_for(invoice,
+                                                note=f"Credits invoice {invoice.get('DocNumber')}")
+            except payloads.PayloadError as exc:
+                results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                               error=LedgerRejected(str(exc)))
+                continue
+            operations.append({"bId": item.key, "operation": "create", "CreditMemo": body})
+            kept.append((item, invoice))
+        if not operations:
+            return
+        answers = self._batch(qb, operations, payloads.request_id(key, "credit"), what)
+        applications, owner = [], {}
+        for item, invoice in kept:
+            answer = answers.get(item.key) or {}
+            memo = answer.get("CreditMemo")
+            if answer.get("Fault") or not memo:
+                why = payloads.fault_text(answer.get("Fault"))[0]
+                results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                               error=LedgerRejected(
+                    f"QuickBooks cannot void invoice {invoice.get('DocNumber')} and refused "
+                    f"the credit memo for it: {why}"))
+                continue
+            number = memo.get("DocNumber") or memo.get("Id")
+            results[item.key] = PushResult(item.key, True, ledger_id=item.ledger_id,
+                                           number=memo.get("DocNumber"),
+                                           note=f"credited by credit memo {number}")
+            amount = min(payloads.money(invoice.get("Balance")),
+                         payloads.money(memo.get("TotalAmt")))
+            if amount <= 0:
+                warnings[item.key].append(f"Nothing is left open on invoice "
+                                          f"{invoice.get('DocNumber')} in QuickBooks: credit "
+                                          f"memo {number} stays as the customer's credit.")
+                continue
+            bid = f"{item.key}#apply"
+            owner[bid] = (item, number)
+            applications.append({"bId": bid, "operation": "create",
+                                 "Payment": payloads.credit_application(
+                                     memo["CustomerRef"]["value"], memo["Id"], item.ledger_id,
+                                     amount, note=f"Credit memo {number} applied")})
+        if not applications:
+            return
+        applied = self._batch(qb, applications, payloads.request_id(key, "apply"), what)
+        for bid, (item, number) in owner.items():
+            fault = (applied.get(bid) or {}).get("Fault")
+            if fault or bid not in applied:
+                warnings[item.key].append(f"Credit memo {number} was not applied to its "
+                                          f"invoice: {payloads.fault_text(fault)[0]}")
 
     # -- push helpers -----------------------------------------------------------
-    def _body(self, kind, item, version, customers):
+    def _body(self, kind, item, version, customers, balances=None):
         values = item.values or {}
         if kind == "contact":
             return payloads.customer(values, item.ledger_id, version)
         if kind in ("invoice", "credit_note"):
             return payloads.sales_form(values, item.ledger_id, version)
         if kind == "payment":
-            customer = values.get("contact_ref") or customers.get(str(values.get("invoice_ref")))
-            return payloads.payment(values, customer, item.ledger_id, version)
+            return self._payment(item, version, customers, balances)[0]
         return payloads.void(item.ledger_id, version)
+
+    @staticmethod
+    def _payment(item, version, customers, balances):
+        """(Payment body, [lines capped]); a new payment's lines are capped at the open
+        balances read (an update's own application is in them: it is not capped)."""
+        values = item.values or {}
+        customer = values.get("contact_ref") or customers.get(str(values.get("invoice_ref")))
+        return payloads.payment(values, customer, item.ledger_id, version,
+                                None if item.ledger_id else balances)
+
+    def _note_capped(self, items, results, customers, balances):
+        """A payment QuickBooks took with a line capped at the invoice's balance is in
+        QuickBooks but short: its result is incomplete, with both figures."""
+        for item in items:
+            result = results[item.key]
+            if not result.ok or item.ledger_id:
+                continue
+            _body, capped = self._payment(item, None, customers, balances)
+            if capped:
+                short = "; ".join(
+                    f"{a.get('invoice_number') or a.get('invoice_ref')}: Odoo applied "
+                    f"{amount:.2f}, QuickBooks had {balance:.2f} open"
+                    for a, amount, balance in capped)
+                result.incomplete = True
+                result.error = LedgerRejected(
+                    f"The payment is in QuickBooks but applies less than in Odoo ({short}); "
+                    "fix the invoice there, then Retry.")
 
     def _result(self, kind, entity, item, answer, org_id):
         if not answer:
@@ -430,12 +660,19 @@ class QboAdapter(LedgerAdapter):
                 f"QuickBooks refused it: {text}", details=details))
         obj = answer.get(entity) or {}
         ledger_id = str(obj.get("Id") or item.ledger_id or "")
+        totals = None
+        if kind in ("invoice", "credit_note"):
+            due = obj.get("Balance") if kind == "invoice" else obj.get(
+                "RemainingCredit", obj.get("Balance"))
+            totals = {"total": _amount(obj.get("TotalAmt")),
+                      "tax": _amount((obj.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
+                      "amount_due": _amount(due)}
         return PushResult(
             item.key, True, ledger_id=ledger_id,
             number=obj.get("DocNumber") if kind in ("invoice", "credit_note", "void_invoice")
             else None,
             version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
-            url=self.web_url(kind, ledger_id, org_id))
+            url=self.web_url(kind, ledger_id, org_id), totals=totals)
 
     def _retry_stale(self, qb, kind, entity, items, planned, answers, customers, key, what):
         """Fault 5010 (someone changed it since our SyncToken): re-read those objects,
@@ -468,29 +705,43 @@ class QboAdapter(LedgerAdapter):
         return payloads.select_in("Invoice", "Id", ids, max_results=PAGE)
 
     def _apply_credits(self, qb, items, results, answers, key, what):
-        """Apply each new credit note to its invoice: one /batch of zero Payments linking
-        the CreditMemo and the Invoice. A refusal does not undo the credit note (it exists
-        in QuickBooks): its result stays ok, with ``error`` saying what was not applied;
-        the next push of that credit note tries again."""
+        """Apply each credit note to its invoice: one /batch of zero Payments linking the
+        CreditMemo and the Invoice, for what is not applied yet, capped at the invoice's
+        open balance (queried in the same call as the credit notes) and the credit left.
+
+        A refused, capped or impossible application does not undo the credit note (it is
+        in QuickBooks, and linked): its result is ``incomplete``, with both figures, the
+        job waits for a fix and the next push applies only what is still missing."""
         rows = ((answers.get(BALANCES_BID) or {}).get("QueryResponse") or {}).get("Invoice")
         balances = {str(r["Id"]): float(r.get("Balance") or 0.0) for r in rows or []}
-        operations, owner = [], {}
+        operations, owner, short = [], {}, {}
         for item in items:
             result, memo = results[item.key], (answers.get(item.key) or {}).get("CreditMemo")
             allocations = item.values.get("allocations") or []
             if not (result.ok and memo and allocations):
                 continue
-            if any(t.get("TxnType") == "Payment" for t in memo.get("LinkedTxn") or []):
-                continue  # applied already (an update of an allocated credit note)
-            remaining = float(memo.get("RemainingCredit", memo.get("TotalAmt")) or 0.0)
+            total = float(memo.get("TotalAmt") or 0.0)
+            remaining = float(memo.get("RemainingCredit", total) or 0.0)
+            # what earlier pushes applied (credit notes are applied to their own invoice)
+            used = round(total - remaining, 2)
+            number = memo.get("DocNumber")
             for n, alloc in enumerate(allocations):
                 invoice_id = str(alloc.get("invoice_ref") or "")
-                amount = min(payloads.money(alloc.get("amount")), remaining,
-                             balances.get(invoice_id, float("inf")))
+                wanted = payloads.money(alloc.get("amount"))
+                done = min(used, wanted)
+                used -= done
+                left = payloads.money(wanted - done)
+                if left <= 0:
+                    continue
+                balance = balances.get(invoice_id, float("inf"))
+                amount = payloads.money(min(left, remaining, balance))
+                if amount < left:
+                    short.setdefault(item.key, []).append(
+                        f"{alloc.get('invoice_number') or invoice_id}: Odoo applies "
+                        f"{left:.2f} of it, QuickBooks has "
+                        + (f"{balance:.2f} open on the invoice and " if balance != float("inf")
+                           else "") + f"{remaining:.2f} of credit left")
                 if not invoice_id or amount <= 0:
-                    result.error = LedgerRejected(
-                        f"Credit note {memo.get('DocNumber')} was not applied to invoice "
-                        f"{invoice_id or '?'}: nothing is left open on it.")
                     continue
                 remaining -= amount
                 bid = f"{item.key}#{n}"
@@ -499,20 +750,29 @@ class QboAdapter(LedgerAdapter):
                                    payloads.credit_application(
                                        memo["CustomerRef"]["value"], memo["Id"], invoice_id,
                                        amount, alloc.get("date"),
-                                       note=f"Credit note {memo.get('DocNumber')} applied")})
-        if not operations:
-            return
-        try:
-            applied = self._batch(qb, operations, payloads.request_id(key, "apply"), what)
-        except LedgerRejected as exc:
-            applied = {bid: {"Fault": {"Error": [{"Message": str(exc)}]}} for bid in owner}
+                                       note=f"Credit note {number} applied",
+                                       currency=(memo.get("CurrencyRef") or {}).get("value"),
+                                       rate=memo.get("ExchangeRate"))})
+        applied = {}
+        if operations:
+            try:
+                applied = self._batch(qb, operations, payloads.request_id(key, "apply"), what)
+            except LedgerRejected as exc:
+                applied = {bid: {"Fault": {"Error": [{"Message": str(exc)}]}} for bid in owner}
         for bid, item_key in owner.items():
             fault = (applied.get(bid) or {}).get("Fault")
             if fault or bid not in applied:
                 text, details = payloads.fault_text(fault)
+                results[item_key].incomplete = True
                 results[item_key].error = LedgerRejected(
                     "The credit note is in QuickBooks but was not applied to its invoice: "
                     + text, details=details)
+        for item_key, lines in short.items():
+            if not results[item_key].incomplete:
+                results[item_key].incomplete = True
+                results[item_key].error = LedgerRejected(
+                    "The credit note is in QuickBooks but was applied only in part ("
+                    + "; ".join(lines) + "); fix the invoice there, then Retry.")
 
     def _read_many(self, qb, entity, ids, what):
         """{Id: entity} for ids, one query per 50 ids (inactive customers included)."""
@@ -549,8 +809,15 @@ class QboAdapter(LedgerAdapter):
         return _read_answer(answer, what)
 
 
-def _tax_key(value):
-    return "".join(ch for ch in str(value or "").upper() if ch.isalnum())
+def _allocations(values):
+    """The invoices a payment's values apply to (older values name a single invoice)."""
+    if values.get("allocations") is not None:
+        return values["allocations"]
+    return [{"invoice_ref": values.get("invoice_ref")}] if values.get("invoice_ref") else []
+
+
+def _amount(value):
+    return None if value in (None, "") else round(float(value), 2)
 
 
 def _read_answer(answer, what):

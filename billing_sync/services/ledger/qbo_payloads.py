@@ -24,6 +24,7 @@ UNIT_PRICE_DIGITS = 7  # QuickBooks keeps unit prices to 7 decimals; amounts to 
 DOC_NUMBER_MAX = 21  # QuickBooks' DocNumber and PaymentRefNum length
 NAME_MAX = 500
 REQUEST_ID_MAX = 36  # Intuit's requestid limit on /batch (50 on single-entity calls)
+NON_TAXABLE = "NON"  # QuickBooks' tax code of a line that carries no tax
 
 ENTITY_OF_KIND = {
     "contact": "Customer",
@@ -31,6 +32,7 @@ ENTITY_OF_KIND = {
     "credit_note": "CreditMemo",
     "payment": "Payment",
     "void_invoice": "Invoice",
+    "delete_payment": "Payment",
 }
 
 
@@ -152,11 +154,15 @@ def sales_line(line):
         # total so a rounded Odoo subtotal never disagrees with it.
         unit_price = total / quantity
     class_ref, _department = tracking_refs(line.get("tracking"))
+    tax_code = line.get("tax_ref")
+    if not tax_code and "tax_amount" in line:
+        # an untaxed Odoo line: say so, or QuickBooks applies the item's default code
+        tax_code = NON_TAXABLE
     detail = _clean({
         "ItemRef": ref(line.get("item_ref")),
         "Qty": quantity or None,
         "UnitPrice": round(unit_price, UNIT_PRICE_DIGITS),
-        "TaxCodeRef": ref(line.get("tax_ref")),
+        "TaxCodeRef": ref(tax_code),
         "ClassRef": class_ref,
         "ItemAccountRef": ref(line.get("account_ref")),
     })
@@ -190,48 +196,86 @@ def sales_form(values, ledger_id=None, version=None):
         "DueDate": values.get("due_date") or None,
         "SalesTermRef": ref(values.get("term_ref")),
         "CurrencyRef": ref(values.get("currency")),
+        "ExchangeRate": values.get("currency_rate") or None,
         "DepartmentRef": department,
         "CustomerMemo": {"value": str(reference)[:1000]} if reference else None,
+        # line amounts are Odoo's net amounts; the tax is Odoo's own total, sent as the
+        # transaction's tax (QuickBooks' override), so its rounding never differs
         "GlobalTaxCalculation": "TaxExcluded",
+        "TxnTaxDetail": ({"TotalTax": money(values["amount_tax"])}
+                         if values.get("amount_tax") is not None
+                         and all("tax_amount" in ln for ln in lines) else None),
         "Line": [sales_line(line) for line in lines],
     })
     return _envelope(body, ledger_id, version)
 
 
 # --------------------------------------------------------------------------- payments
-def payment(values, customer_ref, ledger_id=None, version=None):
-    """A Payment applied to one invoice."""
-    if not values.get("invoice_ref"):
-        raise PayloadError("The invoice is not in QuickBooks yet (no invoice reference).")
+def payment(values, customer_ref, ledger_id=None, version=None, balances=None):
+    """A Payment applied to the invoices of ``values["allocations"]``: one Line per invoice
+    (LinkedTxn), TotalAmt their sum, in the invoices' currency at the payment's rate.
+
+    ``balances`` ({invoice id: open Balance in QuickBooks}) caps each line: QuickBooks
+    refuses to apply more than an invoice's balance. Returns (body, [lines capped])."""
+    allocations = values.get("allocations")
+    if allocations is None and values.get("invoice_ref"):
+        allocations = [{"invoice_ref": values["invoice_ref"], "amount": values.get("amount"),
+                        "currency": values.get("currency"),
+                        "currency_rate": values.get("currency_rate")}]
+    if not allocations:
+        raise PayloadError("The payment applies to no invoice.")
     if not customer_ref:
-        raise PayloadError(f"QuickBooks has no invoice {values['invoice_ref']}.")
-    amount = money(values.get("amount"))
-    if amount <= 0:
-        raise PayloadError("A payment needs a positive amount.")
+        raise PayloadError(f"QuickBooks has no invoice {allocations[0].get('invoice_ref')}.")
+    currencies = {a.get("currency") for a in allocations}
+    if len(currencies) > 1:
+        raise PayloadError("A QuickBooks payment is in one currency; this one pays invoices in "
+                           f"{', '.join(sorted(c or '?' for c in currencies))}: register one "
+                           "payment per currency.")
+    lines, capped = [], []
+    for alloc in allocations:
+        invoice_id = str(alloc.get("invoice_ref") or "")
+        if not invoice_id:
+            raise PayloadError("The invoice is not in QuickBooks yet (no invoice reference).")
+        amount = money(alloc.get("amount"))
+        if balances is not None and invoice_id in balances and amount > balances[invoice_id]:
+            capped.append((alloc, amount, balances[invoice_id]))
+            amount = money(balances[invoice_id])
+        if amount > 0:
+            lines.append({"Amount": amount,
+                          "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]})
+    total = money(sum(line["Amount"] for line in lines))
+    if total <= 0:
+        raise PayloadError("A payment needs a positive amount: its invoices have nothing "
+                           "left open in QuickBooks.")
     reference = values.get("reference") or None
+    first = allocations[0]
     body = _clean({
         "CustomerRef": ref(customer_ref),
-        "TotalAmt": amount,
+        "TotalAmt": total,
         "TxnDate": values.get("date") or None,
         "DepositToAccountRef": ref(values.get("bank_account_ref")),
         "PaymentRefNum": reference[:DOC_NUMBER_MAX] if reference else None,
         "PrivateNote": reference,
-        "CurrencyRef": ref(values.get("currency")),
-        "Line": [{"Amount": amount,
-                  "LinkedTxn": [{"TxnId": str(values["invoice_ref"]), "TxnType": "Invoice"}]}],
+        "CurrencyRef": ref(first.get("currency") or values.get("currency")),
+        "ExchangeRate": first.get("currency_rate") or None,
+        "Line": lines,
     })
-    return _envelope(body, ledger_id, version)
+    return _envelope(body, ledger_id, version), capped
 
 
-def credit_application(customer_ref, memo_id, invoice_id, amount, date=None, note=None):
+def credit_application(customer_ref, memo_id, invoice_id, amount, date=None, note=None,
+                       currency=None, rate=None):
     """A zero Payment applying ``amount`` of credit memo ``memo_id`` to invoice ``invoice_id``
-    (QuickBooks' way of allocating a credit: the payment's lines cancel out)."""
+    (QuickBooks' way of allocating a credit: the payment's lines cancel out), in the
+    documents' currency."""
     amount = money(amount)
     return _clean({
         "CustomerRef": ref(customer_ref),
         "TotalAmt": 0,
         "TxnDate": date or None,
         "PrivateNote": note,
+        "CurrencyRef": ref(currency),
+        "ExchangeRate": rate or None,
         "Line": [
             {"Amount": amount, "LinkedTxn": [{"TxnId": str(invoice_id), "TxnType": "Invoice"}]},
             {"Amount": amount, "LinkedTxn": [{"TxnId": str(memo_id), "TxnType": "CreditMemo"}]},
@@ -244,6 +288,58 @@ def void(ledger_id, version):
     if not ledger_id:
         raise PayloadError("Nothing to void: the invoice has no QuickBooks id.")
     return _envelope({}, ledger_id, version)
+
+
+# --------------------------------------------------------------------------- edits after sync
+CREDIT_LINE_DETAIL = ("ItemRef", "Qty", "UnitPrice", "TaxCodeRef", "ClassRef",
+                      "ItemAccountRef", "ServiceDate")
+
+
+def is_voided(invoice):
+    """True for an invoice QuickBooks voided (it keeps it, zeroed, noted "Voided")."""
+    return (money((invoice or {}).get("TotalAmt")) == 0
+            and "void" in str((invoice or {}).get("PrivateNote") or "").lower())
+
+
+def settled(invoice):
+    """What payments, credits or a deposit settled of ``invoice`` (a read Invoice): 0.0 for
+    one nothing was applied to. QuickBooks changes or voids such an invoice without a word
+    (the payments become unapplied credit), so it is credited, never edited in place."""
+    invoice = invoice or {}
+    done = money(money(invoice.get("TotalAmt")) - money(invoice.get("Balance")))
+    linked = any(t.get("TxnType") in ("Payment", "CreditMemo", "ReceivePayment")
+                 for t in invoice.get("LinkedTxn") or [])
+    return done if done > 0 else (0.01 if linked else 0.0)
+
+
+def credit_memo_for(invoice, note=None):
+    """A CreditMemo crediting the whole of ``invoice`` (an Invoice read from QuickBooks):
+    same customer, currency, lines, items, tax codes and classes, so the same total."""
+    lines = []
+    for line in invoice.get("Line") or []:
+        if line.get("DetailType") != "SalesItemLineDetail":
+            continue  # subtotal lines are QuickBooks' own
+        detail = line.get("SalesItemLineDetail") or {}
+        lines.append(_clean({
+            "DetailType": "SalesItemLineDetail",
+            "Amount": money(line.get("Amount")),
+            "Description": line.get("Description") or None,
+            "SalesItemLineDetail": _clean({k: detail.get(k) for k in CREDIT_LINE_DETAIL}),
+        }))
+    if not lines:
+        raise PayloadError(f"QuickBooks sent invoice {invoice.get('DocNumber')} without lines: "
+                           "no credit memo can copy them.")
+    tax = (invoice.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef")
+    return _clean({
+        "CustomerRef": invoice.get("CustomerRef"),
+        "CurrencyRef": invoice.get("CurrencyRef"),
+        "ExchangeRate": invoice.get("ExchangeRate"),
+        "DepartmentRef": invoice.get("DepartmentRef"),
+        "GlobalTaxCalculation": invoice.get("GlobalTaxCalculation"),
+        "TxnTaxDetail": {"TxnTaxCodeRef": tax} if tax else None,
+        "PrivateNote": note,
+        "Line": lines,
+    })
 
 
 # --------------------------------------------------------------------------- answers

@@ -255,6 +255,13 @@ class XeroAdapter(LedgerAdapter):
                     extra={"category": cat.name, "option": opt.name}))
         for code, name in TERM_TYPES:
             records.append(ReferenceRecord(kind="term", ledger_id=code, name=name, code=code))
+        # the currencies the organisation is subscribed to (its base currency included):
+        # a document in any other is refused before it is sent
+        for currency in self._call("Importing Xero currencies", api.get_currencies,
+                                   org_id).currencies or []:
+            code = _status(currency.code)
+            records.append(ReferenceRecord(kind="currency", ledger_id=code,
+                                           name=currency.description or code, code=code))
         return records
 
 
@@ -286,22 +293,30 @@ class XeroAdapter(LedgerAdapter):
         Every request carries summarizeErrors=false (Xero saves the valid objects and
         flags the others) and an Idempotency-Key derived from ``idempotency_key``, so
         the same call sent again replays Xero's first answer and creates nothing.
-        Payments already in Xero (``ledger_id`` set) are left alone: Xero cannot
-        edit a payment. Returns one PushResult per item, in order; raises for a
-        failure of the whole call (RateLimited, LedgerUnavailable, AccessTokenExpired,
-        AuthorizationRevoked).
+        Payments: see _push_payments. A credit note already allocated in Xero is not
+        updated again (Xero refuses to edit it): only what is left of its allocation goes.
+        Returns one PushResult per item, in order; raises for a failure of the whole call
+        (RateLimited, LedgerUnavailable, AccessTokenExpired, AuthorizationRevoked).
         """
         if kind not in PUSH_KINDS:
             raise ValueError(f"unknown push kind {kind!r}")
         if len(items) > self.batch_size(kind):
             raise ValueError(f"at most {self.batch_size(kind)} {kind} items per push")
+        if kind == "payment":
+            return self._push_payments(access_token, org_id, items, idempotency_key)
+        if kind == "delete_payment" or (kind == "void_invoice" and any(
+                item.values.get("or_credit") for item in items)):
+            return self._push_edits(access_token, org_id, kind, items, idempotency_key)
         results = [None] * len(items)
         models, positions = [], []
+        allocated = {}
+        if kind == "credit_note":
+            allocated = self._allocated_credit_notes(access_token, org_id, items)
         for index, item in enumerate(items):
-            if kind == "payment" and item.ledger_id:
-                results[index] = PushResult(
-                    item.key, True, ledger_id=item.ledger_id, version=item.version,
-                    url=self.web_url("invoice", item.values.get("invoice_ref")))
+            if item.ledger_id and str(item.ledger_id).lower() in allocated:
+                answer = allocated[str(item.ledger_id).lower()]
+                results[index] = self._result(kind, item, answer)
+                positions.append(index)
                 continue
             try:
                 models.append(payloads.build(item))
@@ -310,14 +325,18 @@ class XeroAdapter(LedgerAdapter):
                                             error=LedgerRejected(str(exc), details=exc.messages))
                 continue
             positions.append(index)
+        sent = [i for i in positions if results[i] is None]
+        answers = {i: allocated[str(items[i].ledger_id).lower()]
+                   for i in positions if results[i] is not None}
+        api = self._accounting(access_token)
         if models:
-            api = self._accounting(access_token)
-            answers = self._send(api, org_id, kind, models, _key(idempotency_key))
-            for index, answer in zip(positions, answers, strict=True):
+            for index, answer in zip(sent, self._send(api, org_id, kind, models,
+                                                      _key(idempotency_key)), strict=True):
+                answers[index] = answer
                 results[index] = self._result(kind, items[index], answer)
-            if kind == "credit_note":
-                self._allocate(api, org_id, items, results, positions, answers,
-                               idempotency_key)
+        if kind == "credit_note" and answers:
+            self._allocate(api, org_id, items, results, list(answers),
+                           list(answers.values()), idempotency_key)
         return results
 
     _WHAT = {"contact": "Sending contacts to Xero", "invoice": "Sending invoices to Xero",
@@ -369,57 +388,238 @@ class XeroAdapter(LedgerAdapter):
             ledger_id, number = answer.payment_id, None
         url = (self.web_url("invoice", item.values.get("invoice_ref")) if kind == "payment"
                else self.web_url(kind, str(ledger_id)))
-        warning = None
         if kind == "void_invoice" and _status(answer.status) != "VOIDED":
             return PushResult(item.key, False, ledger_id=str(ledger_id), error=LedgerRejected(
                 f"Xero left the invoice {_status(answer.status)}, not VOIDED."))
-        if kind in ("invoice", "credit_note") and item.values.get("amount_total") is not None:
-            expected = round(float(item.values["amount_total"]), 2)
-            total = round(float(answer.total or 0.0), 2)
-            if abs(total - expected) > 0.005:
-                warning = LedgerError(f"Xero's total is {total:.2f}, Odoo's {expected:.2f} "
-                                      "(tax rounding or mapping differs).")
+        totals = adjustment = None
+        if kind in ("invoice", "credit_note"):
+            due = answer.amount_due if kind == "invoice" else answer.remaining_credit
+            totals = {"total": _float(answer.total), "tax": _float(answer.total_tax),
+                      "amount_due": _float(due)}
+            adjustment = float(payloads.rounding_adjustment(item.values))
         return PushResult(item.key, True, ledger_id=str(ledger_id), number=number or None,
-                          version=version, url=url, error=warning)
+                          version=version, url=url, totals=totals,
+                          adjustment=adjustment or 0.0)
 
     def _allocate(self, api, org_id, items, results, positions, answers, idempotency_key):
-        """Allocate each new AUTHORISED credit note to its invoices: one request per
-        credit note that needs it. A refusal leaves the credit note ok, with a warning."""
+        """Allocate each AUTHORISED credit note to its invoices: one request per credit note
+        that needs it, the amount capped at the invoice's amount due in Xero (read in one
+        request) and at the credit left. A refused, capped or impossible allocation makes
+        the result ``incomplete``: the credit note is in Xero (linked), the job waits for
+        a fix, and the next push sends only what is still missing."""
+        wanted = {}
         for index, answer in zip(positions, answers, strict=True):
+            if not results[index].ok or isinstance(answer, LedgerRejected):
+                continue
+            already = {}
+            for alloc in answer.allocations or []:
+                if alloc.invoice is not None and not alloc.is_deleted:
+                    invoice_id = str(alloc.invoice.invoice_id).lower()
+                    already[invoice_id] = already.get(invoice_id, 0.0) + float(alloc.amount or 0)
+            todo = [a for a in items[index].values.get("allocations") or []
+                    if round(float(a.get("amount") or 0)
+                             - already.get(str(a.get("invoice_ref")).lower(), 0.0), 2) > 0]
+            if todo:
+                wanted[index] = (answer, already, todo)
+        if not wanted:
+            return
+        due = self._amounts_due(api, org_id, [a["invoice_ref"] for _answer, _already, todo
+                                               in wanted.values() for a in todo])
+        for index, (answer, already, todo) in wanted.items():
             result = results[index]
-            if not result.ok or isinstance(answer, LedgerRejected):
-                continue
-            already = [a.invoice.invoice_id for a in (answer.allocations or [])
-                       if a.invoice is not None and not a.is_deleted]
-            try:
-                wanted = payloads.allocations(items[index].values, already)
-            except payloads.PayloadError as exc:
-                result.error = LedgerRejected(f"The credit note is in Xero but was not "
-                                              f"allocated: {exc}", details=exc.messages)
-                continue
-            if not wanted:
-                continue
+            number = answer.credit_note_number or items[index].values.get("number")
             if _status(answer.status) != "AUTHORISED":
-                result.error = LedgerRejected(
-                    f"The credit note is {_status(answer.status)} in Xero, so it was not "
-                    "allocated to its invoice.")
+                _incomplete(result, f"Credit note {number} is {_status(answer.status)} in Xero, "
+                                    "so it was not allocated to its invoice.")
                 continue
+            credit = float(answer.remaining_credit or 0.0)
+            short = []
+            for alloc in todo:
+                invoice_id = str(alloc["invoice_ref"]).lower()
+                left = round(float(alloc["amount"]) - already.get(invoice_id, 0.0), 2)
+                room = min(due.get(invoice_id, left), credit)
+                if room < left:
+                    short.append(
+                        f"{alloc.get('invoice_number') or alloc['invoice_ref']}: Odoo applies "
+                        f"{left:.2f} of it, Xero has {due.get(invoice_id, 0.0):.2f} due on the "
+                        f"invoice and {credit:.2f} of credit left")
+                credit -= max(0.0, min(room, left))
             try:
-                done = self._call(
-                    "Allocating a credit note in Xero", api.create_credit_note_allocation,
-                    org_id, result.ledger_id, wanted,
-                    summarize_errors=False,
-                    idempotency_key=_key(f"{idempotency_key}:alloc:{result.ledger_id}"))
-            except LedgerRejected as exc:
-                result.error = LedgerRejected(f"The credit note is in Xero but its allocation "
-                                              f"was refused: {exc.message}", details=exc.details)
+                body = payloads.allocations({**items[index].values, "allocations": todo},
+                                            already, due)
+            except payloads.PayloadError as exc:
+                _incomplete(result, f"Credit note {number} is in Xero but was not allocated: "
+                                    f"{exc}", exc.messages)
                 continue
-            messages = [v.message for a in (done.allocations or [])
-                        for v in (a.validation_errors or []) if v.message]
-            if messages:
-                result.error = LedgerRejected(
-                    "The credit note is in Xero but its allocation was refused: "
-                    + " ".join(messages), details=messages)
+            if body is not None:
+                for alloc in body.allocations:
+                    invoice_id = str(alloc.invoice.invoice_id).lower()
+                    if invoice_id in due:  # the next credit note finds what this one left
+                        due[invoice_id] = round(due[invoice_id] - alloc.amount, 2)
+                try:
+                    done = self._call(
+                        "Allocating a credit note in Xero", api.create_credit_note_allocation,
+                        org_id, result.ledger_id, body, summarize_errors=False,
+                        idempotency_key=_key(f"{idempotency_key}:alloc:{result.ledger_id}:"
+                                             + ",".join(f"{a.amount:.2f}"
+                                                        for a in body.allocations)))
+                except LedgerRejected as exc:
+                    _incomplete(result, f"Credit note {number} is in Xero but its allocation "
+                                        f"was refused: {exc.message}", exc.details)
+                    continue
+                messages = [v.message for a in (done.allocations or [])
+                            for v in (a.validation_errors or []) if v.message]
+                if messages:
+                    _incomplete(result, f"Credit note {number} is in Xero but its allocation "
+                                        "was refused: " + " ".join(messages), messages)
+                    continue
+            if short:
+                _incomplete(result, f"Credit note {number} was allocated only in part ("
+                                    + "; ".join(short) + "); fix the invoice in Xero, then "
+                                    "Retry.")
+
+    def _push_payments(self, access_token, org_id, items, idempotency_key):
+        """One Odoo payment becomes one Xero Payment per invoice it pays (a Xero payment
+        applies to one invoice), all of the batch in ONE PUT /Payments under one key.
+
+        Each amount is capped at the invoice's amount due in Xero (read first, in one
+        request). The result's ledger_id is the first Xero payment, ``parts`` maps every
+        invoice to its payment; a part refused or capped makes it ``incomplete``: the
+        parts Xero took are linked, and the next push sends only the missing ones
+        (Xero cannot edit a payment)."""
+        api = self._accounting(access_token)
+        results = [None] * len(items)
+        built = {}
+        for index, item in enumerate(items):
+            values = item.values
+            # a payment linked before its parts were recorded is in Xero whole
+            sent = values.get("sent_invoice_refs")
+            if item.ledger_id and sent is None:
+                sent = [a.get("invoice_ref") for a in payloads.payment_allocations(values)]
+            try:
+                models = payloads.payments(values, sent or ())
+            except payloads.PayloadError as exc:
+                results[index] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                            error=LedgerRejected(str(exc),
+                                                                 details=exc.messages))
+                continue
+            built[index] = models
+        due = self._amounts_due(api, org_id, [m.invoice.invoice_id for models in built.values()
+                                              for m in models])
+        plans = {}
+        for index, models in built.items():
+            values = items[index].values
+            numbers = {str(a.get("invoice_ref")).lower(): a.get("invoice_number")
+                       for a in payloads.payment_allocations(values)}
+            kept, short = [], []
+            for model in models:
+                invoice_id = str(model.invoice.invoice_id).lower()
+                room = due.get(invoice_id)
+                if room is not None and model.amount > room:
+                    short.append(f"{numbers.get(invoice_id) or invoice_id}: Odoo applied "
+                                 f"{model.amount:.2f}, Xero has {room:.2f} due")
+                    model.amount = room
+                if model.amount > 0:
+                    due[invoice_id] = round((room if room is not None else model.amount)
+                                            - model.amount, 2)
+                    kept.append(model)
+            plans[index] = (kept, short)
+        models = [(index, model) for index, (kept, _short) in plans.items() for model in kept]
+        answers = {}
+        for n, start in enumerate(range(0, len(models), self.BATCH_SIZE)):
+            chunk = models[start:start + self.BATCH_SIZE]
+            key = _key(idempotency_key if n == 0 else f"{idempotency_key}:part{n}")
+            sent = self._send(api, org_id, "payment", [m for _i, m in chunk], key)
+            for (index, model), answer in zip(chunk, sent, strict=True):
+                answers.setdefault(index, []).append((model, answer))
+        for index, (_kept, short) in plans.items():
+            item = items[index]
+            parts, refused = {}, []
+            for model, answer in answers.get(index, []):
+                invoice_id = str(model.invoice.invoice_id)
+                messages = ([answer.message] if isinstance(answer, LedgerRejected) else
+                            [v.message for v in (answer.validation_errors or []) if v.message]
+                            or (["Xero refused it without saying why."]
+                                if _status(answer.status_attribute_string) == "ERROR"
+                                else []))
+                if messages:
+                    refused.append(f"{invoice_id}: " + " ".join(messages))
+                else:
+                    parts[invoice_id] = str(answer.payment_id)
+            ledger_id = item.ledger_id or next(iter(parts.values()), None)
+            url = self.web_url("invoice", item.values.get("invoice_ref"))
+            problems = refused + short
+            if not ledger_id:
+                results[index] = PushResult(item.key, False, error=LedgerRejected(
+                    "Xero refused the payment: " + ("; ".join(problems) or
+                                                    "no invoice is open in Xero."),
+                    details=problems))
+                continue
+            result = PushResult(item.key, True, ledger_id=ledger_id, version=item.version,
+                                url=url, parts=parts or None)
+            if problems:
+                _incomplete(result, "Part of the payment is not in Xero: "
+                                    + "; ".join(problems)
+                                    + ". Fix it there (or in Odoo), then Retry: only the "
+                                      "missing part is sent.", problems)
+            results[index] = result
+        return results
+
+    def _amounts_due(self, api, org_id, invoice_ids):
+        """{invoice id (lower case): AmountDue} of Xero invoices, one request per 50 ids."""
+        ids = sorted({str(i).lower() for i in invoice_ids if i})
+        due = {}
+        for start in range(0, len(ids), self.BATCH_SIZE):
+            answer = self._call("Reading Xero invoices' amounts due", api.get_invoices,
+                                org_id, i_ds=ids[start:start + self.BATCH_SIZE])
+            for invoice in answer.invoices or []:
+                due[str(invoice.invoice_id).lower()] = round(float(invoice.amount_due or 0), 2)
+        return due
+
+    def _allocated_credit_notes(self, access_token, org_id, items):
+        """{credit note id (lower case): CreditNote} of the linked credit notes that Xero
+        already allocated: Xero refuses to edit those, so they are not sent again."""
+        ids = [str(i.ledger_id) for i in items if i.ledger_id and i.values.get("allocations")]
+        if not ids:
+            return {}
+        api = self._accounting(access_token)
+        where = " OR ".join(f'CreditNoteID==guid("{i}")' for i in ids)
+        answer = self._call("Reading Xero credit notes", api.get_credit_notes, org_id,
+                            where=where, unitdp=payloads.UNITDP)
+        totals = {str(i.ledger_id).lower(): i.values.get("amount_total") for i in items
+                  if i.ledger_id}
+        # the same total: nothing to edit; another one goes, and Xero says it is locked
+        return {str(note.credit_note_id).lower(): note for note in answer.credit_notes or []
+                if any(not a.is_deleted for a in note.allocations or [])
+                and (totals.get(str(note.credit_note_id).lower()) is None
+                     or abs(float(note.total or 0)
+                            - float(totals[str(note.credit_note_id).lower()])) < 0.005)}
+
+    def find_documents(self, access_token, org_id, kind, numbers):
+        """{number: (InvoiceID or CreditNoteID, UpdatedDateUTC)}: one GET per 50 numbers
+        (Invoices?InvoiceNumbers=...; credit notes by a ``where`` on their number)."""
+        api = self._accounting(access_token)
+        found = {}
+        numbers = [str(n) for n in dict.fromkeys(numbers) if n]
+        for start in range(0, len(numbers), self.BATCH_SIZE):
+            chunk = numbers[start:start + self.BATCH_SIZE]
+            if kind == "invoice":
+                answer = self._call("Looking for invoices in Xero", api.get_invoices, org_id,
+                                    invoice_numbers=chunk, page=1)
+                rows = [(d.invoice_number, d.invoice_id, d) for d in answer.invoices or []]
+            else:
+                where = " OR ".join(f"CreditNoteNumber=={payloads._quote(n)}" for n in chunk)
+                answer = self._call("Looking for credit notes in Xero", api.get_credit_notes,
+                                    org_id, where=where, page=1)
+                rows = [(d.credit_note_number, d.credit_note_id, d)
+                        for d in answer.credit_notes or []]
+            for number, ledger_id, doc in rows:
+                if _status(doc.status) in ("VOIDED", "DELETED"):
+                    continue
+                updated = getattr(doc, "updated_date_utc", None)
+                found.setdefault(number, (str(ledger_id),
+                                          updated.isoformat() if updated else None))
+        return found
 
     def find_contacts(self, access_token, org_id, candidates):
         """{key: ContactID} of existing active Xero contacts matching the candidates
@@ -447,6 +647,166 @@ class XeroAdapter(LedgerAdapter):
             found += _contact_rows(answer.contacts or [])
         return payloads.match_contacts(candidates, found)
 
+    def is_duplicate_name(self, error):
+        """True when Xero refused a contact because an active contact has its name."""
+        return payloads.is_duplicate_name(getattr(error, "details", None))
+
+    # -- Edits after sync -----------------------------------------------------------
+    def _push_edits(self, access_token, org_id, kind, items, idempotency_key):
+        """Retire in Xero what Odoo took back: payments (``delete_payment``), invoices
+        (``void_invoice`` with ``values["or_credit"]``; without it, a plain void that Xero
+        refuses for a paid invoice).
+
+        Payments (``values["remove_payments"]``, else the item's ``ledger_id``) are deleted
+        first: POST Payments/{id} with Status DELETED, one request each (Xero documents no
+        batch of deletions); one already deleted or gone counts as removed. Invoices are
+        then read (one GET Invoices?IDs=); each one Xero lets us void (AUTHORISED, nothing
+        paid or credited on it) is voided, a DRAFT one deleted, all in one POST /Invoices;
+        any other (paid, allocated, or refused: a locked period) is credited: a credit note
+        copying its lines, allocated to what is left due on it. Either way the invoice
+        gives up its number (``payloads.retired_number``) to its replacement. A step that
+        went only in part is said in the result's ``error`` (a warning) and ``note``."""
+        api = self._accounting(access_token)
+        warnings = {item.key: [] for item in items}
+        results = {}
+        for item in items:
+            ids = item.values.get("remove_payments") or (
+                [item.ledger_id] if kind == "delete_payment" else [])
+            kept = [why for why in (self._delete_payment(api, org_id, pid, idempotency_key)
+                                    for pid in ids) if why]
+            if kind == "delete_payment":
+                results[item.key] = PushResult(
+                    item.key, not kept, ledger_id=item.ledger_id, note="removed",
+                    error=LedgerRejected(" ".join(kept)) if kept else None)
+            else:
+                warnings[item.key] += kept
+        if kind == "void_invoice":
+            self._retire_invoices(api, org_id, items, idempotency_key, results, warnings)
+        out = []
+        for item in items:
+            result = results[item.key]
+            if result.ok and warnings[item.key]:
+                result.error = LedgerError(" ".join(warnings[item.key]))
+            out.append(result)
+        return out
+
+    def _delete_payment(self, api, org_id, payment_id, idempotency_key):
+        """Delete one Xero payment; None when it is gone, else why Xero kept it."""
+        try:
+            self._call("Removing a payment in Xero", api.delete_payment, org_id, payment_id,
+                       payloads.payment_delete(),
+                       idempotency_key=_key(f"{idempotency_key}:del:{payment_id}"))
+        except LedgerRejected as exc:
+            if exc.status == 404 or any("already been deleted" in str(m)
+                                        for m in exc.details or [exc.message]):
+                return None
+            return f"Xero kept payment {payment_id}: {exc.message}"
+        return None
+
+    def _retire_invoices(self, api, org_id, items, idempotency_key, results, warnings):
+        ids = [str(item.ledger_id) for item in items if item.ledger_id]
+        held = {}
+        if ids:
+            answer = self._call("Reading Xero invoices", api.get_invoices, org_id, i_ds=ids,
+                                page=1, unitdp=payloads.UNITDP)
+            held = {str(inv.invoice_id).lower(): inv for inv in answer.invoices or []}
+        to_void, to_credit = [], []
+        for item in items:
+            invoice = held.get(str(item.ledger_id).lower())
+            status = _status(invoice.status) if invoice is not None else ""
+            if invoice is None or status in ("VOIDED", "DELETED"):
+                results[item.key] = PushResult(
+                    item.key, True, ledger_id=item.ledger_id,
+                    note="already voided in Xero" if status == "VOIDED"
+                    else "no longer in Xero (deleted there)")
+            elif status in ("DRAFT", "SUBMITTED"):
+                to_void.append((item, invoice, "DELETED"))
+            elif (status == "AUTHORISED" and not _float(invoice.amount_paid)
+                  and not _float(invoice.amount_credited)):
+                to_void.append((item, invoice, "VOIDED"))
+            else:
+                to_credit.append((item, invoice))
+        if to_void:
+            models = [payloads.retire_invoice(item.ledger_id, status, payloads.retired_number(
+                invoice.invoice_number, item.ledger_id, "voided"))
+                for item, invoice, status in to_void]
+            answers = self._send(api, org_id, "void_invoice", models,
+                                 _key(f"{idempotency_key}:void"))
+            for (item, invoice, status), answer in zip(to_void, answers, strict=True):
+                why = _refusal(answer) or (
+                    None if _status(answer.status) == status
+                    else f"Xero left it {_status(answer.status)}")
+                if why:
+                    warnings[item.key].append(f"Xero would not void invoice "
+                                              f"{invoice.invoice_number} ({why}): it was "
+                                              "credited instead.")
+                    to_credit.append((item, invoice))
+                    continue
+                results[item.key] = PushResult(
+                    item.key, True, ledger_id=item.ledger_id, number=answer.invoice_number,
+                    note="voided" if status == "VOIDED" else "deleted (it was a draft there)")
+        if to_credit:
+            self._credit_invoices(api, org_id, to_credit, idempotency_key, results, warnings)
+
+    def _credit_invoices(self, api, org_id, pairs, idempotency_key, results, warnings):
+        """Credit each invoice Xero cannot void: rename it (its number goes to the
+        replacement), one credit note copying it, allocated to what is left due on it."""
+        renames = [payloads.rename_invoice(item.ledger_id, payloads.retired_number(
+            invoice.invoice_number, item.ledger_id, "credited")) for item, invoice in pairs]
+        answers = self._send(api, org_id, "void_invoice", renames,
+                             _key(f"{idempotency_key}:rename"))
+        for (item, invoice), answer in zip(pairs, answers, strict=True):
+            why = _refusal(answer)
+            if why:
+                warnings[item.key].append(f"Invoice {invoice.invoice_number} keeps its number "
+                                          f"in Xero ({why}).")
+        models, kept = [], []
+        for item, invoice in pairs:
+            try:
+                models.append(payloads.credit_for(
+                    invoice, reference=f"Credits {invoice.invoice_number}"))
+            except payloads.PayloadError as exc:
+                results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                               error=LedgerRejected(str(exc)))
+                continue
+            kept.append((item, invoice))
+        if not models:
+            return
+        answers = self._send(api, org_id, "credit_note", models,
+                             _key(f"{idempotency_key}:credit"))
+        for (item, invoice), note in zip(kept, answers, strict=True):
+            why = _refusal(note)
+            if why:
+                results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
+                                               error=LedgerRejected(
+                    f"Xero cannot void invoice {invoice.invoice_number} and refused the "
+                    f"credit note for it: {why}"))
+                continue
+            number = note.credit_note_number
+            results[item.key] = PushResult(item.key, True, ledger_id=item.ledger_id,
+                                           number=number,
+                                           note=f"credited by credit note {number}")
+            due = min(_float(invoice.amount_due) or 0.0, _float(note.total) or 0.0)
+            if due <= 0:
+                warnings[item.key].append(f"Nothing is left due on invoice "
+                                          f"{invoice.invoice_number} in Xero: credit note "
+                                          f"{number} stays as the customer's credit.")
+                continue
+            body = payloads.allocations({"allocations": [
+                {"invoice_ref": item.ledger_id, "amount": due, "date": note.date}]})
+            try:
+                done = self._call(
+                    "Allocating a credit note in Xero", api.create_credit_note_allocation,
+                    org_id, str(note.credit_note_id), body, summarize_errors=False,
+                    idempotency_key=_key(f"{idempotency_key}:alloc:{note.credit_note_id}"))
+                why = " ".join(v.message for a in (done.allocations or [])
+                               for v in (a.validation_errors or []) if v.message)
+            except LedgerRejected as exc:
+                why = exc.message
+            if why:
+                warnings[item.key].append(f"Credit note {number} was not allocated to invoice "
+                                          f"{invoice.invoice_number}: {why}")
+
 
 def _contact_rows(contacts):
     """The matching fields of active contacts."""
@@ -469,6 +829,26 @@ def _spread(error, count):
         return [LedgerRejected(f"Xero refused it: {m}", status=error.status, details=[m])
                 for m in details]
     return [error] * count
+
+
+def _refusal(answer):
+    """Why Xero refused one answered object of a batch (None when it took it)."""
+    if isinstance(answer, LedgerRejected):
+        return answer.message
+    messages = [v.message for v in (answer.validation_errors or []) if v.message]
+    if messages or _status(answer.status_attribute_string) == "ERROR":
+        return " ".join(messages) or "Xero refused it without saying why."
+    return None
+
+
+def _incomplete(result, message, details=None):
+    """Mark an accepted result as incomplete: in Xero, but part of it was refused."""
+    result.incomplete = True
+    result.error = LedgerRejected(message, details=list(details or [message]))
+
+
+def _float(value):
+    return None if value is None else round(float(value), 2)
 
 
 def _status(value):

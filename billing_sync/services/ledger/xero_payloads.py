@@ -10,6 +10,8 @@ item and leaves it out of the request.
 """
 
 import datetime
+import re
+from decimal import ROUND_HALF_UP, Decimal
 
 from xero_python.accounting import (
     Account,
@@ -28,15 +30,20 @@ from xero_python.accounting import (
     LineItem,
     LineItemTracking,
     Payment,
+    PaymentDelete,
     Payments,
     PaymentTerm,
     PaymentTermType,
     Phone,
 )
 
+from .. import contacts as neutral
+
 # Xero reads line prices with four decimals only when asked (?unitdp=4); Odoo's
 # unit prices may carry more than two, so every document request asks for four.
 UNITDP = 4
+# decimals of a CurrencyRate sent to Xero
+RATE_DIGITS = 10
 # Longest ``where`` text one GET Contacts carries; longer candidate lists are split
 # over several requests (Xero documents no limit; URLs of ~8 kB pass its gateway).
 MAX_WHERE_CHARS = 6000
@@ -139,8 +146,68 @@ def contact(values, ledger_id=None):
 
 
 # --------------------------------------------------------------------------- documents
-def line_item(line):
-    """A LineItem (Exclusive amounts: unit price net of tax, discount in percent)."""
+# Xero keeps every amount to the cent and rounds half up (LineAmount, TaxAmount, totals).
+CENT = Decimal("0.01")
+NO_TAX = "NONE"
+ROUNDING_DESCRIPTION = "Rounding adjustment"
+
+
+def _dec(value):
+    return Decimal(str(value or 0))
+
+
+def _cents(value):
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def line_amount_types(lines):
+    """Inclusive when every taxed line's price includes its tax (Xero then shows the
+    prices the client saw), Exclusive otherwise (Xero takes one type per document)."""
+    taxed = [ln for ln in lines if ln.get("tax_ref") or ln.get("tax_code")]
+    if taxed and all(ln.get("price_include") for ln in taxed):
+        return "Inclusive"
+    return "Exclusive"
+
+
+def _line_prices(line, amount_types):
+    """(quantity, unit amount, discount rate) to send for a neutral line.
+
+    A tax-included price on an Exclusive document goes as its net unit price (Odoo's
+    net amount over the quantity), since Xero cannot mix both on one document."""
+    quantity = _dec(line.get("quantity") if line.get("quantity") is not None else 1)
+    unit = _dec(line.get("unit_price"))
+    discount = _dec(line.get("discount"))
+    if amount_types == "Exclusive" and line.get("price_include") and "net" in line:
+        unit = (_dec(line["net"]) / quantity) if quantity else _dec(line["net"])
+        discount = Decimal(0)
+    unit = unit.quantize(Decimal(1).scaleb(-UNITDP), rounding=ROUND_HALF_UP)
+    return quantity, unit, discount
+
+
+def ledger_line_amount(quantity, unit, discount):
+    """Xero's LineAmount: Quantity x UnitAmount x (1 - DiscountRate / 100), to the cent."""
+    return _cents(quantity * unit * (1 - discount / 100))
+
+
+def rounding_adjustment(values):
+    """What Xero's own arithmetic would miss of Odoo's total (Decimal, 0 when none): sent
+    as a rounding line so that Xero's total equals Odoo's to the cent."""
+    lines = values.get("lines") or []
+    if values.get("amount_total") is None or not all("tax_amount" in ln for ln in lines):
+        return Decimal(0)
+    amount_types = line_amount_types(lines)
+    total = sum((ledger_line_amount(*_line_prices(ln, amount_types)) for ln in lines),
+                Decimal(0))
+    if amount_types == "Exclusive":
+        total += sum((_cents(_dec(ln["tax_amount"])) for ln in lines), Decimal(0))
+    return _cents(_dec(values["amount_total"])) - total
+
+
+def line_item(line, amount_types="Exclusive"):
+    """A LineItem: Xero computes LineAmount from quantity, unit amount and discount; the
+    tax of the line is sent as Odoo computed it (TaxAmount), so Xero's rounding never
+    differs from Odoo's; an untaxed line says NONE, or Xero would take the item's or the
+    account's default tax."""
     tracking = []
     for ref in line.get("tracking") or []:
         if ref.get("category") and ref.get("option"):
@@ -150,19 +217,37 @@ def line_item(line):
                                              name=ref.get("category")))
     if len(tracking) > 2:
         raise PayloadError("Xero takes at most two tracking categories per line.")
-    discount = float(line.get("discount") or 0.0)
+    quantity, unit, discount = _line_prices(line, amount_types)
     account_code = _text(line.get("account_code"))
+    explicit = "tax_amount" in line
+    tax_type = _text(line.get("tax_ref")) or _text(line.get("tax_code"))
+    if explicit and not tax_type:
+        tax_type = NO_TAX
     return LineItem(
         description=_text(line.get("description")) or "-",
-        quantity=float(line.get("quantity") if line.get("quantity") is not None else 1.0),
-        unit_amount=round(float(line.get("unit_price") or 0.0), UNITDP),
+        quantity=float(quantity),
+        unit_amount=float(unit),
         item_code=_text(line.get("item_code")),
         account_code=account_code,
         account_id=None if account_code else _text(line.get("account_ref")),
-        tax_type=_text(line.get("tax_ref")) or _text(line.get("tax_code")),
-        discount_rate=discount or None,
+        tax_type=tax_type,
+        tax_amount=float(_cents(_dec(line["tax_amount"]))) if explicit else None,
+        discount_rate=float(discount) or None,
         tracking=tracking or None,
     )
+
+
+def _rounding_line(values, amount):
+    code = _text(values.get("rounding_account_code"))
+    account_id = _text(values.get("rounding_account_ref"))
+    if not code and not account_id:
+        raise PayloadError(
+            f"Xero's total would differ from Odoo's by {amount}: set a rounding account on "
+            "the connection (Configuration › Ledger connections) so the difference can be "
+            "booked as a rounding line.")
+    return LineItem(description=ROUNDING_DESCRIPTION, quantity=1.0, unit_amount=float(amount),
+                    account_code=code, account_id=None if code else account_id,
+                    tax_type=NO_TAX, tax_amount=0.0)
 
 
 def _document_fields(values):
@@ -171,13 +256,19 @@ def _document_fields(values):
     lines = values.get("lines") or []
     if not lines:
         raise PayloadError("Xero refuses a document without lines.")
+    amount_types = line_amount_types(lines)
+    line_items = [line_item(ln, amount_types) for ln in lines]
+    adjustment = rounding_adjustment(values)
+    if adjustment:
+        line_items.append(_rounding_line(values, adjustment))
     return {
         "contact": Contact(contact_id=values["contact_ref"]),
         "date": _date(values.get("date"), "Date"),
-        "line_amount_types": LineAmountTypes("Exclusive"),
-        "line_items": [line_item(ln) for ln in lines],
+        "line_amount_types": LineAmountTypes(amount_types),
+        "line_items": line_items,
         "reference": _text(values.get("reference")),
         "currency_code": _currency(values.get("currency")),
+        "currency_rate": xero_rate(values.get("currency_rate")),
         "status": values.get("status") or "AUTHORISED",
     }
 
@@ -197,18 +288,25 @@ def credit_note(values, ledger_id=None):
                       **_document_fields(values))
 
 
-def allocations(values, already=()):
+def allocations(values, already=None, due=None):
     """Allocations (body of PUT CreditNotes/{id}/Allocations) of a credit note to its
-    invoices, or None when there is nothing to allocate; skips invoices in ``already``
-    (ids the credit note is allocated to in Xero: a re-push never allocates twice)."""
-    done = {str(x).lower() for x in already}
+    invoices, or None when there is nothing left to allocate.
+
+    ``already`` ({invoice id: amount allocated in Xero}) is deducted, so a re-push never
+    allocates twice; ``due`` ({invoice id: Xero's AmountDue}) caps each amount, since
+    Xero refuses an allocation above the invoice's amount due."""
+    done = {str(k).lower(): _dec(v) for k, v in (already or {}).items()}
+    dues = {str(k).lower(): _dec(v) for k, v in (due or {}).items()}
     out = []
     for alloc in values.get("allocations") or []:
-        invoice_id = alloc.get("invoice_ref")
-        if not invoice_id or str(invoice_id).lower() in done or _money(alloc.get("amount")) <= 0:
+        invoice_id = str(alloc.get("invoice_ref") or "").lower()
+        amount = _dec(alloc.get("amount")) - done.get(invoice_id, Decimal(0))
+        if invoice_id in dues:
+            amount = min(amount, dues[invoice_id])
+        if not invoice_id or _cents(amount) <= 0:
             continue
-        out.append(Allocation(invoice=Invoice(invoice_id=invoice_id),
-                              amount=_money(alloc["amount"]),
+        out.append(Allocation(invoice=Invoice(invoice_id=alloc["invoice_ref"]),
+                              amount=float(_cents(amount)),
                               date=_date(alloc.get("date") or values.get("date"), "Date")))
     return Allocations(allocations=out) if out else None
 
@@ -220,31 +318,129 @@ def void_invoice(ledger_id):
     return Invoice(invoice_id=ledger_id, status="VOIDED")
 
 
+# --------------------------------------------------------------------------- edits after sync
+# Xero keeps ACCREC invoice numbers unique, voided invoices included: an invoice Odoo took
+# back gives up its number (the replacement Odoo posts again carries it) for this one.
+RETIRED_NUMBER = "{number} ({how} {short})"
+NUMBER_MAX = 255
+
+
+def retired_number(number, ledger_id, how="voided"):
+    """The number an invoice keeps in Xero once retired: its own, marked, and made unique
+    by its id (an invoice replaced twice leaves two retired copies)."""
+    text = RETIRED_NUMBER.format(number=number or "", how=how, short=str(ledger_id)[:8])
+    return text.strip()[:NUMBER_MAX]
+
+
+def retire_invoice(ledger_id, status="VOIDED", number=None):
+    """Void an AUTHORISED invoice (or delete a DRAFT/SUBMITTED one), renaming it in the same
+    update (POST /Invoices)."""
+    if not ledger_id:
+        raise PayloadError("The invoice is not in Xero: nothing to void.")
+    return Invoice(invoice_id=ledger_id, status=status, invoice_number=_text(number))
+
+
+def rename_invoice(ledger_id, number):
+    """The update that only renames an invoice (Xero allows it on a paid invoice too)."""
+    return Invoice(invoice_id=ledger_id, invoice_number=_text(number))
+
+
+def credit_for(invoice, reference=None, date=None):
+    """An AUTHORISED ACCRECCREDIT CreditNote crediting the whole of ``invoice`` (an Invoice
+    read from Xero, with its lines): same contact, currency, lines, accounts, tax types and
+    tracking, so that Xero computes the same total."""
+    lines = []
+    for line in invoice.line_items or []:
+        tracking = [LineItemTracking(name=t.name, option=t.option)
+                    for t in line.tracking or [] if t.name and t.option]
+        lines.append(LineItem(
+            description=_text(line.description) or "-",
+            quantity=line.quantity if line.quantity is not None else 1.0,
+            unit_amount=line.unit_amount,
+            item_code=_text(line.item_code),
+            account_code=_text(line.account_code),
+            account_id=None if _text(line.account_code) else line.account_id,
+            tax_type=_text(line.tax_type),
+            discount_rate=line.discount_rate or None,
+            tracking=tracking or None,
+        ))
+    if not lines:
+        raise PayloadError(f"Xero sent invoice {invoice.invoice_number} without its lines: "
+                           "no credit note can copy them.")
+    return CreditNote(type="ACCRECCREDIT", status="AUTHORISED",
+                      contact=Contact(contact_id=invoice.contact.contact_id),
+                      date=_date(date, "Date"), line_amount_types=invoice.line_amount_types,
+                      line_items=lines, reference=_text(reference),
+                      currency_code=invoice.currency_code)
+
+
+def payment_delete():
+    """The body of POST Payments/{id} that deletes (reverses) a payment."""
+    return PaymentDelete(status="DELETED")
+
+
 # --------------------------------------------------------------------------- payments
-def payment(values):
-    """A Payment against an invoice for PUT /Payments (Xero payments are never edited)."""
-    if not values.get("invoice_ref"):
-        raise PayloadError("The invoice is not in Xero yet (no invoice reference).")
+def xero_rate(rate):
+    """Xero's CurrencyRate (document-currency units per base-currency unit) for a neutral
+    rate (base-currency units per document unit, as Odoo and QuickBooks count it)."""
+    if not rate:
+        return None
+    return round(1 / float(rate), RATE_DIGITS)
+
+
+def payments(values, sent=()):
+    """The Payments (PUT /Payments) of one Odoo payment: Xero applies a payment to one
+    invoice, so one per allocation, its Amount in the invoice's currency with the rate
+    of the payment; allocations to invoices in ``sent`` (ids) are in Xero already."""
     account_id = _text(values.get("bank_account_ref"))
     code = _text(values.get("bank_account_code"))
     if not account_id and not code:
         raise PayloadError("No Xero bank account for this payment.")
-    amount = _money(values.get("amount"))
-    if amount <= 0:
-        raise PayloadError("A Xero payment must be for more than zero.")
-    return Payment(invoice=Invoice(invoice_id=values["invoice_ref"]),
-                   account=Account(account_id=account_id) if account_id else Account(code=code),
-                   amount=amount, date=_date(values.get("date"), "Date"),
-                   reference=_text(values.get("reference")))
+    done = {str(x).lower() for x in sent}
+    out = []
+    for alloc in payment_allocations(values):
+        invoice_id = alloc.get("invoice_ref")
+        if not invoice_id:
+            raise PayloadError("The invoice is not in Xero yet (no invoice reference).")
+        if str(invoice_id).lower() in done:
+            continue
+        amount = _money(alloc.get("amount"))
+        if amount <= 0:
+            raise PayloadError("A Xero payment must be for more than zero.")
+        out.append(Payment(
+            invoice=Invoice(invoice_id=invoice_id),
+            account=Account(account_id=account_id) if account_id else Account(code=code),
+            amount=amount, date=_date(values.get("date"), "Date"),
+            currency_rate=xero_rate(alloc.get("currency_rate")),
+            reference=_text(values.get("reference"))))
+    return out
 
 
-# --------------------------------------------------------------------------- envelopes
+def payment_allocations(values):
+    """The invoices a payment's values apply to (older values name a single invoice)."""
+    if values.get("allocations") is not None:
+        return values["allocations"]
+    if not values.get("invoice_ref"):
+        return []
+    return [{"invoice_ref": values["invoice_ref"], "amount": values.get("amount"),
+             "currency_rate": values.get("currency_rate")}]
+
+
+def payment(values):
+    """The first Payment of ``values`` (see payments)."""
+    models = payments(values)
+    if not models:
+        raise PayloadError("The payment applies to no invoice.")
+    return models[0]
+
+
 BUILDERS = {
     "contact": lambda item: contact(item.values, item.ledger_id),
     "invoice": lambda item: invoice(item.values, item.ledger_id),
     "credit_note": lambda item: credit_note(item.values, item.ledger_id),
     "payment": lambda item: payment(item.values),
     "void_invoice": lambda item: void_invoice(item.ledger_id),
+    "delete_payment": lambda item: payment_delete(),
 }
 
 
@@ -302,28 +498,28 @@ def where_clauses(candidates, limit=MAX_WHERE_CHARS):
     return clauses
 
 
-def _norm(value):
-    return " ".join(str(value or "").split()).casefold()
-
-
 def match_contacts(candidates, contacts):
-    """{candidate key: ContactID} matching tax id, then email, then exact name.
+    """ContactMatches ({candidate key: ContactID}, with ``name_holders``): tax number,
+    then email, then exact name, a contact contradicting the candidate's tax number or
+    email never being taken on a weaker ground (see services/contacts.py).
 
-    ``contacts`` are dicts with ContactID, TaxNumber, EmailAddress, Name (the
-    answer to the where filters); comparisons ignore case and spacing, as Xero's do.
+    ``contacts`` are dicts with ContactID, TaxNumber, EmailAddress, Name (the answer
+    to the where filters); comparisons ignore case and spacing, as Xero's do.
     """
-    by = {"tax_id": {}, "email": {}, "name": {}}
-    for found in contacts:
-        for field, attr in (("tax_id", "TaxNumber"), ("email", "EmailAddress"),
-                            ("name", "Name")):
-            value = _norm(found.get(attr))
-            if value:
-                by[field].setdefault(value, found["ContactID"])
-    matches = {}
-    for candidate in candidates:
-        for field in ("tax_id", "email", "name"):
-            value = _norm(candidate.get(field))
-            if value and value in by[field]:
-                matches[candidate["key"]] = by[field][value]
-                break
-    return matches
+    rows = [{"id": found.get("ContactID"), "tax_id": found.get("TaxNumber"),
+             "email": found.get("EmailAddress"), "name": found.get("Name")}
+            for found in contacts]
+    return neutral.match_contacts(candidates, rows)
+
+
+# Xero's refusal of a second active contact with a name (ValidationErrors message:
+# "The contact name X is already assigned to another contact. The contact name must
+# be unique across all active contacts.")
+_DUPLICATE_NAME = re.compile(r"already assigned to another contact|contact name must be unique",
+                             re.IGNORECASE)
+
+
+def is_duplicate_name(messages):
+    """True when Xero's validation ``messages`` refuse a contact for its name only."""
+    messages = [str(m) for m in messages or []]
+    return bool(messages) and any(_DUPLICATE_NAME.search(m) for m in messages)
