@@ -274,3 +274,31 @@ class TestOutboundTotals(OutboundMixin, TransactionCase):
                 self.assertNotEqual(jobs.batch_key, old_key)
                 self.assertEqual(len(self.ledger_invoices(provider)), 2, "no duplicate")
                 self.assert_equal_in_ledger(provider, connection, move)
+
+    def test_a_job_held_on_the_way_leaves_its_batch_its_key(self):
+        # the first job of a batch is held while building (its key retired): the others
+        # still go under the batch's own key, never under none
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                self.connected(provider)
+                partner = self.partner(f"Half held {provider}")
+                unmapped = self.make_tax(self.tax.amount, name=f"Unmapped {provider}")
+                held = self.document(partner, [(100, 1, 0, unmapped)])
+                sent = self.document(partner, [(100, 1, 0, self.tax)])
+                self.run_worker()
+                self.assertEqual(self.jobs(held).state, "blocked")
+                self.assertEqual(self.jobs(sent).state, "done", self.jobs(sent).last_error)
+                self.assertEqual(len(self.ledger_invoices(provider)), 1)
+
+    def test_a_rounding_method_changed_after_posting_keeps_the_posted_figures(self):
+        # a backfill: documents posted under one rounding method, synced under the other
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                self.env.company.tax_calculation_rounding_method = "round_per_line"
+                connection = self.connected(provider)
+                price = _per_line_cent(self.tax.amount, 4)
+                move = self.document(self.partner(f"Backfill {provider}"),
+                                     [(price, 1, 0, self.tax)] * 4 + [(572.9725, 3, 5, self.tax)])
+                self.env.company.tax_calculation_rounding_method = "round_globally"
+                self.run_worker()
+                self.assert_equal_in_ledger(provider, connection, move)

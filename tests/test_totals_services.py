@@ -68,3 +68,15 @@ def test_a_new_attempt_gets_a_new_key():
     assert first == batch_key("db", 1, "invoice", [2, 1], attempt="a")
     assert first != batch_key("db", 1, "invoice", [1, 2], attempt="b")
     assert len(first) <= 64
+
+
+def test_spread_moves_the_posted_cents_onto_the_largest_shares():
+    from odoo.addons.billing_sync.services.totals import spread
+
+    shares = {1: 0.01, 2: 8.77, 3: 212.99, 4: 1.49}
+    assert spread(shares, 223.25) == {1: 0.01, 2: 8.77, 3: 212.98, 4: 1.49}
+    assert spread(shares, 223.24) == {1: 0.01, 2: 8.76, 3: 212.98, 4: 1.49}
+    assert spread({1: 1.0, 2: 1.0}, 2.01) == {1: 1.01, 2: 1.0}
+    assert spread({1: 10.0}, 10.0) == {1: 10.0}
+    assert spread({1: 7.0, 2: 3.0}, 11, digits=0) == {1: 8.0, 2: 3.0}
+    assert spread({}, 1.0) == {}

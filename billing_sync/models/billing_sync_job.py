@@ -285,13 +285,15 @@ class BillingSyncJob(models.Model):
         kind = self[0].kind
         builder = self.env["billing_sync.push"].with_context(billing_sync_no_push=True)
         jobs_by_key = {f"{job.res_model},{job.res_id}": job for job in self}
+        # the batch's key, read before a job held on the way retires its own
+        key = self[0].batch_key
         try:
             adapter = connection._adapter()
             pacer = _pacer(connection, adapter)
             items, skipped = builder._items(connection, adapter, self, pacer)
             for job, reason in skipped:
                 job._park(reason)
-            results = self._push(connection, adapter, pacer, kind, items) if items else []
+            results = self._push(connection, adapter, pacer, kind, items, key) if items else []
         except RateLimited as exc:
             # planned wait: the ledger said when (or documents "a minute": one
             # minute of this connection's rate-limit window); not an attempt
@@ -326,9 +328,8 @@ class BillingSyncJob(models.Model):
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
                     "hint": False, "outcome_unknown": False})
 
-    def _push(self, connection, adapter, pacer, kind, items):
+    def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
-        key = self[0].batch_key
         for attempt in (1, 2):
             with pacer:
                 try:

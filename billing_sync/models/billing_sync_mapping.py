@@ -142,9 +142,9 @@ class BillingSyncConnectionMapping(models.Model):
         """The ledger tax of ``tax``; never guessed, never defaulted."""
         return self.env["billing_sync.mapping"]._lookup(self, "tax", tax).tax_ref_id
 
-    def _map_product(self, product):
-        """(item, revenue account) of a product: its own mapping, its category's
-        (nearest first), then the connection's defaults."""
+    def _product_mappings(self, product):
+        """The mappings that may name a product's item or account: its own, then its
+        categories', nearest first."""
         Mapping = self.env["billing_sync.mapping"]
         tmpl = product.product_tmpl_id if product._name == "product.product" else product
         candidates = Mapping._lookup(self, "product", tmpl)
@@ -152,6 +152,12 @@ class BillingSyncConnectionMapping(models.Model):
         while categ:
             candidates |= Mapping._lookup(self, "product_category", categ)
             categ = categ.parent_id
+        return candidates
+
+    def _map_product(self, product):
+        """(item, revenue account) of a product: its own mapping, its category's
+        (nearest first), then the connection's defaults."""
+        candidates = self._product_mappings(product)
         item = next((m.item_id for m in candidates if m.item_id), self.default_item_id)
         account = next((m.account_id for m in candidates if m.account_id),
                        self.default_account_id)
@@ -267,13 +273,7 @@ class BillingSyncConnectionMapping(models.Model):
     def _product_refs(self, product):
         """The (item, revenue account) ``_map_product`` picks, each as
         (ledger code, the mapping naming it or None, the default field or None)."""
-        Mapping = self.env["billing_sync.mapping"]
-        tmpl = product.product_tmpl_id if product._name == "product.product" else product
-        candidates = Mapping._lookup(self, "product", tmpl)
-        categ = tmpl.categ_id
-        while categ:
-            candidates |= Mapping._lookup(self, "product_category", categ)
-            categ = categ.parent_id
+        candidates = self._product_mappings(product)
         refs = []
         for fname, default in (("item_id", "default_item_id"),
                                ("account_id", "default_account_id")):

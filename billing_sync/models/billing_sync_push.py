@@ -6,7 +6,7 @@ from odoo import api, fields, models
 from ..services.contacts import distinct_name, norm_name
 from ..services.idempotency import batch_key
 from ..services.ledger.base import PushItem
-from ..services.totals import describe, differences
+from ..services.totals import describe, differences, spread
 
 # partner fields the ledger's contact carries: a change to one of them is pushed
 CONTACT_FIELDS = ("name", "email", "billing_sync_billing_email", "phone", "vat", "street",
@@ -364,15 +364,12 @@ class BillingSyncPush(models.AbstractModel):
                 "%s has an early payment discount: such terms are not sent to the ledger yet; "
                 "book it there by hand or remove the discount terms.", move.name))
         sign = move.direction_sign
-        base_lines, _tax_lines = move._get_rounded_base_and_tax_lines()
+        line_taxes = self._line_taxes(move)
         lines = []
-        for base_line in base_lines:
-            line = base_line["record"]
-            if not line or line.display_type not in ("product", "rounding"):
-                continue
-            details = base_line["tax_details"]
+        for line in move.line_ids.filtered(lambda ln: ln.display_type in ("product", "rounding")
+                                           ).sorted(lambda ln: (ln.sequence, ln.id)):
             net = currency.round(line.amount_currency * sign)
-            tax = currency.round(sum(t["tax_amount_currency"] for t in details["taxes_data"]))
+            tax = currency.round(line_taxes.get(line.id, 0.0))
             if line.display_type == "rounding":
                 lines.append(self._rounding_line_values(connection, line, net))
                 continue
@@ -420,6 +417,41 @@ class BillingSyncPush(models.AbstractModel):
         self._check_ledger_precision(connection, move, values)
         values.update(self._currency_values(connection, move))
         return values
+
+    @api.model
+    def _line_taxes(self, move):
+        """{invoice line id: its tax} in the document's currency, adding up, tax by tax,
+        to the tax lines Odoo posted. Odoo keeps a document's tax per tax, not per line:
+        the per-line split comes from Odoo's own computation, and the cents its rounding
+        (or a later change of the company's rounding method, or a tax amount edited by
+        hand) put elsewhere are spread over the lines of that tax."""
+        currency = move.currency_id
+        sign = move.direction_sign
+        base_lines, _tax_lines = move._get_rounded_base_and_tax_lines()
+        shares = {}  # tax id -> {line id: amount}
+        for base_line in base_lines:
+            line = base_line["record"]
+            if not line or line.display_type != "product":
+                continue
+            for data in base_line["tax_details"]["taxes_data"]:
+                per_line = shares.setdefault(data["tax"].id, {})
+                per_line[line.id] = per_line.get(line.id, 0.0) + data["tax_amount_currency"]
+        posted = {}
+        for tax_line in move.line_ids.filtered("tax_line_id"):
+            posted[tax_line.tax_line_id.id] = posted.get(tax_line.tax_line_id.id, 0.0) + (
+                tax_line.amount_currency * sign)
+        out = {}
+        for tax_id in shares.keys() | posted.keys():
+            if tax_id not in shares:
+                raise _Skip(self.env._(
+                    "%(doc)s has a tax line for %(tax)s on no invoice line; the ledger books "
+                    "tax on lines only: put the tax on the lines it belongs to.",
+                    doc=move.name, tax=self.env["account.tax"].browse(tax_id).display_name))
+            spread_shares = spread(shares[tax_id], posted.get(tax_id, 0.0),
+                                   currency.decimal_places)
+            for line_id, amount in spread_shares.items():
+                out[line_id] = out.get(line_id, 0.0) + amount
+        return out
 
     @api.model
     def _rounding_line_values(self, connection, line, net):

@@ -33,3 +33,21 @@ def describe(diffs, ledger_name, currency=""):
              + ("gave none" if got is None else f"{got:.2f}{unit}")
              for label, odoo, got in diffs]
     return "; ".join(parts)
+
+
+def spread(shares, target, digits=2):
+    """``shares`` ({key: amount}) adjusted so that they add up to ``target``: the
+    difference, in whole units of the currency's last digit, goes one unit at a time onto
+    the largest shares first (so a cent lands where it changes the least). Keys keep their
+    order; an empty ``shares`` cannot take a difference (returned as is)."""
+    unit = 10 ** -digits
+    out = {key: round(value, digits) for key, value in shares.items()}
+    steps = round((round(target, digits) - round(sum(out.values()), digits)) / unit)
+    if not out or not steps:
+        return out
+    order = sorted(out, key=lambda k: -abs(out[k]))
+    sign = 1 if steps > 0 else -1
+    for n in range(abs(steps)):
+        key = order[n % len(order)]
+        out[key] = round(out[key] + sign * unit, digits)
+    return out

@@ -817,6 +817,8 @@ def _contact_rows(contacts):
 
 def _key(key):
     """Xero's Idempotency-Key (at most 128 characters; longer keys are hashed)."""
+    if not key:  # a write without its key could be replayed as another's answer
+        raise ValueError("a Xero write needs its idempotency key")
     key = str(key)
     return key if len(key) <= 128 else "h-" + hashlib.sha256(key.encode()).hexdigest()
 
