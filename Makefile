@@ -19,7 +19,7 @@ BENCH_DB    ?= billing_sync_bench
 BENCH_WINDOW ?= 20
 BENCH_ARGS  ?=
 
-.PHONY: help deps test-deps check demo test lint clean bench-outbound
+.PHONY: help deps test-deps check demo test lint clean bench-outbound check-totals
 
 help:
 	@echo "make demo   - demo database (sample clients, proposals, sandbox ledgers) at http://localhost:$(HTTP_PORT) (admin/admin)"
@@ -68,6 +68,17 @@ bench-outbound: test-deps
 	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
 	@$(ODOO_PYTHON) bench/outbound.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
 	    --database $(BENCH_DB) --window-seconds $(BENCH_WINDOW) $(BENCH_ARGS)
+
+# Totals benchmark (issue 15): 2,000 generated documents into each sandbox, then
+# every ledger figure compared with Odoo's to the cent.
+TOTALS_ARGS ?=
+check-totals: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
+	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
+	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
+	@$(ODOO_PYTHON) bench/check_totals.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
+	    --database $(BENCH_DB) $(TOTALS_ARGS)
 
 lint:
 	@$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt \

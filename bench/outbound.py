@@ -14,37 +14,18 @@ so the ceiling (batch size x calls allowed per minute) is reached in less wall
 time; records_per_min is counted in those minutes.
 """
 
-import argparse
-import json
 import resource
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import common  # bench/, the script's own folder: adds the repository to sys.path
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--database", required=True)
+    parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=10000)
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--window-seconds", type=float, default=60.0)
-    parser.add_argument("--providers", default="xero,qbo")
-    args = parser.parse_args()
-
-    import odoo
-    from odoo import SUPERUSER_ID, api
-
-    odoo.tools.config.parse_config(["-c", args.config, "-d", args.database,
-                                    "--log-level=warn"])
-    registry = odoo.modules.registry.Registry(args.database)
-    for provider in args.providers.split(","):
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            print(json.dumps(run(env, provider, args)), flush=True)
+    common.each_provider(parser.parse_args(), run)
 
 
 def run(env, provider, args):
@@ -57,8 +38,7 @@ def run(env, provider, args):
     window = args.window_seconds
     app = (XeroSandbox(window_seconds=window, day_seconds=window * 1440) if provider == "xero"
            else QboSandbox(window_seconds=window))
-    if provider == "xero":
-        app.configure(base_currency=env.company.currency_id.name)
+    app.configure(base_currency=env.company.currency_id.name)
     with SandboxServer(app) as server:
         connection, tax = setup(env, provider, server.url, window)
         moves = make_invoices(env, tax, args.invoices, args.clients)
