@@ -198,6 +198,18 @@ class BillingSyncConnection(models.Model):
                 "archive it rather than adding another.",
                 company=company.name, provider=dict(PROVIDERS)[provider]))
 
+    @api.constrains("default_account_id", "default_item_id", "default_term_id",
+                    "rounding_account_id")
+    def _check_defaults_are_own(self):
+        # a code from another connection (another company's ledger) is no code here
+        for rec in self:
+            for fname in ("default_account_id", "default_item_id", "default_term_id",
+                          "rounding_account_id"):
+                if rec[fname] and rec[fname].connection_id != rec:
+                    raise ValidationError(self.env._(
+                        "%(ref)s is not from %(conn)s's own reference data.",
+                        ref=rec[fname].display_name, conn=rec.display_name))
+
     @api.constrains("oauth_url", "api_url")
     def _check_urls(self):
         for rec in self:

@@ -6,7 +6,7 @@ import threading
 from psycopg2 import sql
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..services import backoff
 from ..services.hints import hint_for
@@ -449,17 +449,40 @@ class BillingSyncJob(models.Model):
             "Gave up sending %(record)s after %(n)s attempts: %(reason)s",
             record=self.record_name, n=self.attempts, reason=reason))
 
+    # ------------------------------------------------------------------ access
+    # A job names what the superuser worker sends where (record, connection, ledger id
+    # to void): only the engine writes it; people act through Retry and Cancel.
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_engine_only()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_engine_only()
+        return super().write(vals)
+
+    def _check_engine_only(self):
+        if not self.env.su:
+            raise AccessError(self.env._(
+                "Sync jobs are written by the sync engine only; use Retry or Cancel."))
+
+    def _as_engine(self):
+        """These jobs, for a caller allowed to handle them (a Manager: access rights and
+        company rules), as the engine that then changes them."""
+        self.check_access("write")
+        return self.sudo()
+
     # ------------------------------------------------------------------ UI
     def action_retry(self):
         """Send again now (after a fix)."""
-        self.filtered(lambda j: j.state in ("blocked", "dead", "cancelled")).write({
+        self._as_engine().filtered(lambda j: j.state in ("blocked", "dead", "cancelled")).write({
             "state": "pending", "attempts": 0, "batch_key": False,
             "next_attempt_at": fields.Datetime.now()})
         self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
         return True
 
     def action_cancel(self):
-        self.filtered(lambda j: j.state in ("pending", "blocked", "dead")).write(
+        self._as_engine().filtered(lambda j: j.state in ("pending", "blocked", "dead")).write(
             {"state": "cancelled"})
         return True
 

@@ -1,4 +1,9 @@
 from odoo import api, fields, models
+from odoo.exceptions import AccessError
+
+# the verdict of the ledger check: written by the engine from the ledger's answer only
+CHECK_FIELDS = {"sync_state", "mismatch", "ledger_total", "ledger_tax",
+                "ledger_amount_due", "adjustment"}
 
 
 class BillingSyncLink(models.Model):
@@ -71,6 +76,22 @@ class BillingSyncLink(models.Model):
             CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_link_active_record_uniq
                 ON billing_sync_link (connection_id, res_model, res_id) WHERE active
         """)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_verdict(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_verdict(vals)
+        return super().write(vals)
+
+    def _check_verdict(self, vals):
+        """"In the ledger" is a promise no person can make by hand."""
+        if not self.env.su and CHECK_FIELDS & set(vals):
+            raise AccessError(self.env._(
+                "The ledger check of a link is written by the sync engine only."))
 
     @api.model
     def _of(self, connection, record):

@@ -141,9 +141,12 @@ def check_suffix(suffix):
         return ("The suffix must contain %(ref)s (the partner's reference, or its id when "
                 "it has none) or %(id)s, so that two clients of the same name get different "
                 "names.")
-    try:
-        suffix % {"ref": "R", "id": 1}
-    except (KeyError, ValueError, TypeError):
+    bare = suffix
+    for token in (*SUFFIX_PLACEHOLDERS, "%%"):
+        bare = bare.replace(token, "")
+    # nothing but the placeholders themselves: "%(ref)999999999s" would build a
+    # gigabyte-wide name
+    if "%" in bare:
         return ("The suffix may only use %(ref)s and %(id)s, e.g. \" (%(ref)s)\"; write %% "
                 "for a percent sign.")
     if len(suffix) > 60:
