@@ -105,10 +105,11 @@ class BillingSyncLink(models.Model):
                 ledger_type="contact", parts=None):
         """Create or refresh the link after the ledger accepted ``record``; ``parts``
         ({invoice id: object id}) adds to the parts already recorded."""
+        link = self._of(connection, record)
         values = {"ledger_id": ledger_id, "synced_at": fields.Datetime.now(),
                   "ledger_type": ledger_type}
         if parts:
-            known = self._of(connection, record)._parts()
+            known = link._parts()
             known.update(parts)
             values["ledger_parts"] = ",".join(f"{k}:{v}" for k, v in known.items())
         if number:
@@ -117,7 +118,6 @@ class BillingSyncLink(models.Model):
             values["ledger_version"] = version
         if url:
             values["ledger_url"] = url
-        link = self._of(connection, record)
         if link:
             link.write(values)
             return link
