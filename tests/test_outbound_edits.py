@@ -149,6 +149,43 @@ class TestOutboundEdits(OutboundMixin, TransactionCase):
                 self.assertFalse(self.env["billing_sync.link"]._of(connection, reset))
                 self.assertEqual(move.payment_state, "not_paid")
 
+    def test_unmatching_one_invoice_of_a_shared_payment_keeps_the_rest(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, first, _old_id = self.synced_invoice(provider, f"Shared {provider}")
+                second = self.invoice(first.partner_id, quantity=1)
+                payment = self.env["account.payment.register"].with_context(
+                    active_model="account.move", active_ids=(first | second).ids).create(
+                    {"journal_id": self.bank_journal.id, "group_payment": True}
+                )._create_payments()
+                self.run_worker()
+                self.assertEqual(self.jobs(payment).state, "done", self.jobs(payment).last_error)
+                receivable = second.line_ids.filtered(
+                    lambda line: line.account_id.account_type == "asset_receivable")
+                second.js_remove_outstanding_partial(receivable.matched_credit_ids.id)
+                self.run_worker()
+                link = self.env["billing_sync.link"]._of(connection, payment)
+                self.assertTrue(link, "the payment still pays the first invoice")
+                first_due = self.due(self.ledger_invoice(
+                    provider, self.env["billing_sync.link"]._of(connection, first).ledger_id))
+                self.assertAlmostEqual(first_due, first.amount_residual, places=2)
+                job = self.jobs(payment).filtered(lambda j: j.kind == "delete_payment")
+                if provider == "xero":
+                    # one Xero payment per invoice: only the second's goes
+                    self.assertEqual(job.state, "done", job.last_error)
+                    self.assertEqual(list(link._parts()), [self.env["billing_sync.link"]._of(
+                        connection, first).ledger_id])
+                    self.assertEqual(link.ledger_id, link._parts()[
+                        self.env["billing_sync.link"]._of(connection, first).ledger_id])
+                    self.assertAlmostEqual(self.due(self.ledger_invoice(
+                        provider, self.env["billing_sync.link"]._of(connection, second)
+                        .ledger_id)), second.amount_residual, places=2)
+                else:
+                    # one QuickBooks payment for both: held for a person, nothing deleted
+                    self.assertEqual(job.state, "blocked")
+                    self.assertIn(first.name, job.last_error)
+                    self.assertEqual(len(self.live_payments(provider)), 1)
+
     def test_a_payment_odoo_does_not_know_gets_the_invoice_credited(self):
         for provider in PROVIDERS:
             with self.subTest(provider=provider):

@@ -209,18 +209,16 @@ class TestOutboundTotals(OutboundMixin, TransactionCase):
         self.assertIn("rounding line", move.message_ids[0].body)
 
     def test_a_ledger_that_computes_other_figures_is_a_visible_mismatch(self):
-        # A QuickBooks company on Automated Sales Tax computes its own tax and takes no
-        # override: Odoo's per-line rounding then differs by a cent.
-        self.env.company.tax_calculation_rounding_method = "round_per_line"
+        # A QuickBooks company with sales tax turned off ignores the tax a transaction
+        # carries (Preferences.TaxPrefs.UsingSalesTax): Odoo's taxed invoice lands untaxed.
         connection = self.connected("qbo")
-        self.qbo.realms[self.qbo_realm()].automated_sales_tax = True
-        price = _per_line_cent(self.tax.amount, 4)
-        move = self.document(self.partner("Cents & Co"), [(price, 1, 0, self.tax)] * 4)
+        self.qbo.realms[self.qbo_realm()].using_sales_tax = False
+        move = self.document(self.partner("Cents & Co"), [(100.0, 1, 0, self.tax)])
         self.run_worker()
         link = self.env["billing_sync.link"]._of(connection, move)
         total, _tax, _due = self.ledger_figures("qbo", link)
         self.assertNotEqual(round(total, 2), round(move.amount_total, 2),
-                            "the case must make QuickBooks compute another tax")
+                            "the case must make QuickBooks hold another total")
         self.assertEqual(link.sync_state, "mismatch")
         self.assertEqual(move.billing_sync_status, "mismatch")
         self.assertIn(f"Odoo {move.amount_total:.2f}", move.billing_sync_error)

@@ -127,6 +127,18 @@ class BillingSyncEdit(models.AbstractModel):
                        else [] if parts else [link.ledger_id])
             if not ids:
                 continue
+            if invoice and not parts and payment.reconciled_invoice_ids - invoice:
+                # one ledger object still paying other invoices in Odoo: deleting it would
+                # take those too; a person changes its applications in the ledger
+                job = self._job(link, payment, REMOVE_PAYMENT, ids)
+                job._park(self.env._(
+                    "%(doc)s was unmatched from %(invoice)s, but %(ledger)s holds it as one "
+                    "payment that still pays %(others)s: nothing was changed there. Remove "
+                    "%(invoice)s from the payment in %(ledger)s, then cancel this job.",
+                    doc=payment.display_name, invoice=invoice.name,
+                    ledger=link.connection_id.name,
+                    others=", ".join((payment.reconciled_invoice_ids - invoice).mapped("name"))))
+                continue
             whole = set(ids) >= set(parts.values() or [link.ledger_id])
             if self._policy(payment) == "hold":
                 job = self._job(link, payment, REMOVE_PAYMENT, ids)
@@ -163,18 +175,31 @@ class BillingSyncEdit(models.AbstractModel):
         now = fields.Datetime.now()
         removed = set(_split(job.ledger_payment_ids))
         if job.kind == REMOVE_PAYMENT:
-            removed.add(job.ledger_id)
+            removed = removed or {job.ledger_id}
         else:
             Link.search([("connection_id", "=", connection.id),
                          ("ledger_type", "=", job.ledger_type or "invoice"),
                          ("ledger_id", "=", job.ledger_id)]).write(
                 {"active": False, "synced_at": now})
         if removed:
-            for link in Link.search([("connection_id", "=", connection.id),
-                                     ("ledger_type", "=", "payment"), ("active", "=", True),
-                                     ("ledger_id", "in", list(removed))]):
-                if set(link._parts().values() or [link.ledger_id]) <= removed:
+            links = Link.search([("connection_id", "=", connection.id),
+                                 ("ledger_type", "=", "payment"), ("active", "=", True),
+                                 ("ledger_id", "in", list(removed))])
+            if job.kind == REMOVE_PAYMENT:  # its own link, whichever part went
+                links |= Link.search([("connection_id", "=", connection.id),
+                                      ("res_model", "=", job.res_model),
+                                      ("res_id", "=", job.res_id), ("active", "=", True)])
+            for link in links:
+                parts = link._parts()
+                if not (set(parts.values()) | {link.ledger_id}) & removed:
+                    continue
+                if set(parts.values() or [link.ledger_id]) <= removed:
                     link.write({"active": False, "synced_at": now})
+                    continue
+                # part of it is gone: the link keeps what the ledger still holds
+                left = {inv: pid for inv, pid in parts.items() if pid not in removed}
+                link.write({"ledger_parts": ",".join(f"{k}:{v}" for k, v in left.items()),
+                            "ledger_id": next(iter(left.values())), "synced_at": now})
         record = job._record()
         if not record:
             return ""

@@ -107,15 +107,16 @@ class BillingSyncPush(models.AbstractModel):
             return
         found = _paced(pacer, adapter, adapter.find_documents, connection._access_token(),
                        connection.org_id, kind, [item.values["number"] for item in lost])
-        Link = self.env["billing_sync.link"]
+        # a ledger document another record is linked to (a replaced invoice's credited
+        # copy keeps its number) is not this one; the link itself is written once the
+        # ledger has answered the update, with its figures checked
+        taken = set(self.env["billing_sync.link"].with_context(active_test=False).search([
+            ("connection_id", "=", connection.id), ("ledger_type", "=", kind),
+            ("ledger_id", "in", [hit[0] for hit in found.values()])]).mapped("ledger_id"))
         for item in lost:
             hit = found.get(item.values["number"])
-            if hit:
+            if hit and hit[0] not in taken:
                 item.ledger_id, item.version = hit
-                model, res_id = item.key.split(",")
-                Link._record(connection, self.env[model].browse(int(res_id)), hit[0],
-                             item.values["number"], hit[1], ledger_type=kind,
-                             url=adapter.web_url(kind, hit[0], connection.org_id))
 
     @api.model
     def _mapping_problems(self, connection, kind, record):
@@ -366,8 +367,12 @@ class BillingSyncPush(models.AbstractModel):
         sign = move.direction_sign
         line_taxes = self._line_taxes(move)
         lines = []
-        for line in move.line_ids.filtered(lambda ln: ln.display_type in ("product", "rounding")
-                                           ).sorted(lambda ln: (ln.sequence, ln.id)):
+        # a cash rounding that Odoo puts on the biggest tax is a tax line (in the tax
+        # figures already), not a line of its own
+        for line in move.line_ids.filtered(
+                lambda ln: ln.display_type == "product" or (
+                    ln.display_type == "rounding" and not ln.tax_repartition_line_id)
+        ).sorted(lambda ln: (ln.sequence, ln.id)):
             net = currency.round(line.amount_currency * sign)
             tax = currency.round(line_taxes.get(line.id, 0.0))
             if line.display_type == "rounding":

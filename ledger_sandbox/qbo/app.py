@@ -243,12 +243,13 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
         }}
 
     def _preferences(self, request: Request, ledger: Ledger) -> dict:
-        """GET /preferences: the parts of Preferences the emulator keeps (currency)."""
+        """GET /preferences: the parts of Preferences the emulator keeps (currency, tax)."""
         realm = ledger.realm
         return {"Preferences": {
             "Id": "1", "SyncToken": "0", "domain": "QBO", "sparse": False,
             "CurrencyPrefs": {"HomeCurrency": {"value": realm.currency},
                               "MultiCurrencyEnabled": realm.multicurrency},
+            "TaxPrefs": {"UsingSalesTax": realm.using_sales_tax},
             "MetaData": {"CreateTime": "2026-01-01T00:00:00+00:00",
                          "LastUpdatedTime": "2026-01-01T00:00:00+00:00"},
         }}

@@ -194,6 +194,7 @@ class Ledger:
             keep = {k: v for k, v in current.items()
                     if k in ENVELOPE or k.startswith("_") or k in COMPUTED.get(entity, ())}
             record = {**copy.deepcopy(keep), **fields, "domain": "QBO", "sparse": False}
+            record.pop("_tax_override", None)  # a full update states the tax anew
         self._finish(entity, record, current)
         event = "Update"
         self.realm.put(entity, record, self.clock(), created=False)
@@ -543,16 +544,21 @@ class Ledger:
                                           "GlobalTaxCalculation")
         detail = record.get("TxnTaxDetail") or {}
         self._check_refs_in(detail, {"TxnTaxCodeRef": "TaxCode"})
-        # only a TotalTax sent with THIS write overrides the tax; the stored one is computed
-        record.pop("_tax_override", None)
-        sent = (self._sent or {}).get("TxnTaxDetail") or {}
-        # (a TotalTax alone: a client echoing a read-back object sends its TaxLines too,
-        # and one naming the transaction's tax code asks for that code's computation)
-        if isinstance(sent, dict) and sent.get("TotalTax") not in (None, "") \
-                and not sent.get("TaxLine") and not sent.get("TxnTaxCodeRef") \
-                and not self.realm.automated_sales_tax:
-            record["_tax_override"] = sent["TotalTax"]
-        compute_sales_form(record, self._tax_rates_of)
+        # A TotalTax sent alone overrides the tax. A write that sends a TxnTaxDetail
+        # decides anew (a client echoing a read-back object sends its TaxLines too, and one
+        # naming the transaction's tax code asks for that code's computation); a sparse
+        # update that sends none keeps the override it had.
+        sent = self._sent or {}
+        if "TxnTaxDetail" in sent:
+            record.pop("_tax_override", None)
+            detail = sent["TxnTaxDetail"] if isinstance(sent["TxnTaxDetail"], dict) else {}
+            if detail.get("TotalTax") not in (None, "") and not detail.get("TaxLine") \
+                    and not detail.get("TxnTaxCodeRef"):
+                record["_tax_override"] = detail["TotalTax"]
+        if not self.realm.using_sales_tax:
+            record.pop("_tax_override", None)
+            record.pop("TxnTaxDetail", None)
+        compute_sales_form(record, self._tax_rates_of, taxed=self.realm.using_sales_tax)
         record["HomeTotalAmt"] = self._home(record, record["TotalAmt"])
 
     def _default_item_id(self) -> str:

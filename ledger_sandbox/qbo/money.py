@@ -14,8 +14,8 @@ Deterministic rules (documented in the README):
   the lines that carry it ("global" rounding: QuickBooks rounds each TaxLine, not each
   line) and a discount is spread over taxable lines only when ``ApplyTaxAfterDiscount``;
 - a ``TxnTaxDetail.TotalTax`` sent alone (no TaxLine, no TxnTaxCodeRef) overrides the
-  computed tax (the difference goes on the largest TaxLine), except on a realm set to
-  Automated Sales Tax (``Realm.automated_sales_tax``), which computes its own;
+  computed tax (the difference goes on the largest TaxLine); a company with sales tax off
+  (``Realm.using_sales_tax``, Preferences.TaxPrefs.UsingSalesTax) computes no tax;
 - ``GlobalTaxCalculation``: ``TaxExcluded`` (default) adds tax to the lines,
   ``TaxInclusive`` takes line amounts as gross and extracts tax (rate / (100 + rate)),
   ``NotApplicable`` computes no tax;
@@ -63,6 +63,7 @@ def ref_value(ref: Any) -> str | None:
 def compute_sales_form(
     txn: dict,
     tax_rates_of: Callable[[str], list[tuple[str, str, Decimal]] | None],
+    taxed: bool = True,
 ) -> None:
     """Fill Line amounts, the SubTotalLine, TxnTaxDetail and TotalAmt of an Invoice/CreditMemo.
 
@@ -90,7 +91,7 @@ def compute_sales_form(
             code = ref_value(detail.get("TaxCodeRef"))
             if code == "TAX":
                 code = txn_code
-            rates = tax_rates_of(code) if code and code != "NON" else None
+            rates = tax_rates_of(code) if taxed and code and code != "NON" else None
             if rates:
                 taxable.append((amount, rates))
         elif kind == "DescriptionOnly":

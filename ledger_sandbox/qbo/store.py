@@ -37,9 +37,9 @@ class Realm:
         self.stamps: dict[str, float] = {}  # "Type/Id" -> POSIX time of the last change
         self.next_id: dict[str, int] = dict.fromkeys(ENTITY_TYPES, 1)
         self.next_doc_number: dict[str, int] = {"Invoice": 1001, "CreditMemo": 5001}
-        # A US company on Automated Sales Tax computes its own tax: a TotalTax sent with
-        # a transaction is not taken as an override.
-        self.automated_sales_tax = False
+        # Preferences.TaxPrefs.UsingSalesTax: with sales tax off, a transaction's
+        # TxnTaxDetail "is ignored and not stored" (Intuit's Invoice reference)
+        self.using_sales_tax = True
         # Preferences.CurrencyPrefs.MultiCurrencyEnabled (off by default, as in QuickBooks);
         # the foreign currencies are CompanyCurrency entities; ``exchange_rates`` is the
         # day rate (home units per foreign unit) used when a transaction sends none

@@ -308,10 +308,16 @@ def test_total_tax_sent_alone_overrides_the_computed_tax(qbo):
     assert invoice.TxnTaxDetail.TotalTax == 20.01 and invoice.TotalAmt == 120.01
     tax_line = invoice.TxnTaxDetail.TaxLine[0]
     assert tax_line.Amount == 20.01
-    qbo.server.app.realms[qb.company_id].automated_sales_tax = True
-    detail.TotalTax = 20.01
-    computed = _invoice(qb, customer, _line(qb, amount=100), TxnTaxDetail=detail)
-    assert computed.TxnTaxDetail.TotalTax == 20 and computed.TotalAmt == 120
+    # a sparse update that does not speak of tax keeps it
+    invoice.sparse = True
+    invoice.TxnTaxDetail = None
+    invoice.PrivateNote = "PO 7"
+    kept = invoice.save(qb=qb)
+    assert kept.TxnTaxDetail.TotalTax == 20.01 and kept.TotalAmt == 120.01
+    # a company with sales tax off ignores the tax detail and computes none
+    qbo.server.app.realms[qb.company_id].using_sales_tax = False
+    untaxed = _invoice(qb, customer, _line(qb, amount=100), TxnTaxDetail=detail)
+    assert untaxed.TxnTaxDetail.TotalTax == 0 and untaxed.TotalAmt == 100
 
 
 def test_us_style_tax_placeholders(qbo):

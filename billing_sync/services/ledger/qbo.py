@@ -504,8 +504,10 @@ class QboAdapter(LedgerAdapter):
             return [results[item.key] for item in items]
         self._retire_invoices(qb, items, idempotency_key, results, warnings, what)
         for item in items:
-            if results[item.key].ok and warnings[item.key]:
-                results[item.key].error = LedgerError(" ".join(warnings[item.key]))
+            result = results[item.key]
+            if result.ok and warnings[item.key]:
+                result.error = LedgerError(" ".join(
+                    [*warnings[item.key], *([str(result.error)] if result.error else [])]))
         return [results[item.key] for item in items]
 
     def _delete_payments(self, qb, ids, key, what):
@@ -518,8 +520,9 @@ class QboAdapter(LedgerAdapter):
         for n, part in enumerate(_chunks(operations, BATCH_MAX)):
             answers = self._batch(qb, part, payloads.request_id(key, "del", n), what)
             for operation in part:
-                fault = (answers.get(operation["bId"]) or {}).get("Fault")
-                if fault:
+                answer = answers.get(operation["bId"])
+                fault = (answer or {}).get("Fault")
+                if fault or answer is None:  # no answer confirms nothing
                     pid = operation["Payment"]["Id"]
                     kept[pid] = (f"QuickBooks kept payment {pid}: "
                                  f"{payloads.fault_text(fault)[0]}")
@@ -574,7 +577,14 @@ class QboAdapter(LedgerAdapter):
             kept.append((item, invoice))
         if not operations:
             return
-        answers = self._batch(qb, operations, payloads.request_id(key, "credit"), what)
+        # keyed by the invoices credited, not by this attempt: a retry under a new job key
+        # replays the memo QuickBooks already made instead of crediting twice
+        credit_key = payloads.request_id("credit", *[inv.get("Id") for _i, inv in kept])
+        try:
+            answers = self._batch(qb, operations, credit_key, what)
+        except LedgerRejected as exc:
+            answers = {item.key: {"Fault": {"Error": [{"Message": exc.message}]}}
+                       for item, _invoice in kept}
         applications, owner = [], {}
         for item, invoice in kept:
             answer = answers.get(item.key) or {}
@@ -590,6 +600,12 @@ class QboAdapter(LedgerAdapter):
             results[item.key] = PushResult(item.key, True, ledger_id=item.ledger_id,
                                            number=memo.get("DocNumber"),
                                            note=f"credited by credit memo {number}")
+            if payloads.money(memo.get("TotalAmt")) != payloads.money(invoice.get("TotalAmt")):
+                results[item.key].incomplete = True
+                results[item.key].error = LedgerError(
+                    f"Credit memo {number} is for {payloads.money(memo.get('TotalAmt')):.2f}, "
+                    f"invoice {invoice.get('DocNumber')} for "
+                    f"{payloads.money(invoice.get('TotalAmt')):.2f}: correct it in QuickBooks.")
             amount = min(payloads.money(invoice.get("Balance")),
                          payloads.money(memo.get("TotalAmt")))
             if amount <= 0:
@@ -602,15 +618,25 @@ class QboAdapter(LedgerAdapter):
             applications.append({"bId": bid, "operation": "create",
                                  "Payment": payloads.credit_application(
                                      memo["CustomerRef"]["value"], memo["Id"], item.ledger_id,
-                                     amount, note=f"Credit memo {number} applied")})
+                                     amount, note=f"Credit memo {number} applied",
+                                     currency=(memo.get("CurrencyRef") or {}).get("value"),
+                                     rate=memo.get("ExchangeRate"))})
         if not applications:
             return
-        applied = self._batch(qb, applications, payloads.request_id(key, "apply"), what)
+        apply_key = payloads.request_id("apply", *[b["Payment"]["Line"][1]["LinkedTxn"][0][
+            "TxnId"] for b in applications])
+        try:
+            applied = self._batch(qb, applications, apply_key, what)
+        except LedgerRejected as exc:
+            applied = {bid: {"Fault": {"Error": [{"Message": exc.message}]}} for bid in owner}
         for bid, (item, number) in owner.items():
             fault = (applied.get(bid) or {}).get("Fault")
             if fault or bid not in applied:
-                warnings[item.key].append(f"Credit memo {number} was not applied to its "
-                                          f"invoice: {payloads.fault_text(fault)[0]}")
+                # credited, but the invoice is still open in QuickBooks: not done
+                results[item.key].incomplete = True
+                results[item.key].error = LedgerRejected(
+                    f"Credit memo {number} was not applied to its invoice: "
+                    f"{payloads.fault_text(fault)[0]}")
 
     # -- push helpers -----------------------------------------------------------
     def _body(self, kind, item, version, customers, balances=None):
@@ -684,9 +710,12 @@ class QboAdapter(LedgerAdapter):
         fresh = self._read_many(qb, entity, [i.ledger_id for i in stale], what)
         operations, tokens = [], []
         for item in stale:
-            token = (fresh.get(str(item.ledger_id)) or {}).get("SyncToken")
+            row = fresh.get(str(item.ledger_id)) or {}
+            token = row.get("SyncToken")
             if token is None:
                 continue  # gone meanwhile: the stale Fault stands
+            if kind == "invoice" and payloads.settled(row):
+                continue  # paid meanwhile: never changed in place (the stale Fault stands)
             operations.append({"bId": item.key, "operation": planned[item.key],
                                entity: self._body(kind, item, token, customers)})
             tokens.append(f"{item.ledger_id}.{token}")

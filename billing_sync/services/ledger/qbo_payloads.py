@@ -329,14 +329,19 @@ def credit_memo_for(invoice, note=None):
     if not lines:
         raise PayloadError(f"QuickBooks sent invoice {invoice.get('DocNumber')} without lines: "
                            "no credit memo can copy them.")
-    tax = (invoice.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef")
+    detail = invoice.get("TxnTaxDetail") or {}
+    tax = detail.get("TxnTaxCodeRef")
+    # the invoice's own tax, sent as it was (Odoo's, as an override): recomputed by
+    # QuickBooks it could differ by a cent and leave that cent open on the invoice
+    tax_detail = ({"TxnTaxCodeRef": tax} if tax else
+                  {"TotalTax": money(detail.get("TotalTax"))} if detail.get("TotalTax") else None)
     return _clean({
         "CustomerRef": invoice.get("CustomerRef"),
         "CurrencyRef": invoice.get("CurrencyRef"),
         "ExchangeRate": invoice.get("ExchangeRate"),
         "DepartmentRef": invoice.get("DepartmentRef"),
         "GlobalTaxCalculation": invoice.get("GlobalTaxCalculation"),
-        "TxnTaxDetail": {"TxnTaxCodeRef": tax} if tax else None,
+        "TxnTaxDetail": tax_detail,
         "PrivateNote": note,
         "Line": lines,
     })

@@ -482,9 +482,9 @@ class XeroAdapter(LedgerAdapter):
         """One Odoo payment becomes one Xero Payment per invoice it pays (a Xero payment
         applies to one invoice), all of the batch in ONE PUT /Payments under one key.
 
-        Each amount is capped at the invoice's amount due in Xero (read first, in one
-        request). The result's ledger_id is the first Xero payment, ``parts`` maps every
-        invoice to its payment; a part refused or capped makes it ``incomplete``: the
+        Each amount is Odoo's (Xero refuses a part beyond what it has due, and says so).
+        The result's ledger_id is the first Xero payment, ``parts`` maps every
+        invoice to its payment; a part refused makes it ``incomplete``: the
         parts Xero took are linked, and the next push sends only the missing ones
         (Xero cannot edit a payment)."""
         api = self._accounting(access_token)
@@ -504,27 +504,10 @@ class XeroAdapter(LedgerAdapter):
                                                                  details=exc.messages))
                 continue
             built[index] = models
-        due = self._amounts_due(api, org_id, [m.invoice.invoice_id for models in built.values()
-                                              for m in models])
-        plans = {}
-        for index, models in built.items():
-            values = items[index].values
-            numbers = {str(a.get("invoice_ref")).lower(): a.get("invoice_number")
-                       for a in payloads.payment_allocations(values)}
-            kept, short = [], []
-            for model in models:
-                invoice_id = str(model.invoice.invoice_id).lower()
-                room = due.get(invoice_id)
-                if room is not None and model.amount > room:
-                    short.append(f"{numbers.get(invoice_id) or invoice_id}: Odoo applied "
-                                 f"{model.amount:.2f}, Xero has {room:.2f} due")
-                    model.amount = room
-                if model.amount > 0:
-                    due[invoice_id] = round((room if room is not None else model.amount)
-                                            - model.amount, 2)
-                    kept.append(model)
-            plans[index] = (kept, short)
-        models = [(index, model) for index, (kept, _short) in plans.items() for model in kept]
+        # Odoo's amounts as they are: a re-send under the same key is the same request,
+        # and a part beyond what Xero has due is refused by Xero, object by object
+        models = [(index, model) for index, built_models in built.items()
+                  for model in built_models]
         answers = {}
         for n, start in enumerate(range(0, len(models), self.BATCH_SIZE)):
             chunk = models[start:start + self.BATCH_SIZE]
@@ -532,7 +515,7 @@ class XeroAdapter(LedgerAdapter):
             sent = self._send(api, org_id, "payment", [m for _i, m in chunk], key)
             for (index, model), answer in zip(chunk, sent, strict=True):
                 answers.setdefault(index, []).append((model, answer))
-        for index, (_kept, short) in plans.items():
+        for index in built:
             item = items[index]
             parts, refused = {}, []
             for model, answer in answers.get(index, []):
@@ -548,7 +531,7 @@ class XeroAdapter(LedgerAdapter):
                     parts[invoice_id] = str(answer.payment_id)
             ledger_id = item.ledger_id or next(iter(parts.values()), None)
             url = self.web_url("invoice", item.values.get("invoice_ref"))
-            problems = refused + short
+            problems = refused
             if not ledger_id:
                 results[index] = PushResult(item.key, False, error=LedgerRejected(
                     "Xero refused the payment: " + ("; ".join(problems) or
@@ -613,8 +596,10 @@ class XeroAdapter(LedgerAdapter):
                                     org_id, where=where, page=1)
                 rows = [(d.credit_note_number, d.credit_note_id, d)
                         for d in answer.credit_notes or []]
+            # a supplier bill carries its supplier's number, which may equal ours
+            wanted = "ACCREC" if kind == "invoice" else "ACCRECCREDIT"
             for number, ledger_id, doc in rows:
-                if _status(doc.status) in ("VOIDED", "DELETED"):
+                if _status(doc.type) != wanted or _status(doc.status) in ("VOIDED", "DELETED"):
                     continue
                 updated = getattr(doc, "updated_date_utc", None)
                 found.setdefault(number, (str(ledger_id),
@@ -686,7 +671,8 @@ class XeroAdapter(LedgerAdapter):
         for item in items:
             result = results[item.key]
             if result.ok and warnings[item.key]:
-                result.error = LedgerError(" ".join(warnings[item.key]))
+                result.error = LedgerError(" ".join(
+                    [*warnings[item.key], *([str(result.error)] if result.error else [])]))
             out.append(result)
         return out
 
@@ -772,8 +758,10 @@ class XeroAdapter(LedgerAdapter):
             kept.append((item, invoice))
         if not models:
             return
-        answers = self._send(api, org_id, "credit_note", models,
-                             _key(f"{idempotency_key}:credit"))
+        # keyed by the invoices credited, not by this attempt: a retry under a new job key
+        # replays the credit note Xero already made instead of crediting twice
+        answers = self._send(api, org_id, "credit_note", models, _key(
+            "credit:" + ",".join(str(item.ledger_id) for item, _invoice in kept)))
         for (item, invoice), note in zip(kept, answers, strict=True):
             why = _refusal(note)
             if why:
@@ -786,6 +774,12 @@ class XeroAdapter(LedgerAdapter):
             results[item.key] = PushResult(item.key, True, ledger_id=item.ledger_id,
                                            number=number,
                                            note=f"credited by credit note {number}")
+            if _float(note.total) != _float(invoice.total):
+                results[item.key].incomplete = True
+                results[item.key].error = LedgerError(
+                    f"Credit note {number} is for {_float(note.total):.2f}, invoice "
+                    f"{invoice.invoice_number} for {_float(invoice.total):.2f}: correct it in "
+                    "Xero.")
             due = min(_float(invoice.amount_due) or 0.0, _float(note.total) or 0.0)
             if due <= 0:
                 warnings[item.key].append(f"Nothing is left due on invoice "
@@ -798,14 +792,17 @@ class XeroAdapter(LedgerAdapter):
                 done = self._call(
                     "Allocating a credit note in Xero", api.create_credit_note_allocation,
                     org_id, str(note.credit_note_id), body, summarize_errors=False,
-                    idempotency_key=_key(f"{idempotency_key}:alloc:{note.credit_note_id}"))
+                    idempotency_key=_key(f"alloc:{note.credit_note_id}:{item.ledger_id}"))
                 why = " ".join(v.message for a in (done.allocations or [])
                                for v in (a.validation_errors or []) if v.message)
             except LedgerRejected as exc:
                 why = exc.message
             if why:
-                warnings[item.key].append(f"Credit note {number} was not allocated to invoice "
-                                          f"{invoice.invoice_number}: {why}")
+                # credited, but the invoice is still due in Xero: not done
+                results[item.key].incomplete = True
+                results[item.key].error = LedgerRejected(
+                    f"Credit note {number} was not allocated to invoice "
+                    f"{invoice.invoice_number}: {why}")
 
 
 def _contact_rows(contacts):

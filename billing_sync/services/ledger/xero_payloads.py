@@ -361,6 +361,8 @@ def credit_for(invoice, reference=None, date=None):
             account_code=_text(line.account_code),
             account_id=None if _text(line.account_code) else line.account_id,
             tax_type=_text(line.tax_type),
+            # the invoice's own tax, as sent: recomputed, it could differ by a cent
+            tax_amount=line.tax_amount,
             discount_rate=line.discount_rate or None,
             tracking=tracking or None,
         ))
@@ -371,7 +373,8 @@ def credit_for(invoice, reference=None, date=None):
                       contact=Contact(contact_id=invoice.contact.contact_id),
                       date=_date(date, "Date"), line_amount_types=invoice.line_amount_types,
                       line_items=lines, reference=_text(reference),
-                      currency_code=invoice.currency_code)
+                      currency_code=invoice.currency_code,
+                      currency_rate=invoice.currency_rate)
 
 
 def payment_delete():
