@@ -350,12 +350,10 @@ class BillingSyncPush(models.AbstractModel):
         """An invoice or credit note in neutral values, with Odoo's own amounts per line.
 
         Every line carries its net amount and its tax exactly as Odoo's accounting holds
-        them (``_get_rounded_base_and_tax_lines``: per-line or global rounding, included or
-        excluded prices, the cent Odoo's global rounding moves onto one line), so the
-        adapters can send the tax explicitly and the ledger's totals equal Odoo's."""
-        problems = connection._invoice_mapping_problems(move)
-        if problems:
-            raise _Skip(" ".join(problems))
+        them (the posted net, and Odoo's tax per tax spread over its lines: per-line or
+        global rounding, included or excluded prices), so the adapters can send the tax
+        explicitly and the ledger's totals equal Odoo's. Mappings were checked by
+        ``_items`` before (``_mapping_problems``)."""
         partner_link = self.env["billing_sync.link"]._of(connection, move.commercial_partner_id)
         if not partner_link:
             raise _Skip(self.env._("The customer is not in the ledger yet."))
