@@ -33,7 +33,7 @@ class BillingSyncOAuthController(http.Controller):
             connection._oauth_complete(code, realm_id=realmId)
         except UserError as exc:
             # answered normally, so what was written (last_error, the message) is kept
-            connection.message_post(body=str(exc))
+            connection._note(str(exc))
             return self._page(request.env._("Connecting failed"), str(exc), status=400,
                               back=self._form_url(connection))
         return request.redirect(self._form_url(connection), local=True)

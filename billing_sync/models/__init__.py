@@ -13,6 +13,7 @@ from . import billing_sync_connection
 from . import billing_sync_ledger_ref
 from . import billing_sync_mapping
 from . import billing_sync_mapping_health
+from . import billing_sync_record_access
 from . import billing_sync_link
 from . import billing_sync_job
 from . import billing_sync_push

@@ -1,9 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
-# the verdict of the ledger check: written by the engine from the ledger's answer only
-CHECK_FIELDS = {"sync_state", "mismatch", "ledger_total", "ledger_tax",
-                "ledger_amount_due", "adjustment"}
 
 
 class BillingSyncLink(models.Model):
@@ -15,6 +12,7 @@ class BillingSyncLink(models.Model):
     """
 
     _name = "billing_sync.link"
+    _inherit = ["billing_sync.record.access"]
     _description = "Ledger link"
     _order = "synced_at desc, id desc"
     _rec_name = "ledger_number"
@@ -77,21 +75,27 @@ class BillingSyncLink(models.Model):
                 ON billing_sync_link (connection_id, res_model, res_id) WHERE active
         """)
 
+    # A link says which ledger object a record is (the next push updates it) and whether
+    # the ledger's figures equal Odoo's: only the engine, from the ledger's answers,
+    # writes it. Nobody links a record by hand, re-points it or clears its check.
     @api.model_create_multi
     def create(self, vals_list):
-        for vals in vals_list:
-            self._check_verdict(vals)
+        self._check_engine_only()
         return super().create(vals_list)
 
     def write(self, vals):
-        self._check_verdict(vals)
+        self._check_engine_only()
         return super().write(vals)
 
-    def _check_verdict(self, vals):
-        """"In the ledger" is a promise no person can make by hand."""
-        if not self.env.su and CHECK_FIELDS & set(vals):
+    def unlink(self):
+        self._check_engine_only()
+        return super().unlink()
+
+    def _check_engine_only(self):
+        if not self.env.su:
             raise AccessError(self.env._(
-                "The ledger check of a link is written by the sync engine only."))
+                "Ledger links are written by the sync engine only, from the ledger's "
+                "answers."))
 
     @api.model
     def _of(self, connection, record):

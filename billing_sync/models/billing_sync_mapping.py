@@ -71,10 +71,26 @@ class BillingSyncMapping(models.Model):
     source_key = fields.Char(compute="_compute_source", store=True, index=True)
     source_name = fields.Char(string="Odoo record", compute="_compute_source", store=True)
 
-    _sql_constraints = [
-        ("source_uniq", "unique(connection_id, source_key)",
-         "This Odoo record is already mapped for this connection."),
-    ]
+    # archived when its connection moved to another ledger organisation (its codes are
+    # the old organisation's): kept for history, never used
+    active = fields.Boolean(default=True)
+
+    def init(self):
+        # one live mapping per Odoo record and connection; archived ones are history
+        self.env.cr.execute("ALTER TABLE billing_sync_mapping "
+                            "DROP CONSTRAINT IF EXISTS billing_sync_mapping_source_uniq")
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_mapping_active_source_uniq
+                ON billing_sync_mapping (connection_id, source_key) WHERE active
+        """)
+
+    @api.constrains("connection_id", "source_key", "active")
+    def _check_one_live_mapping(self):
+        for rec in self.filtered(lambda m: m.active and m.source_key):
+            if self.search_count([("connection_id", "=", rec.connection_id.id),
+                                  ("source_key", "=", rec.source_key), ("id", "!=", rec.id)]):
+                raise ValidationError(self.env._(
+                    "%s is already mapped for this connection.", rec.source_name))
 
     @api.model_create_multi
     def create(self, vals_list):

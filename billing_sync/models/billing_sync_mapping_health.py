@@ -62,14 +62,14 @@ class BillingSyncMappingHealth(models.Model):
                 -- its category's and their parents'
                 SELECT o.line_id, mp.item_id, mp.account_id
                   FROM open_lines o
-                  JOIN billing_sync_mapping mp ON mp.connection_id = o.connection_id
+                  JOIN billing_sync_mapping mp ON mp.connection_id = o.connection_id AND mp.active
                        AND mp.source_key = 'product.template,' || o.product_tmpl_id
                 UNION ALL
                 SELECT o.line_id, mp.item_id, mp.account_id
                   FROM open_lines o
                   JOIN product_category pc ON pc.id = o.categ_id
                   JOIN product_category mc ON pc.parent_path LIKE mc.parent_path || '%'
-                  JOIN billing_sync_mapping mp ON mp.connection_id = o.connection_id
+                  JOIN billing_sync_mapping mp ON mp.connection_id = o.connection_id AND mp.active
                        AND mp.source_key = 'product.category,' || mc.id
             ), missing AS (
                 SELECT o.connection_id, o.company_id, 'tax' AS kind, r.account_tax_id AS tax_id,
@@ -80,7 +80,7 @@ class BillingSyncMappingHealth(models.Model):
                   JOIN account_move_line_account_tax_rel r ON r.account_move_line_id = o.line_id
                  WHERE NOT EXISTS (
                        SELECT 1 FROM billing_sync_mapping mp
-                        WHERE mp.connection_id = o.connection_id
+                        WHERE mp.active AND mp.connection_id = o.connection_id
                           AND mp.source_key = 'account.tax,' || r.account_tax_id)
                 UNION ALL
                 SELECT o.connection_id, o.company_id, 'product', NULL, o.product_tmpl_id, NULL,
@@ -95,7 +95,7 @@ class BillingSyncMappingHealth(models.Model):
                  WHERE o.invoice_payment_term_id IS NOT NULL AND o.default_term_id IS NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM billing_sync_mapping mp
-                        WHERE mp.connection_id = o.connection_id
+                        WHERE mp.active AND mp.connection_id = o.connection_id
                           AND mp.source_key = 'account.payment.term,' || o.invoice_payment_term_id)
                 UNION ALL
                 -- mappings naming a code the ledger archived, with the open invoices using
@@ -103,7 +103,7 @@ class BillingSyncMappingHealth(models.Model):
                 SELECT c.id, c.company_id, 'archived', NULL, NULL, NULL, mp.id, NULL, r.id,
                        o.move_id
                   FROM live c
-                  JOIN billing_sync_mapping mp ON mp.connection_id = c.id
+                  JOIN billing_sync_mapping mp ON mp.connection_id = c.id AND mp.active
                   JOIN billing_sync_ledger_ref r ON NOT r.active AND r.id IN (
                        mp.item_id, mp.account_id, mp.tax_ref_id, mp.tracking_id,
                        mp.bank_account_id, mp.term_id)
@@ -142,7 +142,7 @@ class BillingSyncMappingHealth(models.Model):
                              WHERE pm.line_id = o.line_id AND pm.account_id IS NOT NULL))
                     OR (d.name = 'term' AND NOT EXISTS (
                             SELECT 1 FROM billing_sync_mapping mp
-                             WHERE mp.connection_id = c.id AND mp.term_id IS NOT NULL
+                             WHERE mp.active AND mp.connection_id = c.id AND mp.term_id IS NOT NULL
                                AND mp.source_key = 'account.payment.term,'
                                                    || o.invoice_payment_term_id)))
             )

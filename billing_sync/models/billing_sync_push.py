@@ -49,6 +49,12 @@ class BillingSyncPush(models.AbstractModel):
         # even when its record was deleted
         gone = [job for job, rec in records.items() if not rec and not job.ledger_id]
         skipped += [(job, self.env._("The record was deleted.")) for job in gone]
+        # a job names what the superuser worker sends: never another company's record
+        for job in list(records):
+            problem = records[job] and job._company_problem()
+            if problem:
+                skipped.append((job, problem))
+                del records[job]
         # held before any request (the customer's included): a mapping to fix, missing or
         # naming a code the ledger archived, is for an administrator to cure, not for the
         # ledger to refuse

@@ -1,0 +1,78 @@
+import functools
+
+from odoo import api, models
+from odoo.exceptions import AccessError
+from odoo.osv import expression
+
+
+class BillingSyncRecordAccess(models.AbstractModel):
+    """Rows about an Odoo record (``res_model``, ``res_id``) are seen only by whoever can
+    read that record.
+
+    A job's error names the invoice's lines and taxes, a link its ledger id and URL: both
+    are the record's data. Besides their company rule, lists (``_search``: the web client,
+    search_read, read_group, exports) show only rows whose record the user can read, and
+    reading or acting on a row by id (``_check_access``) refuses the others, as
+    ``mail.message`` does for its documents. A row whose record was deleted (a void of a
+    deleted credit note) stays under the company rule alone. The engine works as superuser
+    and sees everything.
+    """
+
+    _name = "billing_sync.record.access"
+    _description = "Ledger sync rows readable with their record"
+
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None):
+        if not self.env.su:
+            domain = expression.AND([domain or [], self._readable_records_domain()])
+        return super()._search(domain, offset=offset, limit=limit, order=order)
+
+    @api.model
+    def _readable_records_domain(self):
+        """Rows whose record the current user can read, or whose record is gone."""
+        self.env.cr.execute(
+            f'SELECT DISTINCT res_model FROM "{self._table}"')  # noqa: S608 -- our own table
+        branches = []
+        for (model,) in self.env.cr.fetchall():
+            if model not in self.env:
+                continue
+            Model = self.env[model].with_context(active_test=False)
+            condition = [("res_model", "=", model)]
+            gone = ("res_id", "not in", Model.sudo()._search([]))
+            if Model.has_access("read"):
+                condition.append("|")
+                condition.append(("res_id", "in", Model._search([])))
+            condition.append(gone)
+            branches.append(condition)
+        return expression.OR(branches) if branches else expression.FALSE_DOMAIN
+
+    def _check_access(self, operation):
+        result = super()._check_access(operation)
+        if result or self.env.su or not self._ids:
+            return result
+        forbidden = self - self._with_readable_record()
+        if forbidden:
+            return forbidden, functools.partial(self._record_access_error, forbidden)
+        return None
+
+    def _with_readable_record(self):
+        """The rows of ``self`` whose record the current user can read (or is gone)."""
+        rows = self.sudo()
+        allowed = self.browse()
+        for model in set(rows.mapped("res_model")):
+            mine = rows.filtered(lambda r, m=model: r.res_model == m)
+            if model not in self.env:
+                continue
+            Model = self.env[model].with_context(active_test=False)
+            records = Model.browse(mine.mapped("res_id"))
+            existing = records.sudo().exists()
+            readable = (records & existing)._filtered_access("read") \
+                if Model.has_access("read") else Model.browse()
+            keep = set(readable.ids) | (set(records.ids) - set(existing.ids))
+            allowed |= self.browse([r.id for r in mine if r.res_id in keep])
+        return allowed
+
+    def _record_access_error(self, forbidden):
+        return AccessError(self.env._(
+            "You cannot see %(what)s: it is about a record you are not allowed to read.",
+            what=forbidden._description))
