@@ -5,6 +5,10 @@ from odoo.exceptions import AccessError
 from odoo.osv import expression
 
 
+# the models the engine syncs: rows about anything else are nobody's but the engine's
+RECORD_MODELS = ("res.partner", "account.move", "account.payment")
+
+
 class BillingSyncRecordAccess(models.AbstractModel):
     """Rows about an Odoo record (``res_model``, ``res_id``) are seen only by whoever can
     read that record.
@@ -30,12 +34,8 @@ class BillingSyncRecordAccess(models.AbstractModel):
     @api.model
     def _readable_records_domain(self):
         """Rows whose record the current user can read, or whose record is gone."""
-        self.env.cr.execute(
-            f'SELECT DISTINCT res_model FROM "{self._table}"')  # noqa: S608 -- our own table
         branches = []
-        for (model,) in self.env.cr.fetchall():
-            if model not in self.env:
-                continue
+        for model in RECORD_MODELS:
             Model = self.env[model].with_context(active_test=False)
             condition = [("res_model", "=", model)]
             gone = ("res_id", "not in", Model.sudo()._search([]))
@@ -59,10 +59,8 @@ class BillingSyncRecordAccess(models.AbstractModel):
         """The rows of ``self`` whose record the current user can read (or is gone)."""
         rows = self.sudo()
         allowed = self.browse()
-        for model in set(rows.mapped("res_model")):
+        for model in set(rows.mapped("res_model")) & set(RECORD_MODELS):
             mine = rows.filtered(lambda r, m=model: r.res_model == m)
-            if model not in self.env:
-                continue
             Model = self.env[model].with_context(active_test=False)
             records = Model.browse(mine.mapped("res_id"))
             existing = records.sudo().exists()

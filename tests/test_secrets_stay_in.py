@@ -1,0 +1,96 @@
+"""No secret leaves (issue 16): a whole sync, both ledgers, with every logger at DEBUG
+(the SDKs', requests-oauthlib's, urllib3's, Odoo's), then every place a person or a log
+reader looks is searched for every secret the flow handled."""
+
+import base64
+import logging
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+
+from .test_outbound import OutboundMixin
+
+# libraries that log requests at DEBUG; set explicitly, whatever the log configuration
+CHATTY = ("requests_oauthlib", "oauthlib", "urllib3", "xero_python", "intuitlib",
+          "quickbooks", "requests")
+
+
+@tagged("post_install", "-at_install")
+class TestSecretsStayIn(OutboundMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
+    def _flow(self, provider):
+        """Connect, refresh, import, push an invoice and a payment, void, test, disconnect;
+        returns the connection."""
+        connection = self.connected(provider)
+        connection._refresh_tokens(force=True)
+        partner = self.partner(f"Secretive {provider}")
+        move = self.invoice(partner)
+        self.run_worker()
+        self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=move.ids).create({
+                "amount": 100, "journal_id": self.bank_journal.id,
+                "payment_date": fields.Date.today()})._create_payments()
+        self.run_worker()
+        # a refusal, so that an error text is written too
+        getattr(self, provider).faults.next("http500", count=1)
+        self.invoice(partner)
+        self.run_worker()
+        getattr(self, provider).faults.clear()
+        connection.action_test_connection()
+        return connection
+
+    def _issued_tokens(self, provider):
+        if provider == "xero":
+            identity = self.xero.identity
+            return set(identity.access) | set(identity.refresh)
+        oauth = self.qbo.oauth
+        return set(oauth.access_tokens) | set(oauth.refresh_tokens)
+
+    def test_no_secret_in_logs_chatter_errors_or_exports(self):
+        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_SECRET as QBO_SECRET
+        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_ID as XERO_ID
+        from ledger_sandbox.xero.seed import DEFAULT_CLIENT_SECRET as XERO_SECRET
+
+        levels = {name: logging.getLogger(name).level for name in CHATTY}
+        for name in CHATTY:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+        self.addCleanup(lambda: [logging.getLogger(n).setLevel(lv) for n, lv in levels.items()])
+        secrets = {XERO_SECRET, QBO_SECRET,
+                   base64.b64encode(f"{XERO_ID}:{XERO_SECRET}".encode()).decode()}
+        connections = self.env["billing_sync.connection"]
+        with self.assertLogs(level="DEBUG") as logs:
+            for provider in ("xero", "qbo"):
+                connections |= self._flow(provider)
+                secrets |= self._issued_tokens(provider)
+                connections[-1:].action_disconnect()
+        secrets = {s for s in secrets if s and len(s) >= 12}
+        self.assertGreater(len(secrets), 6, "the flow issued and used tokens")
+        log_text = "\n".join(logs.output)
+        self.assertIn("DEBUG", log_text, "the libraries did log at DEBUG")
+
+        places = {"log": log_text}
+        messages = self.env["mail.message"].search([("model", "like", "billing_sync.%")]) | \
+            self.env["mail.message"].search([("model", "in", ("account.move", "res.partner",
+                                                              "account.payment"))])
+        places["chatter"] = "\n".join(str(m.body) for m in messages)
+        tracked = self.env["mail.tracking.value"].search([("mail_message_id", "in", messages.ids)])
+        places["tracking"] = "\n".join(
+            f"{t.old_value_char} {t.new_value_char}" for t in tracked)
+        jobs = self.env["billing_sync.job"].search([])
+        places["jobs"] = "\n".join(f"{j.last_error} {j.hint}" for j in jobs)
+        links = self.env["billing_sync.link"].search([])
+        places["links"] = "\n".join(f"{lk.ledger_url} {lk.mismatch}" for lk in links)
+        fnames = [f for f, field in connections._fields.items()
+                  if field.type in ("char", "text") and field.store or f == "client_secret"]
+        places["connection export"] = repr(connections.export_data(fnames)["datas"])
+        places["connection read"] = repr(connections.read(fnames))
+        places["activities"] = "\n".join(
+            f"{a.summary} {a.note}" for a in self.env["mail.activity"].search([]))
+        for where, text in places.items():
+            for secret in secrets:
+                with self.subTest(where=where):
+                    self.assertNotIn(secret, text, f"a secret appears in the {where}")
