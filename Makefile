@@ -51,7 +51,8 @@ demo: deps
 	@$(HARNESS) check-port $(HTTP_PORT)
 	@$(HARNESS) check-port $(SANDBOX_PORT)
 	@$(HARNESS) check-port $$(($(SANDBOX_PORT) + 1))
-	@$(HARNESS) config $(BUILD)/odoo-$(DEMO_DB).conf $(DEMO_DB) --http-port $(HTTP_PORT)
+	@$(HARNESS) config $(BUILD)/odoo-$(DEMO_DB).conf $(DEMO_DB) --http-port $(HTTP_PORT) \
+	    --allowed-endpoints 127.0.0.1:$(SANDBOX_PORT),127.0.0.1:$$(($(SANDBOX_PORT) + 1))
 	@echo "billing_sync: preparing demo database $(DEMO_DB)"
 	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf
 	@$(HARNESS) demo-connections $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)

@@ -129,3 +129,23 @@ def test_bad_addons_path(tmp_path):
     line = one_line_error(run("config", str(tmp_path / "c.conf"), "db",
                               env={"ODOO_ADDONS_PATH": str(tmp_path)}))
     assert "ODOO_ADDONS_PATH" in line
+
+
+def test_config_allows_the_sandbox_endpoints_only(tmp_path):
+    import configparser
+
+    from odoo.addons.billing_sync.services.endpoints import parse_allowed
+
+    def allowed(*extra):
+        out = tmp_path / "allowed.conf"
+        res = run("config", str(out), "somedb", *extra)
+        assert res.returncode == 0, res.stderr
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(out)
+        return parse_allowed(conf["options"]["billing_sync_allowed_endpoints"])
+
+    # tests and benchmarks: their sandboxes bind random loopback ports
+    assert allowed() == {("127.0.0.1", None)}
+    # the demo: exactly its two sandboxes (the Makefile passes SANDBOX_PORT and the next)
+    assert allowed("--http-port", "8069", "--allowed-endpoints",
+                   "127.0.0.1:8070,127.0.0.1:8071") == {("127.0.0.1", 8070), ("127.0.0.1", 8071)}

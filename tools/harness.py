@@ -255,8 +255,17 @@ def _odoo_addons_path():
     return ",".join(paths + [ours])
 
 
-def write_config(path, dbname, http_port=None):
-    """Write an odoo.conf for one database from the environment and ODOO_RC."""
+# The ledger endpoints besides the providers' production ones that the databases made
+# here may use: the sandboxes of the tests and benchmarks bind random loopback ports.
+SANDBOX_ENDPOINTS = "127.0.0.1"
+
+
+def write_config(path, dbname, http_port=None, allowed_endpoints=SANDBOX_ENDPOINTS):
+    """Write an odoo.conf for one database from the environment and ODOO_RC.
+
+    ``allowed_endpoints`` becomes billing_sync_allowed_endpoints: the only hosts (or
+    host:port) other than the ledgers' production ones a connection may send its
+    credentials to."""
     conf = configparser.ConfigParser(interpolation=None)
     options = dict(_rc_options())
     params = db_params()
@@ -274,6 +283,8 @@ def write_config(path, dbname, http_port=None):
     # billing_sync encrypts ledger credentials with a key from this file, never
     # from the database; the harness keeps one per checkout in .build/.
     options.setdefault("billing_sync_encryption_key", _encryption_key())
+    # the ledger sandbox is not production: only odoo.conf can allow it
+    options["billing_sync_allowed_endpoints"] = allowed_endpoints
     if http_port:
         options["http_port"] = str(http_port)
         options["http_interface"] = "127.0.0.1"
@@ -463,6 +474,8 @@ def main(argv=None):
     conf.add_argument("path")
     conf.add_argument("dbname")
     conf.add_argument("--http-port", type=int)
+    conf.add_argument("--allowed-endpoints", default=SANDBOX_ENDPOINTS,
+                      help="billing_sync_allowed_endpoints: hosts or host:port, comma separated")
     for name in ("demo-connections", "serve-demo"):
         cmd = sub.add_parser(name)
         cmd.add_argument("dbname")
@@ -482,7 +495,7 @@ def main(argv=None):
         elif args.cmd == "check-port":
             check_port(args.port)
         elif args.cmd == "config":
-            write_config(args.path, args.dbname, args.http_port)
+            write_config(args.path, args.dbname, args.http_port, args.allowed_endpoints)
         elif args.cmd == "test-db":
             fresh_db(args.dbname, args.conf, demo=False)
         elif args.cmd == "demo-db":

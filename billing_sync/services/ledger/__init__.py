@@ -3,22 +3,13 @@
 Nothing outside this package knows whether the ledger is Xero or QuickBooks.
 """
 
+# PRODUCTION_URLS (discovery document and API base of each provider) lives with the
+# rules that decide which endpoints a connection may use
+from ..endpoints import PRODUCTION_URLS  # noqa: F401
 from .base import LedgerAdapter  # noqa: F401
 from .errors import *  # noqa: F401,F403
 
 PROVIDERS = [("xero", "Xero"), ("qbo", "QuickBooks Online")]
-
-# Production endpoints: the OpenID discovery document and the API base.
-PRODUCTION_URLS = {
-    "xero": {
-        "oauth_url": "https://identity.xero.com/.well-known/openid-configuration",
-        "api_url": "https://api.xero.com",
-    },
-    "qbo": {
-        "oauth_url": "https://developer.intuit.com/.well-known/openid_configuration/",
-        "api_url": "https://quickbooks.api.intuit.com",
-    },
-}
 
 
 def adapter_class(provider):
