@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401")
+FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401",
+               "bad_json", "no_ids", "one_fewer", "no_access_token")
+# Faults that spoil the answer of a request the emulator did handle (the ledger did the
+# work, what came back cannot be believed): the answer kept for an idempotent replay is the
+# true one, so a retry under the same key gets it.
+ANSWER_FAULTS = ("bad_json", "no_ids", "one_fewer", "no_access_token")
 
 
 def utcnow() -> dt.datetime:
@@ -415,9 +420,13 @@ class Fault:
 class FaultInjector:
     """Arms faults for the next N requests or for a seeded fraction of requests.
 
-    Kinds: ``http500``, ``http503``, ``hang``, ``reset``, ``http429``, ``http401``.  An
-    optional ``path`` regex limits a fault to matching request paths.  Count faults are used
-    in arming order before fraction faults are considered.
+    Kinds: ``http500``, ``http503``, ``hang``, ``reset``, ``http429``, ``http401`` answer
+    instead of the provider; ``bad_json`` (a 200 whose body is an HTML page), ``no_ids`` (a
+    200 whose objects lack their ids), ``one_fewer`` (a 200 with the last object left out)
+    and ``no_access_token`` (a token answer without ``access_token``) spoil the answer of a
+    request the provider did handle.  An optional ``path`` regex limits a fault to matching
+    request paths.  Count faults are used in arming order before fraction faults are
+    considered.
     """
 
     def __init__(self) -> None:
@@ -623,8 +632,15 @@ class SandboxApp:
 
     def _pipeline(self, request: Request, route: Route | None) -> Response:
         fault = self.faults.take(request.path)
-        if fault is not None:
+        if fault is not None and fault.kind not in ANSWER_FAULTS:
             return self._fault(fault, request)
+        response = self._serve(request, route)
+        if fault is not None:
+            # a copy: the answer stored for idempotent replays stays the true one
+            response = self.spoil_answer(fault.kind, request, response.copy(), fault.opts)
+        return response
+
+    def _serve(self, request: Request, route: Route | None) -> Response:
         if route is None:
             status = 405 if request.context.get("path_matched") else 404
             missing = SandboxError(status, "Not found", kind="not_found")
@@ -726,6 +742,41 @@ class SandboxApp:
         status = int(kind[4:])
         headers = {"Retry-After": str(opts.get("retry_after", 1))} if status == 429 else {}
         return Response(status, {"error": kind}, headers)
+
+    BAD_JSON_PAGE = ("<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
+                     "<body><h1>Please try again later</h1></body></html>")
+
+    def spoil_answer(self, kind: str, request: Request, response: Response,
+                     opts: dict) -> Response:
+        """Spoil the answer the provider gave (an ANSWER_FAULTS kind).
+
+        ``bad_json`` replaces any answer by a 200 HTML page (a proxy's, a half-deployed
+        server's); the others change a 200 JSON answer only (a refusal stays itself):
+        ``no_access_token`` drops it from a token answer, ``no_ids`` and ``one_fewer`` go
+        through the provider's :meth:`strip_ids` and :meth:`drop_one`."""
+        if kind == "bad_json":
+            return Response(200, self.BAD_JSON_PAGE.encode("utf-8"),
+                            {"Content-Type": "text/html; charset=utf-8"})
+        try:
+            body = response.json()
+        except ValueError:
+            return response
+        if response.status != 200 or not isinstance(body, dict):
+            return response
+        if kind == "no_access_token":
+            body.pop("access_token", None)
+        elif kind == "no_ids":
+            self.strip_ids(body)
+        elif kind == "one_fewer":
+            self.drop_one(body)
+        headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+        return Response(200, body, headers)
+
+    def strip_ids(self, body: dict) -> None:
+        """Remove, in place, the ids of the objects a 200 JSON answer carries."""
+
+    def drop_one(self, body: dict) -> None:
+        """Remove, in place, the last object of a 200 JSON answer's list of objects."""
 
     def render_error(self, request: Request, error: SandboxError) -> Response:
         """Render a :class:`SandboxError` in the provider's error shape."""

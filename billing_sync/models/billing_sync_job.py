@@ -3,6 +3,7 @@ import logging
 import secrets
 import threading
 
+import psycopg2
 from psycopg2 import sql
 
 from odoo import api, fields, models
@@ -68,6 +69,7 @@ class BillingSyncJob(models.Model):
     """
 
     _name = "billing_sync.job"
+    _inherit = ["billing_sync.record.access"]
     _description = "Ledger sync job"
     _order = "id desc"
     _rec_name = "record_name"
@@ -255,7 +257,11 @@ class BillingSyncJob(models.Model):
             cr.execute("""SELECT id FROM billing_sync_job WHERE batch_key = %s
                            AND state = 'pending' FOR UPDATE SKIP LOCKED""", [key])
         else:
-            size = connection._adapter().batch_size(kind)
+            try:
+                size = connection._adapter().batch_size(kind)
+            except UserError:
+                # e.g. an endpoint this server refuses: one job, and _send_batch says why
+                size = 1
             cr.execute("""
                 SELECT id FROM billing_sync_job
                  WHERE state = 'pending' AND next_attempt_at <= %s AND connection_id = %s
@@ -293,6 +299,7 @@ class BillingSyncJob(models.Model):
             items, skipped = builder._items(connection, adapter, self, pacer)
             for job, reason in skipped:
                 job._park(reason)
+            sent = {item.key for item in items}
             results = self._push(connection, adapter, pacer, kind, items, key) if items else []
         except RateLimited as exc:
             # planned wait: the ledger said when (or documents "a minute": one
@@ -306,12 +313,36 @@ class BillingSyncJob(models.Model):
             self._wait(3600, str(exc))
             return
         except (LedgerError, UserError) as exc:
-            self._retry_later(str(exc))
+            # LedgerAnswerInvalid included: an answer that cannot be believed leaves the
+            # outcome unknown, and the batch goes again under its key (the ledger replays)
+            self.filtered(lambda j: j.state == "started")._retry_later(str(exc))
             return
-        done = self.browse()
+        except psycopg2.Error:
+            raise  # the transaction is gone: the cron's own rollback, then _requeue_stuck
+        except Exception:  # noqa: BLE001 - a bug or an SDK surprise must not wedge the batch
+            # the traceback names the code, never a token (adapters and TokenSet print none)
+            _logger.exception("billing_sync: sending %s job(s) %s to connection %s failed "
+                              "unexpectedly", kind, self.ids, connection.id)
+            self.filtered(lambda j: j.state == "started")._retry_later(self.env._(
+                "Sending stopped on an unexpected error (the server log has the details): "
+                "whether the ledger took it is unknown, so it goes again later under the same "
+                "idempotency key and nothing is created twice."))
+            return
+        done = unanswered = self.browse()
+        answered = set()
         for result in results:
             job = jobs_by_key.get(result.key)
-            if job is None:
+            if job is None or result.key in answered:
+                continue
+            answered.add(result.key)
+            if result.ok and not result.ledger_id:
+                # "in the ledger" without saying where: believe nothing, link nothing
+                _logger.error("billing_sync: the %s adapter answered ok without a ledger id "
+                              "for job %s", connection.provider, job.id)
+                unanswered |= job
+                continue
+            if not result.ok and getattr(result.error, "retryable", False):
+                job._retry_later(str(result.error))  # not a refusal: the outcome is unknown
                 continue
             if result.ok:
                 mismatch = builder._record_success(connection, job, result)
@@ -327,6 +358,14 @@ class BillingSyncJob(models.Model):
                 job._park(str(result.error), ledger=True)
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
                     "hint": False, "outcome_unknown": False})
+        unanswered |= self.filtered(lambda j: f"{j.res_model},{j.res_id}" in sent
+                                    and f"{j.res_model},{j.res_id}" not in answered)
+        # under the same key: a new one could create a second payment; a person's Retry
+        # (a new key, the document looked up by its number first) is the way out
+        unanswered._retry_later(self.env._(
+            "The ledger's answer said nothing certain about this record (no result for it, "
+            "or no ledger id): it is not linked, and goes again later under the same "
+            "idempotency key, so nothing is created twice."))
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
@@ -461,16 +500,43 @@ class BillingSyncJob(models.Model):
         self._check_engine_only()
         return super().write(vals)
 
+    def unlink(self):
+        # a job may be the only trace of an attempt whose outcome is unknown
+        self._check_engine_only()
+        return super().unlink()
+
     def _check_engine_only(self):
         if not self.env.su:
             raise AccessError(self.env._(
                 "Sync jobs are written by the sync engine only; use Retry or Cancel."))
 
     def _as_engine(self):
-        """These jobs, for a caller allowed to handle them (a Manager: access rights and
-        company rules), as the engine that then changes them."""
+        """These jobs, for a caller allowed to handle them, as the engine that then
+        changes them: a Manager (access rights) of the connection's company (company
+        rule) who can read each job's record (billing_sync.record.access), whose record
+        belongs to the connection's company."""
         self.check_access("write")
-        return self.sudo()
+        jobs = self.sudo()
+        for job in jobs:
+            problem = job._company_problem()
+            if problem:
+                raise AccessError(problem)
+        return jobs
+
+    def _company_problem(self):
+        """Why this job's record may not go to its connection's ledger (None: it may).
+
+        The worker sends as superuser: a record of another company must never reach
+        this company's ledger, whoever queued it."""
+        self.ensure_one()
+        record = self.sudo()._record()
+        company = record and "company_id" in record._fields and record.company_id
+        if company and company != self.connection_id.company_id:
+            return self.env._(
+                "%(record)s belongs to %(company)s, not to %(ledger)s's company: it is "
+                "never sent to that ledger.", record=record.display_name,
+                company=company.name, ledger=self.connection_id.name)
+        return None
 
     # ------------------------------------------------------------------ UI
     def action_retry(self):

@@ -9,8 +9,10 @@ python-quickbooks and intuit-oauth talk to it with only their base URLs changed:
 
 (``AuthClient`` treats an ``environment`` that is not "sandbox"/"production" as the URL of the
 discovery document and takes every OAuth endpoint from it; ``QuickBooks.api_url`` reads the
-``api_url_v3`` attribute.)  Plain HTTP on loopback needs ``OAUTHLIB_INSECURE_TRANSPORT=1``,
-oauthlib's switch for local testing, because requests-oauthlib refuses http:// otherwise.
+``api_url_v3`` attribute.)  Given an AuthClient, python-quickbooks talks through
+requests-oauthlib, which refuses plain http on loopback unless ``OAUTHLIB_INSECURE_TRANSPORT=1``;
+a plain ``requests.Session`` with an ``access_token`` attribute as ``qb.session`` needs no
+such switch (billing_sync's adapter does that).
 
 Per realm: in-memory company state (:mod:`.store`, rules in :mod:`.entities`), the query
 language (:mod:`.query`), CDC (:mod:`.cdc`), batch (:mod:`.batch`), ``requestid``
@@ -303,6 +305,45 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             return errors.authentication_failed("Token expired: injected sandbox fault",
                                                 self.now())
         return errors.system_fault(int(kind[4:]), self.now())
+
+    @staticmethod
+    def _answered_entities(body: dict) -> list[dict]:
+        """The entities of an answer: each BatchItemResponse's, a single write's or read's,
+        and the rows of a QueryResponse."""
+        found: list[dict] = []
+
+        def collect(holder: dict) -> None:
+            for key, value in holder.items():
+                if key in ("bId", "Fault", "time"):
+                    continue
+                if key == "QueryResponse" and isinstance(value, dict):
+                    for rows in value.values():
+                        if isinstance(rows, list):
+                            found.extend(r for r in rows if isinstance(r, dict))
+                elif isinstance(value, dict):
+                    found.append(value)
+
+        for item in body.get("BatchItemResponse") or []:
+            if isinstance(item, dict):
+                collect(item)
+        collect({k: v for k, v in body.items() if k != "BatchItemResponse"})
+        return found
+
+    def strip_ids(self, body: dict) -> None:
+        """Fault ``no_ids``: every answered entity without its Id."""
+        for entity in self._answered_entities(body):
+            entity.pop("Id", None)
+
+    def drop_one(self, body: dict) -> None:
+        """Fault ``one_fewer``: the last BatchItemResponse (else the last row of a query)
+        left out."""
+        if body.get("BatchItemResponse"):
+            body["BatchItemResponse"].pop()
+            return
+        for rows in (body.get("QueryResponse") or {}).values():
+            if isinstance(rows, list) and rows:
+                rows.pop()
+                return
 
     def render_error(self, request: Request, error: SandboxError) -> Response:
         """Faults raised outside the API wrapper (e.g. unknown paths)."""

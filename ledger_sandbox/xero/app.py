@@ -387,6 +387,26 @@ class XeroSandbox(SandboxApp):
                                       "Check the API Status page http://status.developer.xero"
                                       ".com for current service status."))
 
+    # the array of an Accounting API answer -> the id each of its objects carries
+    ANSWER_IDS = {"Contacts": "ContactID", "Invoices": "InvoiceID",
+                  "CreditNotes": "CreditNoteID", "Payments": "PaymentID", "Items": "ItemID",
+                  "Allocations": "AllocationID", "Accounts": "AccountID",
+                  "TaxRates": "TaxType", "Organisations": "OrganisationID"}
+
+    def strip_ids(self, body: dict) -> None:
+        """Fault ``no_ids``: the answered objects without their ContactID, InvoiceID..."""
+        for array, id_key in self.ANSWER_IDS.items():
+            for obj in body.get(array) or []:
+                if isinstance(obj, dict):
+                    obj.pop(id_key, None)
+
+    def drop_one(self, body: dict) -> None:
+        """Fault ``one_fewer``: the answer's array without its last object."""
+        for array in self.ANSWER_IDS:
+            if body.get(array):
+                body[array].pop()
+                return
+
     def render_error(self, request: Request, error: SandboxError) -> Response:
         """404 text, 400 ValidationException / QueryParseException, else the problem shape."""
         if error.status == 404:

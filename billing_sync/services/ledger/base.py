@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import ConfigurationError, LedgerRejected, LedgerUnavailable
+from .. import endpoints
+from ..endpoints import is_loopback  # noqa: F401 -- decided by URL parsing; qbo.py imports it
+from . import tokens
+from .errors import ConfigurationError, LedgerUnavailable
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -148,13 +151,24 @@ class TimeoutHTTPAdapter(HTTPAdapter):
 _DISCOVERY = {}
 
 
-def is_loopback(url):
-    """True for a plain-http URL on this machine (the ledger sandbox)."""
-    return (url or "").startswith(("http://127.", "http://localhost", "http://[::1]"))
+def check_endpoint(url, provider, allowed=frozenset(), what="The URL"):
+    """``url`` if a connection to ``provider`` may send credentials there (see
+    services/endpoints.py); ConfigurationError saying why not."""
+    try:
+        return endpoints.check_url(url, provider, allowed, what)
+    except (endpoints.EndpointRefused, ValueError) as exc:  # ValueError: a bad allow-list
+        raise ConfigurationError(str(exc)) from None
 
 
-def discovery(url, timeout=DEFAULT_TIMEOUT):
-    """The provider's OpenID discovery document (authorize/token/revoke endpoints), cached."""
+def discovery(url, timeout=DEFAULT_TIMEOUT, *, provider, allowed=frozenset()):
+    """The provider's OpenID discovery document (authorize/token/revoke endpoints), cached.
+
+    The document's URL and every endpoint it names must be ``provider``'s production
+    endpoints or on the odoo.conf allow-list ``allowed``: a document served from an
+    allowed host could still send the code, the refresh token and the client secret
+    elsewhere. Checked on every call, the cache hit included (the allow-list is the
+    caller's). ConfigurationError if refused: nothing is sent then."""
+    check_endpoint(url, provider, allowed, "The OAuth discovery URL")
     doc = _DISCOVERY.get(url)
     if doc is None:
         try:
@@ -172,27 +186,20 @@ def discovery(url, timeout=DEFAULT_TIMEOUT):
             doc = answer.json()
             doc["authorization_endpoint"]
             doc["token_endpoint"]
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # TypeError: not a JSON object
             raise ConfigurationError(
                 f"{url} is not an OpenID discovery document; check the connection's OAuth URL."
             ) from exc
+        _check_document(doc, provider, allowed)
         _DISCOVERY[url] = doc
-    return doc
+    return _check_document(doc, provider, allowed)
 
 
-def oauth_error(answer):
-    """(error code, description) of an OAuth2 error answer, without echoing secrets."""
+def _check_document(doc, provider, allowed):
     try:
-        body = answer.json()
-    except ValueError:
-        return "http_%s" % answer.status_code, ""
-    return body.get("error", "http_%s" % answer.status_code), body.get("error_description", "")
-
-
-def raise_for_transport(exc, what):
-    """Turn a requests/urllib3 failure into LedgerUnavailable."""
-    raise LedgerUnavailable(f"{what}: the ledger could not be reached ({type(exc).__name__}).") \
-        from exc
+        return endpoints.check_discovery(doc, provider, allowed)
+    except (endpoints.EndpointRefused, ValueError) as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 class LedgerAdapter(abc.ABC):
@@ -205,6 +212,8 @@ class LedgerAdapter(abc.ABC):
 
     provider = None
     label = None
+    # who runs the ledger's sign-in service and developer portal, for OAuth messages
+    SIGN_IN = None
     # what the ledger calls each kind of reference, and one it no longer offers: the
     # messages that name a mapping to fix use the ledger's own words
     REFERENCE_NOUNS = {"revenue_account": "account", "bank_account": "bank account",
@@ -218,7 +227,10 @@ class LedgerAdapter(abc.ABC):
         """(noun, name) of a reference as the ledger's own screens call it."""
         return cls.REFERENCE_NOUNS.get(kind, kind), name
 
-    def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT,
+                 allowed_endpoints=frozenset()):
+        """``allowed_endpoints``: odoo.conf's billing_sync_allowed_endpoints (its text or
+        endpoints.parse_allowed's result); by default only the production endpoints."""
         if not client_id or not client_secret:
             raise ConfigurationError(
                 "The connection has no client id or client secret: copy them from your app "
@@ -229,6 +241,24 @@ class LedgerAdapter(abc.ABC):
         self.oauth_url = oauth_url
         self.api_url = (api_url or "").rstrip("/")
         self.timeout = timeout
+        try:
+            self.allowed_endpoints = endpoints.parse_allowed(allowed_endpoints)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    def _check_endpoint(self, url, what="The URL"):
+        """``url`` if this adapter may send credentials there; ConfigurationError if not."""
+        return check_endpoint(url, self.provider, self.allowed_endpoints, what)
+
+    def _check_discovered(self, doc):
+        """``doc`` (an OpenID discovery document, or the endpoints an SDK read from one)
+        if every endpoint it names may be used; ConfigurationError if not."""
+        return _check_document(doc, self.provider, self.allowed_endpoints)
+
+    def _discovery(self):
+        """The checked OpenID discovery document of ``oauth_url`` (see ``discovery``)."""
+        return discovery(self.oauth_url, self.timeout, provider=self.provider,
+                         allowed=self.allowed_endpoints)
 
     # -- OAuth2 -------------------------------------------------------------
     @abc.abstractmethod
@@ -274,18 +304,21 @@ class LedgerAdapter(abc.ABC):
         already in the ledger under these numbers (voided ones excluded)."""
 
     # -- helpers --------------------------------------------------------------
-    def _token_request(self, url, form, what):
-        """POST to an OAuth2 token endpoint with HTTP Basic client authentication."""
+    def _token_request(self, url, form, what, grant):
+        """POST ``form`` (a ``grant``: tokens.CODE, REFRESH or REVOKE) to an OAuth2 endpoint
+        with HTTP Basic client authentication. The TokenSet of the answer (None for a
+        revocation), or the LedgerError it means (see tokens.py)."""
         try:
+            # never followed: a redirect would carry the form (code, refresh token) to an
+            # address the endpoint check never saw
             answer = requests.post(url, data=form, auth=(self.client_id, self.client_secret),
-                                   headers={"Accept": "application/json"}, timeout=self.timeout)
+                                   headers={"Accept": "application/json"}, timeout=self.timeout,
+                                   allow_redirects=False)
         except requests.RequestException as exc:
-            raise_for_transport(exc, what)
-        if answer.status_code >= 500:
-            raise LedgerUnavailable(f"{what}: the ledger answered {answer.status_code}.",
-                                    status=answer.status_code)
+            raise tokens.unreachable(exc, what, self.SIGN_IN or self.label) from exc
         if answer.status_code != 200:
-            error, description = oauth_error(answer)
-            raise LedgerRejected(f"{what}: {error}" + (f" ({description})" if description else ""),
-                                 status=answer.status_code)
-        return answer.json() if answer.content else {}  # revocation answers 200, empty
+            raise tokens.refusal(answer.status_code, answer.content, what,
+                                 self.SIGN_IN or self.label, grant)
+        if grant == tokens.REVOKE:
+            return None  # revocation answers 200, empty
+        return tokens.parse_tokens(answer.content, what, self.SIGN_IN or self.label, grant)

@@ -5,6 +5,17 @@ an adapter knows which provider answered. Messages are safe to show a user:
 they never carry a token, a secret or a raw request.
 """
 
+# A ledger's own words (a validation message, an OAuth error_description, a Fault's
+# detail) go into job errors, chatter and connection fields: a few hundred characters
+# say what went wrong, a page of HTML from a proxy says nothing and fills the database.
+PROVIDER_TEXT_LIMIT = 400
+
+
+def cap(text, limit=PROVIDER_TEXT_LIMIT):
+    """``text`` (a ledger's own words) on one line and at most ``limit`` characters."""
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
 
 class LedgerError(Exception):
     """Base class. ``retryable``: trying again later may succeed."""
@@ -29,6 +40,19 @@ class AuthorizationRevoked(LedgerError):
     """The ledger no longer honours our grant: an administrator must reconnect."""
 
 
+class ClientCredentialsRejected(AuthorizationRevoked):
+    """The ledger's sign-in service refused our client id or secret (OAuth2
+    ``invalid_client``): nothing works until an administrator copies them again from the
+    app in the provider's developer portal, then connects. A reconnect alone would fail
+    the same way, so the message says where to fix them."""
+
+    def __init__(self, label, what=None, **kw):
+        message = (f"{label} refused the app's credentials: the client id or client secret "
+                   f"is wrong. Copy them again from your app in {label}'s developer portal "
+                   "into the connection (Client ID, Client secret), then click Connect.")
+        super().__init__(f"{what}: {message}" if what else message, **kw)
+
+
 class AccessTokenExpired(LedgerError):
     """The access token was refused (401); a refresh and one retry may cure it."""
 
@@ -50,6 +74,15 @@ class LedgerUnavailable(LedgerError):
     """5xx, timeout or a broken connection: transient."""
 
     retryable = True
+
+
+class LedgerAnswerInvalid(LedgerUnavailable):
+    """The ledger answered, but not in a way that can be believed: not JSON, a shape we do
+    not know, objects without their ids, more or fewer objects than were sent.
+
+    What the ledger did is unknown: the attempt is retried later under the same
+    idempotency key, so the ledger replays its own first answer and creates nothing twice.
+    """
 
 
 class LedgerRejected(LedgerError):

@@ -6,7 +6,6 @@ only things set differently for the sandbox.
 """
 
 import json
-import os
 
 import requests
 from intuitlib.client import AuthClient
@@ -27,6 +26,7 @@ from quickbooks.objects.trackingclass import Class
 
 from ..contacts import ContactMatches, match_contacts
 from . import qbo_payloads as payloads
+from . import tokens
 from .base import (
     ConnectionReport,
     LedgerAdapter,
@@ -34,16 +34,17 @@ from .base import (
     PushResult,
     ReferenceRecord,
     TimeoutHTTPAdapter,
-    TokenSet,
-    is_loopback,
 )
 from .errors import (
     AccessTokenExpired,
     AuthorizationRevoked,
+    ConfigurationError,
+    LedgerAnswerInvalid,
     LedgerError,
     LedgerRejected,
     LedgerUnavailable,
     RateLimited,
+    cap,
 )
 
 MINOR_VERSION = 75
@@ -57,22 +58,94 @@ WEB_PATHS = {"contact": "customerdetail?nameId=", "invoice": "invoice?txnId=",
 BALANCES_BID = "_invoice_balances"
 
 
-class _BearerGrant:
-    """What python-quickbooks reads from an AuthClient to open its session for API calls."""
+SIGN_IN = "Intuit"
+UNKNOWN_OUTCOME = ("what QuickBooks did is unknown, so nothing is linked and the same request "
+                   "goes again later under the same requestid (QuickBooks then replays its "
+                   "first answer: nothing is created twice).")
 
-    environment = "custom"  # not "sandbox": QuickBooks.api_url then reads api_url_v3
-    refresh_token = None
 
-    def __init__(self, client_id, access_token, realm_id):
-        self.client_id = client_id
+class _BearerSession(requests.Session):
+    """The plain requests session python-quickbooks sends every API call through: its
+    ``process_request`` adds ``Authorization: Bearer <access_token>`` to each request.
+
+    Given an AuthClient, python-quickbooks would open a requests-oauthlib OAuth2Session
+    instead, which logs the token at DEBUG level and refuses plain http (the loopback
+    sandbox) unless OAUTHLIB_INSECURE_TRANSPORT is set for the whole process. This one
+    does neither, and gives every call a timeout."""
+
+    def __init__(self, access_token, timeout):
+        super().__init__()
         self.access_token = access_token
-        self.realm_id = realm_id
+        for scheme in ("http://", "https://"):
+            self.mount(scheme, TimeoutHTTPAdapter(timeout))
+
+    def __repr__(self):  # never print the token, even in a traceback's locals
+        return "<QuickBooks API session>"
 
 
 def _retry_after(answer, default=60):
     """Seconds from a Retry-After header; Intuit sends none and documents "wait 60 s"."""
     value = (answer.headers.get("Retry-After") or "").strip()
     return int(value) if value.isdigit() else default
+
+
+def _ledger_id(value):
+    """The text of a QuickBooks Id, or None for a missing or empty one."""
+    text = str(value if value is not None else "").strip()
+    return text or None
+
+
+def _rows(answer, entity, what):
+    """The ``entity`` rows of a query answer; LedgerAnswerInvalid when the answer has no
+    QueryResponse (QuickBooks sends one, empty, when nothing matched) or a row has no Id
+    (it would be linked to ledger id "None")."""
+    response = answer.get("QueryResponse")
+    if not isinstance(response, dict):
+        raise LedgerAnswerInvalid(f"{what}: QuickBooks' answer has no QueryResponse (an "
+                                  "unknown shape); try again later.")
+    rows = response.get(entity) or []
+    if not isinstance(rows, list) or any(
+            not isinstance(row, dict) or not _ledger_id(row.get("Id")) for row in rows):
+        raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity} entries without "
+                                  "their Id (an unknown shape); try again later.")
+    return rows
+
+
+def _check_batch(operations, answer, what):
+    """{bId: BatchItemResponse} of a /batch answer, believed only when it answers each
+    operation sent exactly once: a Fault, or the entity with its Id (a query: its
+    QueryResponse). Anything else is LedgerAnswerInvalid: what QuickBooks did is unknown."""
+    items = answer.get("BatchItemResponse")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise LedgerAnswerInvalid(f"{what}: QuickBooks' answer has no BatchItemResponse list "
+                                  f"(an unknown shape); {UNKNOWN_OUTCOME}")
+    sent = {str(op["bId"]): op for op in operations}
+    answers = {}
+    for item in items:
+        bid = str(item.get("bId"))
+        if bid not in sent or bid in answers:
+            raise LedgerAnswerInvalid(
+                f"{what}: QuickBooks answered {len(items)} batch items for {len(sent)} sent, "
+                f"one of them for an operation that was not sent; {UNKNOWN_OUTCOME}")
+        answers[bid] = item
+    if len(answers) != len(sent):
+        raise LedgerAnswerInvalid(f"{what}: QuickBooks answered {len(answers)} batch items "
+                                  f"for {len(sent)} sent; {UNKNOWN_OUTCOME}")
+    for bid, item in answers.items():
+        if isinstance(item.get("Fault"), dict):
+            continue
+        operation = sent[bid]
+        if "Query" in operation:
+            if not isinstance(item.get("QueryResponse"), dict):
+                raise LedgerAnswerInvalid(f"{what}: QuickBooks answered a query without its "
+                                          f"QueryResponse; {UNKNOWN_OUTCOME}")
+            continue
+        entity = next((k for k in operation if k not in ("bId", "operation")), None)
+        body = item.get(entity)
+        if not isinstance(body, dict) or not _ledger_id(body.get("Id")):
+            raise LedgerAnswerInvalid(f"{what}: QuickBooks took a {entity} without saying its "
+                                      f"Id; {UNKNOWN_OUTCOME}")
+    return answers
 
 
 def _chunks(seq, size):
@@ -88,18 +161,28 @@ def _id_order(value):
 def _translate(exc, what):
     if isinstance(exc, LedgerError):
         return exc
+    if isinstance(exc, (requests.exceptions.JSONDecodeError, KeyError)):
+        # intuitlib reading the OpenID discovery document (the only caller with these)
+        return ConfigurationError(f"{what}: the connection's OAuth URL does not answer with an "
+                                  "OpenID discovery document; check the OAuth URL.")
     if isinstance(exc, requests.RequestException):
         return LedgerUnavailable(f"{what}: QuickBooks could not be reached "
                                  f"({type(exc).__name__}).")
     if isinstance(exc, AuthClientError):
+        # intuitlib fetching the discovery document (token answers: QboAdapter._oauth)
         if exc.status_code >= 500:
             return LedgerUnavailable(f"{what}: Intuit answered {exc.status_code}.",
                                      status=exc.status_code)
-        return AuthorizationRevoked(f"{what}: Intuit refused the grant ({exc.status_code}).",
-                                    status=exc.status_code)
+        return ConfigurationError(f"{what}: the OAuth discovery URL answered "
+                                  f"{exc.status_code}; check the connection's OAuth URL.",
+                                  status=exc.status_code)
     code = getattr(exc, "error_code", 0) or 0
-    message = getattr(exc, "message", str(exc))
-    detail = getattr(exc, "detail", "") or ""
+    message = cap(getattr(exc, "message", None) or str(exc))
+    detail = cap(getattr(exc, "detail", "") or "")
+    if code == 10000 and message.startswith("Error reading json response"):
+        # python-quickbooks quotes the whole body after these words: not repeated here
+        return LedgerAnswerInvalid(f"{what}: QuickBooks answered with a body that is not "
+                                   f"JSON; {UNKNOWN_OUTCOME}")
     if code == 401:
         return AccessTokenExpired(f"{what}: QuickBooks refused the access token (401).",
                                   status=401)
@@ -110,7 +193,8 @@ def _translate(exc, what):
         return AuthorizationRevoked(f"{what}: QuickBooks refused access (403); reconnect it.",
                                     status=403)
     if isinstance(exc, qb_exceptions.SevereException) or code >= 10000:
-        return LedgerUnavailable(f"{what}: QuickBooks failed ({message[:120]}).", status=500)
+        return LedgerUnavailable(f"{what}: QuickBooks failed ({cap(message, 160)}).",
+                                 status=500)
     suffix = f" ({detail})" if detail else ""
     return LedgerRejected(f"{what}: QuickBooks said: {message}{suffix}", status=400)
 
@@ -120,6 +204,7 @@ class QboAdapter(LedgerAdapter):
 
     provider = "qbo"
     label = "QuickBooks Online"
+    SIGN_IN = SIGN_IN
     REFERENCE_NOUNS = {**LedgerAdapter.REFERENCE_NOUNS, "tax": "tax code"}
     # QuickBooks makes list entries inactive; it archives nothing
     INACTIVE_WORD = "inactive"
@@ -133,78 +218,102 @@ class QboAdapter(LedgerAdapter):
         return super().describe_reference(kind, ledger_id, name)
 
     def _auth(self, redirect_uri="", access_token=None, realm_id=None):
+        self._check_endpoint(self.oauth_url, "The OAuth discovery URL")
         try:
             auth = AuthClient(self.client_id, self.client_secret, redirect_uri,
                               environment=self.oauth_url, access_token=access_token,
                               realm_id=realm_id)
         except (requests.RequestException, AuthClientError, ValueError, KeyError) as exc:
             raise _translate(exc, "Reaching Intuit's sign-in service") from exc
+        # intuitlib took these from the discovery document: each is checked before use
+        self._check_discovered({"authorization_endpoint": auth.auth_endpoint,
+                                "token_endpoint": auth.token_endpoint,
+                                "revocation_endpoint": auth.revoke_endpoint,
+                                "userinfo_endpoint": auth.user_info_url})
         for scheme in ("http://", "https://"):
             auth.mount(scheme, TimeoutHTTPAdapter(self.timeout))
         return auth
 
-    def _oauth(self, what, fn, *args, **kwargs):
+    def _oauth(self, what, grant, fn, *args, **kwargs):
+        """Call intuitlib's token or revocation request ``fn``; each failure becomes the
+        error it means (tokens.refusal: invalid_client, invalid_grant, ...)."""
         try:
             fn(*args, **kwargs)
-        except (requests.RequestException, AuthClientError) as exc:
-            raise _translate(exc, what) from exc
+        except AuthClientError as exc:  # non-200: intuitlib keeps the answer
+            raise tokens.refusal(exc.status_code, exc.content, what, SIGN_IN, grant) from exc
+        except requests.exceptions.JSONDecodeError as exc:  # a 200 that is not JSON
+            raise tokens.invalid(what, SIGN_IN, grant, "its answer is not JSON") from exc
+        except requests.RequestException as exc:
+            raise tokens.unreachable(exc, what, SIGN_IN) from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            # intuitlib copies a 200's JSON keys onto the client: a list or a text breaks it
+            raise tokens.invalid(what, SIGN_IN, grant, "its answer has an unknown shape") \
+                from exc
 
     # -- OAuth2 -------------------------------------------------------------
     def authorization_url(self, redirect_uri, state):
         return self._auth(redirect_uri).get_authorization_url([Scopes.ACCOUNTING],
                                                               state_token=state)
 
-    def _token_set(self, auth):
-        return TokenSet.from_seconds(auth.access_token, auth.refresh_token, auth.expires_in,
-                                     auth.x_refresh_token_expires_in)
+    @staticmethod
+    def _token_set(auth, what, grant):
+        """The TokenSet intuitlib copied onto ``auth``, checked like any token answer."""
+        return tokens.token_set({
+            "access_token": auth.access_token, "refresh_token": auth.refresh_token,
+            "expires_in": auth.expires_in,
+            "x_refresh_token_expires_in": auth.x_refresh_token_expires_in,
+        }, what, SIGN_IN, grant)
 
     def exchange_code(self, code, redirect_uri, realm_id=None):
         auth = self._auth(redirect_uri)
-        self._oauth("Authorising with QuickBooks", auth.get_bearer_token, code,
-                    realm_id=realm_id)
-        return self._token_set(auth)
+        what = "Authorising with QuickBooks"
+        self._oauth(what, tokens.CODE, auth.get_bearer_token, code, realm_id=realm_id)
+        return self._token_set(auth, what, tokens.CODE)
 
     def refresh(self, refresh_token):
         auth = self._auth()
-        self._oauth("Refreshing the QuickBooks token", auth.refresh, refresh_token=refresh_token)
-        return self._token_set(auth)
+        what = "Refreshing the QuickBooks token"
+        self._oauth(what, tokens.REFRESH, auth.refresh, refresh_token=refresh_token)
+        return self._token_set(auth, what, tokens.REFRESH)
 
     def revoke(self, refresh_token):
         if refresh_token:
             auth = self._auth()
-            self._oauth("Revoking the QuickBooks grant", auth.revoke, token=refresh_token)
+            self._oauth("Revoking the QuickBooks grant", tokens.REVOKE, auth.revoke,
+                        token=refresh_token)
 
     # -- SDK client -----------------------------------------------------------
     def client(self, access_token, realm_id):
         """A python-quickbooks client for one company, with a timeout on every call."""
-        if is_loopback(self.api_url):
-            # requests-oauthlib refuses plain http unless told; only the local
-            # ledger sandbox is ever reached that way (the model refuses other
-            # http URLs), so the switch is set for it alone.
-            os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
         if not access_token:
             raise AccessTokenExpired("QuickBooks needs an access token; refresh the connection.",
                                      status=401)
-        # python-quickbooks opens its own OAuth2 session from these three values; a full
-        # intuitlib AuthClient would first fetch the OpenID discovery document (one more
-        # request per push, and one without a timeout).
-        auth = _BearerGrant(self.client_id, access_token, realm_id)
-        qb = QuickBooks(auth_client=auth, company_id=realm_id, minorversion=MINOR_VERSION)
+        # No AuthClient: python-quickbooks would open a requests-oauthlib session from it
+        # (see _BearerSession), and a real one first fetches the discovery document. Without
+        # one, it is not "sandbox" either: QuickBooks.api_url reads api_url_v3.
+        qb = QuickBooks(company_id=realm_id, minorversion=MINOR_VERSION)
         qb.api_url_v3 = self.api_url + "/v3"
-        for scheme in ("http://", "https://"):
-            qb.session.mount(scheme, TimeoutHTTPAdapter(self.timeout))
+        qb.session = _BearerSession(access_token, self.timeout)
         return qb
 
     def _call(self, what, fn, *args, **kwargs):
+        """An SDK call whose answer python-quickbooks reads into its objects."""
         try:
             return fn(*args, **kwargs)
         except (qb_exceptions.QuickbooksException, requests.RequestException) as exc:
             raise _translate(exc, what) from exc
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # JSON without what python-quickbooks looks for (QueryResponse, the entity)
+            raise LedgerAnswerInvalid(f"{what}: QuickBooks' answer has an unknown shape "
+                                      f"({type(exc).__name__}); try again later.") from exc
 
     def _all(self, what, entity, qb):
         out, start = [], 1
         while True:
             page = self._call(what, entity.filter, qb=qb, start_position=start, max_results=PAGE)
+            if any(not _ledger_id(getattr(row, "Id", None)) for row in page):
+                raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity.__name__} "
+                                          "entries without their Id; try again later.")
             out.extend(page)
             if len(page) < PAGE:
                 return out
@@ -411,9 +520,9 @@ class QboAdapter(LedgerAdapter):
         numbers = sorted({str(n) for n in numbers if n})
         for chunk in _chunks(numbers, IN_LIST_MAX):
             statement = payloads.select_in(entity, "DocNumber", chunk, max_results=PAGE)
-            answer = self._send(qb, "query", statement, f"Looking for {entity}s in QuickBooks",
-                                content_type="application/text")
-            for row in (answer.get("QueryResponse") or {}).get(entity) or []:
+            what = f"Looking for {entity}s in QuickBooks"
+            answer = self._send(qb, "query", statement, what, content_type="application/text")
+            for row in _rows(answer, entity, what):
                 if "Voided" in str(row.get("PrivateNote") or "") and not row.get("TotalAmt"):
                     continue
                 found.setdefault(row.get("DocNumber"),
@@ -455,7 +564,9 @@ class QboAdapter(LedgerAdapter):
             answers = self._batch(qb, [{"bId": f"q{n}", "Query": q} for n, q in enumerate(part)],
                                   None, "Looking for customers in QuickBooks")
             for answer in answers.values():
-                for row in (answer.get("QueryResponse") or {}).get("Customer") or []:
+                if answer.get("Fault"):
+                    continue  # a query QuickBooks cannot run (see above): the others stand
+                for row in _rows(answer, "Customer", "Looking for customers in QuickBooks"):
                     rows[str(row["Id"])] = row
         found = [{"id": row_id, "tax_id": row.get("PrimaryTaxIdentifier"),
                   "email": (row.get("PrimaryEmailAddr") or {}).get("Address"),
@@ -677,9 +788,9 @@ class QboAdapter(LedgerAdapter):
                     "fix the invoice there, then Retry.")
 
     def _result(self, kind, entity, item, answer, org_id):
-        if not answer:
-            return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
-                "QuickBooks did not answer for this item."))
+        if not answer:  # _check_batch lets none through: never a refusal, it is unknown
+            return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerAnswerInvalid(
+                f"QuickBooks did not answer for this item; {UNKNOWN_OUTCOME}"))
         if answer.get("Fault"):
             text, details = payloads.fault_text(answer["Fault"])
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
@@ -811,7 +922,7 @@ class QboAdapter(LedgerAdapter):
             also = "Active IN (true, false)" if entity == "Customer" else ""
             statement = payloads.select_in(entity, "Id", chunk, also=also, max_results=PAGE)
             answer = self._send(qb, "query", statement, what, content_type="application/text")
-            for row in (answer.get("QueryResponse") or {}).get(entity) or []:
+            for row in _rows(answer, entity, what):
                 out[str(row["Id"])] = row
         return out
 
@@ -819,7 +930,7 @@ class QboAdapter(LedgerAdapter):
         """POST one IntuitBatchRequest; {bId: BatchItemResponse}."""
         params = {"requestid": request_id} if request_id else {}
         answer = self._send(qb, "batch", {"BatchItemRequest": operations}, what, params=params)
-        return {str(r.get("bId")): r for r in answer.get("BatchItemResponse") or []}
+        return _check_batch(operations, answer, what)
 
     def _send(self, qb, endpoint, body, what, params=None, content_type="application/json"):
         """POST through python-quickbooks' own authenticated session (``process_request``),
@@ -870,8 +981,10 @@ def _read_answer(answer, what):
         result = None
     if not isinstance(result, dict):
         if status == 200:
-            raise LedgerUnavailable(f"{what}: QuickBooks sent an unreadable answer.",
-                                    status=status)
+            kind = cap(answer.headers.get("Content-Type") or "no content type", 60)
+            raise LedgerAnswerInvalid(
+                f"{what}: QuickBooks answered 200 with a body that is not the JSON object it "
+                f"documents ({kind}); {UNKNOWN_OUTCOME}", status=status)
         raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status)
     fault = result.get("Fault")
     if fault:

@@ -19,6 +19,8 @@ QuickBooks' own, and why:
 
 import hashlib
 
+from .errors import cap
+
 TOTAL_DIGITS = 2
 UNIT_PRICE_DIGITS = 7  # QuickBooks keeps unit prices to 7 decimals; amounts to cents
 DOC_NUMBER_MAX = 21  # QuickBooks' DocNumber and PaymentRefNum length
@@ -350,10 +352,11 @@ def credit_memo_for(invoice, note=None):
 # --------------------------------------------------------------------------- answers
 def fault_text(fault):
     """(one readable sentence, [details]) of a batch item's or a call's Fault."""
-    errors = (fault or {}).get("Error") or []
-    details = [{"code": str(e.get("code", "")), "message": e.get("Message", ""),
-                "detail": e.get("Detail", ""), "element": e.get("element", "")}
-               for e in errors]
+    errors = (fault if isinstance(fault, dict) else {}).get("Error") or []
+    # QuickBooks' own words, capped: a Detail can quote a whole request back
+    details = [{"code": cap(e.get("code", ""), 20), "message": cap(e.get("Message", "")),
+                "detail": cap(e.get("Detail", "")), "element": cap(e.get("element", ""), 80)}
+               for e in errors if isinstance(e, dict)]
     parts = []
     for d in details:
         text = d["detail"] or d["message"]
@@ -366,4 +369,5 @@ def fault_text(fault):
 
 def fault_codes(fault):
     """The error codes of a Fault, as strings."""
-    return {str(e.get("code", "")) for e in (fault or {}).get("Error") or []}
+    return {str(e.get("code", "")) for e in
+            (fault if isinstance(fault, dict) else {}).get("Error") or [] if isinstance(e, dict)}

@@ -18,6 +18,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
 
+from . import tokens
 from . import xero_payloads as payloads
 from .base import (
     PUSH_KINDS,
@@ -26,16 +27,16 @@ from .base import (
     Organisation,
     PushResult,
     ReferenceRecord,
-    TokenSet,
-    discovery,
 )
 from .errors import (
     AccessTokenExpired,
     AuthorizationRevoked,
+    LedgerAnswerInvalid,
     LedgerError,
     LedgerRejected,
     LedgerUnavailable,
     RateLimited,
+    cap,
 )
 
 SCOPES = ("openid profile email offline_access "
@@ -53,6 +54,63 @@ TERM_TYPES = [
 ]
 
 
+# what each write answers: the SDK's attribute and Xero's own name of the array, and the id
+# every object Xero took must carry
+ANSWER_FIELDS = {"contact": ("contacts", "Contacts"), "invoice": ("invoices", "Invoices"),
+                 "void_invoice": ("invoices", "Invoices"),
+                 "credit_note": ("credit_notes", "CreditNotes"),
+                 "payment": ("payments", "Payments")}
+ID_ATTRIBUTES = {"contact": "contact_id", "invoice": "invoice_id", "void_invoice": "invoice_id",
+                 "credit_note": "credit_note_id", "payment": "payment_id"}
+ID_ATTRIBUTES_XERO = {"contact": "ContactID", "invoice": "InvoiceID",
+                      "void_invoice": "InvoiceID", "credit_note": "CreditNoteID",
+                      "payment": "PaymentID"}
+# Xero's id of an object it did not save
+EMPTY_ID = "00000000-0000-0000-0000-000000000000"
+UNKNOWN_OUTCOME = ("what Xero did is unknown, so nothing is linked and the same request goes "
+                   "again later under the same idempotency key (Xero then replays its first "
+                   "answer: nothing is created twice).")
+
+
+def _ledger_id(value):
+    """The text of a Xero id, or None for a missing or empty one."""
+    text = str(value or "").strip()
+    return text if text and text != EMPTY_ID else None
+
+
+def _unreadable(what, response):
+    """LedgerAnswerInvalid for an answer the SDK could not read (not JSON, unknown shape)."""
+    status = getattr(response, "status", "?")
+    try:
+        kind = response.getheader("Content-Type") or "no content type"
+    except AttributeError:
+        kind = "no content type"
+    return LedgerAnswerInvalid(f"{what}: Xero answered {status} with a body that is not the "
+                               f"JSON it documents ({cap(kind, 60)}); {UNKNOWN_OUTCOME}",
+                               status=status if isinstance(status, int) else None)
+
+
+def _objects(answer, field, what):
+    """The objects of an answer's array ``field`` = (SDK attribute, Xero's name); an answer
+    without that array (Xero always sends it, empty when there is nothing) has an unknown
+    shape: LedgerAnswerInvalid."""
+    attribute, name = field
+    objects = getattr(answer, attribute, None)
+    if not isinstance(objects, list):
+        raise LedgerAnswerInvalid(f"{what}: Xero's answer has no {name} array (an unknown "
+                                  f"shape); {UNKNOWN_OUTCOME}")
+    return objects
+
+
+def _ids(rows, attribute, what, name):
+    """``rows`` (read from Xero) when each carries its id; else LedgerAnswerInvalid: a row
+    without one would be linked to ledger id "None"."""
+    if any(not _ledger_id(getattr(row, attribute, None)) for row in rows):
+        raise LedgerAnswerInvalid(f"{what}: Xero listed {name} without their ids (an unknown "
+                                  "shape); nothing was changed, try again later.")
+    return rows
+
+
 def _validation_messages(exc):
     """The ValidationErrors messages of a Xero 400 answer (empty when it has none)."""
     try:
@@ -61,9 +119,9 @@ def _validation_messages(exc):
         return []
     if not isinstance(body, dict):
         return []
-    messages = [v.get("Message") for element in body.get("Elements") or []
+    messages = [cap(v.get("Message")) for element in body.get("Elements") or []
                 for v in element.get("ValidationErrors") or [] if v.get("Message")]
-    return messages or ([body["Message"]] if body.get("Message") else [])
+    return messages or ([cap(body["Message"])] if body.get("Message") else [])
 
 
 def _translate(exc, what):
@@ -91,7 +149,7 @@ def _translate(exc, what):
     if messages:
         return LedgerRejected(f"{what}: Xero refused it: " + " ".join(messages),
                               status=400, details=messages)
-    return LedgerRejected(f"{what}: Xero answered {status}: {getattr(exc, 'reason', '')}",
+    return LedgerRejected(f"{what}: Xero answered {status}: {cap(getattr(exc, 'reason', ''))}",
                           status=status or 400)
 
 
@@ -100,6 +158,7 @@ class XeroAdapter(LedgerAdapter):
 
     provider = "xero"
     label = "Xero"
+    SIGN_IN = "Xero"
     # developer.xero.com/documentation/guides/oauth2/limits: per organisation and app
     LIMITS = {"per_minute": 60, "per_day": 5000, "concurrent": 5, "batch_per_minute": None}
     # candidates find_contacts matches in one request (a ledger of < 1,000 contacts
@@ -112,7 +171,8 @@ class XeroAdapter(LedgerAdapter):
 
     # -- OAuth2 -------------------------------------------------------------
     def _endpoints(self):
-        return discovery(self.oauth_url, self.timeout)
+        # checked against the production hosts and odoo.conf's allow-list
+        return self._discovery()
 
     def authorization_url(self, redirect_uri, state):
         query = urlencode({
@@ -125,26 +185,24 @@ class XeroAdapter(LedgerAdapter):
         return f"{self._endpoints()['authorization_endpoint']}?{query}"
 
     def _tokens(self, form, what):
-        try:
-            body = self._token_request(self._endpoints()["token_endpoint"], form, what)
-        except LedgerRejected as exc:
-            # invalid_grant: the code or refresh token is expired, used or revoked
-            raise AuthorizationRevoked(exc.message, status=exc.status) from exc
-        return TokenSet.from_seconds(body["access_token"], body.get("refresh_token"),
-                                     body.get("expires_in", 1800))
+        """A TokenSet, or the error the token endpoint's answer means (tokens.refusal):
+        invalid_client, invalid_grant on a code or on a refresh token, unreachable, garbage."""
+        grant = form["grant_type"]
+        return self._token_request(self._endpoints()["token_endpoint"], form, what, grant)
 
     def exchange_code(self, code, redirect_uri, realm_id=None):
-        return self._tokens({"grant_type": "authorization_code", "code": code,
+        return self._tokens({"grant_type": tokens.CODE, "code": code,
                              "redirect_uri": redirect_uri}, "Authorising with Xero")
 
     def refresh(self, refresh_token):
-        return self._tokens({"grant_type": "refresh_token", "refresh_token": refresh_token},
+        return self._tokens({"grant_type": tokens.REFRESH, "refresh_token": refresh_token},
                             "Refreshing the Xero token")
 
     def revoke(self, refresh_token):
         url = self._endpoints().get("revocation_endpoint")
         if url and refresh_token:
-            self._token_request(url, {"token": refresh_token}, "Revoking the Xero grant")
+            self._token_request(url, {"token": refresh_token}, "Revoking the Xero grant",
+                                tokens.REVOKE)
 
     # -- SDK clients ----------------------------------------------------------
     def _api_client(self, access_token):
@@ -156,6 +214,10 @@ class XeroAdapter(LedgerAdapter):
         # Configuration() hands out a copy of the first instance ever made:
         # set the token on it afterwards, never through the constructor.
         config = Configuration()
+        if config.debug:
+            # xero-python's debug switch turns on http.client's, which prints every
+            # request's headers (the bearer token) to stdout: never in a worker
+            config.debug = False
         config.oauth2_token = OAuth2Token(client_id=self.client_id,
                                           client_secret=self.client_secret)
         client = ApiClient(config, pool_threads=1,
@@ -172,13 +234,22 @@ class XeroAdapter(LedgerAdapter):
     def _call(self, what, fn, *args, **kwargs):
         # the SDK honours only an int or a (connect, read) pair: a float is ignored
         timeout = (self.timeout, self.timeout)
+        client = getattr(getattr(fn, "__self__", None), "api_client", None)
+        if client is not None:
+            client.last_response = None  # set again only once Xero has answered this call
         try:
             answer = fn(*args, _request_timeout=timeout, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             self._note_headroom(getattr(exc, "headers", None) if isinstance(
                 exc, ApiException) else None)
             raise _translate(exc, what) from exc
-        client = getattr(getattr(fn, "__self__", None), "api_client", None)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # xero-python reads a 200's body after keeping the response: a body that is not
+            # JSON ("list or dict value expected"), or JSON its models cannot take
+            response = getattr(client, "last_response", None)
+            if response is None:
+                raise  # raised before anything was sent: ours, not Xero's
+            raise _unreadable(what, response) from exc
         response = getattr(client, "last_response", None)
         self._note_headroom(response.getheaders() if response is not None else None)
         return answer
@@ -197,9 +268,14 @@ class XeroAdapter(LedgerAdapter):
     # -- Organisation -------------------------------------------------------
     def organisations(self, access_token, realm_id=None):
         api = IdentityApi(self._api_client(access_token), base_url=self.api_url)
-        connections = self._call("Listing Xero organisations", api.get_connections)
-        return [Organisation(id=str(c.tenant_id), name=c.tenant_name or "")
-                for c in connections if (c.tenant_type or "ORGANISATION") == "ORGANISATION"]
+        what = "Listing Xero organisations"
+        connections = self._call(what, api.get_connections)
+        if not isinstance(connections, list):
+            raise LedgerAnswerInvalid(f"{what}: Xero's answer is not a list of connections; "
+                                      "try again later.")
+        orgs = [c for c in connections if (c.tenant_type or "ORGANISATION") == "ORGANISATION"]
+        return [Organisation(id=_ledger_id(c.tenant_id), name=cap(c.tenant_name or "", 200))
+                for c in _ids(orgs, "tenant_id", what, "organisations")]
 
     def test_connection(self, access_token, org_id):
         api = self._accounting(access_token)
@@ -359,19 +435,27 @@ class XeroAdapter(LedgerAdapter):
                                 idempotency_key=key, **extra)
         except LedgerRejected as exc:
             return _spread(exc, len(models))
-        field = {"contact": "contacts", "invoice": "invoices", "void_invoice": "invoices",
-                 "credit_note": "credit_notes", "payment": "payments"}[kind]
-        objects = list(getattr(answer, field, None) or [])
+        what = self._WHAT[kind]
+        objects = _objects(answer, ANSWER_FIELDS[kind], what)
         if len(objects) != len(models):
-            raise LedgerUnavailable(f"{self._WHAT[kind]}: Xero answered {len(objects)} objects "
-                                    f"for {len(models)} sent.")
+            raise LedgerAnswerInvalid(
+                f"{what}: Xero answered {len(objects)} {ANSWER_FIELDS[kind][1]} for "
+                f"{len(models)} sent; {UNKNOWN_OUTCOME}")
+        attribute = ID_ATTRIBUTES[kind]
+        missing = [n for n, obj in enumerate(objects, 1)
+                   if _refusal(obj) is None and not _ledger_id(getattr(obj, attribute, None))]
+        if missing:
+            raise LedgerAnswerInvalid(
+                f"{what}: Xero took {len(missing)} of the {len(objects)} objects sent without "
+                f"saying their {ID_ATTRIBUTES_XERO[kind]} (number {missing[0]} in the batch); "
+                f"{UNKNOWN_OUTCOME}")
         return objects
 
     def _result(self, kind, item, answer):
         """PushResult of one answered object (or of a whole-request refusal)."""
         if isinstance(answer, LedgerRejected):
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=answer)
-        messages = [v.message for v in (answer.validation_errors or []) if v.message]
+        messages = _messages(answer)
         if messages or _status(answer.status_attribute_string) == "ERROR":
             messages = messages or ["Xero refused it without saying why."]
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
@@ -467,8 +551,7 @@ class XeroAdapter(LedgerAdapter):
                     _incomplete(result, f"Credit note {number} is in Xero but its allocation "
                                         f"was refused: {exc.message}", exc.details)
                     continue
-                messages = [v.message for a in (done.allocations or [])
-                            for v in (a.validation_errors or []) if v.message]
+                messages = [m for a in (done.allocations or []) for m in _messages(a)]
                 if messages:
                     _incomplete(result, f"Credit note {number} is in Xero but its allocation "
                                         "was refused: " + " ".join(messages), messages)
@@ -521,7 +604,7 @@ class XeroAdapter(LedgerAdapter):
             for model, answer in answers.get(index, []):
                 invoice_id = str(model.invoice.invoice_id)
                 messages = ([answer.message] if isinstance(answer, LedgerRejected) else
-                            [v.message for v in (answer.validation_errors or []) if v.message]
+                            _messages(answer)
                             or (["Xero refused it without saying why."]
                                 if _status(answer.status_attribute_string) == "ERROR"
                                 else []))
@@ -553,9 +636,11 @@ class XeroAdapter(LedgerAdapter):
         ids = sorted({str(i).lower() for i in invoice_ids if i})
         due = {}
         for start in range(0, len(ids), self.BATCH_SIZE):
-            answer = self._call("Reading Xero invoices' amounts due", api.get_invoices,
-                                org_id, i_ds=ids[start:start + self.BATCH_SIZE])
-            for invoice in answer.invoices or []:
+            what = "Reading Xero invoices' amounts due"
+            answer = self._call(what, api.get_invoices, org_id,
+                                i_ds=ids[start:start + self.BATCH_SIZE])
+            for invoice in _ids(_objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id",
+                                what, "invoices"):
                 due[str(invoice.invoice_id).lower()] = round(float(invoice.amount_due or 0), 2)
         return due
 
@@ -567,8 +652,11 @@ class XeroAdapter(LedgerAdapter):
             return {}
         api = self._accounting(access_token)
         where = " OR ".join(f'CreditNoteID==guid("{i}")' for i in ids)
-        answer = self._call("Reading Xero credit notes", api.get_credit_notes, org_id,
-                            where=where, unitdp=payloads.UNITDP)
+        what = "Reading Xero credit notes"
+        answer = self._call(what, api.get_credit_notes, org_id, where=where,
+                            unitdp=payloads.UNITDP)
+        _ids(_objects(answer, ANSWER_FIELDS["credit_note"], what), "credit_note_id", what,
+             "credit notes")
         totals = {str(i.ledger_id).lower(): i.values.get("amount_total") for i in items
                   if i.ledger_id}
         # the same total: nothing to edit; another one goes, and Xero says it is locked
@@ -587,15 +675,19 @@ class XeroAdapter(LedgerAdapter):
         for start in range(0, len(numbers), self.BATCH_SIZE):
             chunk = numbers[start:start + self.BATCH_SIZE]
             if kind == "invoice":
-                answer = self._call("Looking for invoices in Xero", api.get_invoices, org_id,
-                                    invoice_numbers=chunk, page=1)
-                rows = [(d.invoice_number, d.invoice_id, d) for d in answer.invoices or []]
+                what = "Looking for invoices in Xero"
+                answer = self._call(what, api.get_invoices, org_id, invoice_numbers=chunk,
+                                    page=1)
+                rows = [(d.invoice_number, d.invoice_id, d) for d in _ids(
+                    _objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id", what,
+                    "invoices")]
             else:
+                what = "Looking for credit notes in Xero"
                 where = " OR ".join(f"CreditNoteNumber=={payloads._quote(n)}" for n in chunk)
-                answer = self._call("Looking for credit notes in Xero", api.get_credit_notes,
-                                    org_id, where=where, page=1)
-                rows = [(d.credit_note_number, d.credit_note_id, d)
-                        for d in answer.credit_notes or []]
+                answer = self._call(what, api.get_credit_notes, org_id, where=where, page=1)
+                rows = [(d.credit_note_number, d.credit_note_id, d) for d in _ids(
+                    _objects(answer, ANSWER_FIELDS["credit_note"], what), "credit_note_id",
+                    what, "credit notes")]
             # a supplier bill carries its supplier's number, which may equal ours
             wanted = "ACCREC" if kind == "invoice" else "ACCRECCREDIT"
             for number, ledger_id, doc in rows:
@@ -621,15 +713,17 @@ class XeroAdapter(LedgerAdapter):
         if len(clauses) > 1:
             # many candidates (a backfill): a ledger of fewer than a thousand
             # contacts is read whole in one request instead of one per filter
-            page = self._call("Reading Xero contacts", api.get_contacts, org_id, page=1,
-                              page_size=LIST_PAGE).contacts or []
+            what = "Reading Xero contacts"
+            page = _objects(self._call(what, api.get_contacts, org_id, page=1,
+                                       page_size=LIST_PAGE), ANSWER_FIELDS["contact"], what)
             if len(page) < LIST_PAGE:
                 return payloads.match_contacts(candidates, _contact_rows(page))
         found = []
         for where in clauses:
-            answer = self._call("Looking for existing Xero contacts", api.get_contacts,
-                                org_id, where=where, page=1, page_size=1000)
-            found += _contact_rows(answer.contacts or [])
+            what = "Looking for existing Xero contacts"
+            answer = self._call(what, api.get_contacts, org_id, where=where, page=1,
+                                page_size=1000)
+            found += _contact_rows(_objects(answer, ANSWER_FIELDS["contact"], what))
         return payloads.match_contacts(candidates, found)
 
     def is_duplicate_name(self, error):
@@ -693,9 +787,12 @@ class XeroAdapter(LedgerAdapter):
         ids = [str(item.ledger_id) for item in items if item.ledger_id]
         held = {}
         if ids:
-            answer = self._call("Reading Xero invoices", api.get_invoices, org_id, i_ds=ids,
-                                page=1, unitdp=payloads.UNITDP)
-            held = {str(inv.invoice_id).lower(): inv for inv in answer.invoices or []}
+            what = "Reading Xero invoices"
+            answer = self._call(what, api.get_invoices, org_id, i_ds=ids, page=1,
+                                unitdp=payloads.UNITDP)
+            held = {str(inv.invoice_id).lower(): inv for inv in _ids(
+                _objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id", what,
+                "invoices")}
         to_void, to_credit = [], []
         for item in items:
             invoice = held.get(str(item.ledger_id).lower())
@@ -793,8 +890,7 @@ class XeroAdapter(LedgerAdapter):
                     "Allocating a credit note in Xero", api.create_credit_note_allocation,
                     org_id, str(note.credit_note_id), body, summarize_errors=False,
                     idempotency_key=_key(f"alloc:{note.credit_note_id}:{item.ledger_id}"))
-                why = " ".join(v.message for a in (done.allocations or [])
-                               for v in (a.validation_errors or []) if v.message)
+                why = " ".join(m for a in (done.allocations or []) for m in _messages(a))
             except LedgerRejected as exc:
                 why = exc.message
             if why:
@@ -806,10 +902,12 @@ class XeroAdapter(LedgerAdapter):
 
 
 def _contact_rows(contacts):
-    """The matching fields of active contacts."""
-    return [{"ContactID": str(c.contact_id), "TaxNumber": c.tax_number,
+    """The matching fields of active contacts (each with its id: a contact without one
+    would be linked to ledger id "None")."""
+    return [{"ContactID": _ledger_id(c.contact_id), "TaxNumber": c.tax_number,
              "EmailAddress": c.email_address, "Name": c.name}
-            for c in contacts if _status(c.contact_status) in ("", "ACTIVE")]
+            for c in _ids(contacts, "contact_id", "Reading Xero contacts", "contacts")
+            if _status(c.contact_status) in ("", "ACTIVE")]
 
 
 def _key(key):
@@ -834,10 +932,16 @@ def _refusal(answer):
     """Why Xero refused one answered object of a batch (None when it took it)."""
     if isinstance(answer, LedgerRejected):
         return answer.message
-    messages = [v.message for v in (answer.validation_errors or []) if v.message]
+    messages = _messages(answer)
     if messages or _status(answer.status_attribute_string) == "ERROR":
         return " ".join(messages) or "Xero refused it without saying why."
     return None
+
+
+def _messages(answer):
+    """The ValidationErrors messages of one answered object, each capped."""
+    return [cap(v.message) for v in (getattr(answer, "validation_errors", None) or [])
+            if getattr(v, "message", None)]
 
 
 def _incomplete(result, message, details=None):
