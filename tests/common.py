@@ -3,9 +3,11 @@
 from odoo.tests import new_test_user
 
 
-def make_user(env, login, groups):
-    """An internal user in exactly ``groups`` (comma separated xml ids)."""
-    return new_test_user(env, login=login, groups=groups, name=login.replace("_", " ").title())
+def make_user(env, login, groups, **values):
+    """An internal user in exactly ``groups`` (comma separated xml ids); ``values`` are
+    more res.users values (company_id, company_ids, ...)."""
+    return new_test_user(env, login=login, groups=groups, name=login.replace("_", " ").title(),
+                         **values)
 
 
 USER = "billing_sync.group_billing_sync_user"

@@ -8,14 +8,20 @@ import time
 import psycopg2
 
 from odoo import api, fields, models, tools
-from odoo.exceptions import AccessDenied, UserError, ValidationError
+from odoo.exceptions import AccessDenied, AccessError, UserError, ValidationError
 from odoo.tools import consteq
 from odoo.tools.misc import hmac as odoo_hmac
 
+from ..services import endpoints
 from ..services.crypto import CONFIG_KEY, CipherError, TokenCipher
 from ..services.ledger import PRODUCTION_URLS, PROVIDERS, adapter_class
-from ..services.ledger.base import is_loopback
-from ..services.ledger.errors import AuthorizationRevoked, LedgerError
+from ..services.ledger.base import Organisation
+from ..services.ledger.errors import (
+    AuthorizationRevoked,
+    ClientCredentialsRejected,
+    LedgerError,
+    cap,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -26,6 +32,11 @@ STATE_LIFETIME = 15 * 60
 # Refresh this long before the access token expires, so that a call started
 # just before expiry does not fail half way.
 REFRESH_MARGIN = datetime.timedelta(minutes=2)
+# where the connection sends its client secret and tokens (services/endpoints.py)
+ENDPOINT_FIELDS = ("oauth_url", "api_url")
+# a change of any of these moves the grant elsewhere: a connection holding one is
+# disconnected first (revoked where it was given)
+MOVING_FIELDS = (*ENDPOINT_FIELDS, "client_id", "provider")
 
 
 class BillingSyncConnection(models.Model):
@@ -61,11 +72,17 @@ class BillingSyncConnection(models.Model):
     has_client_secret = fields.Boolean(compute="_compute_client_secret")
     oauth_url = fields.Char(
         string="OAuth discovery URL", compute="_compute_urls", store=True, readonly=False,
-        help="The provider's OpenID discovery document. Leave the default for the real ledger.",
+        tracking=True,
+        help="The provider's OpenID discovery document. Leave the default for the real ledger; "
+             "another address (the ledger sandbox) must be allowed in the server's odoo.conf "
+             "(billing_sync_allowed_endpoints).",
     )
     api_url = fields.Char(
         string="API base URL", compute="_compute_urls", store=True, readonly=False,
-        help="Where the ledger's API answers. Leave the default for the real ledger.",
+        tracking=True,
+        help="Where the ledger's API answers. Leave the default for the real ledger; another "
+             "address must be allowed in the server's odoo.conf "
+             "(billing_sync_allowed_endpoints).",
     )
     org_id = fields.Char(
         string="Organisation ID", readonly=True, copy=False, index=True,
@@ -126,12 +143,19 @@ class BillingSyncConnection(models.Model):
 
     @api.depends("provider")
     def _compute_urls(self):
+        # The provider's production endpoints, unless the URL already there is one this
+        # server allows for the provider (the sandbox): never a way around the check.
+        try:
+            allowed = self._allowed_endpoints()
+        except UserError:
+            allowed = frozenset()
         for rec in self:
             urls = PRODUCTION_URLS.get(rec.provider, {})
-            if not rec.oauth_url or rec.oauth_url in _all_production("oauth_url"):
-                rec.oauth_url = urls.get("oauth_url")
-            if not rec.api_url or rec.api_url in _all_production("api_url"):
-                rec.api_url = urls.get("api_url")
+            for fname in ENDPOINT_FIELDS:
+                url = rec[fname]
+                if not url or url in _all_production(fname) or not endpoints.is_allowed(
+                        url, rec.provider, allowed):
+                    rec[fname] = urls.get(fname)
 
     def _compute_client_secret(self):
         tokens = self._token_map()
@@ -174,11 +198,16 @@ class BillingSyncConnection(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        # say it in words before the database index says it in SQL
+        # nothing about a company's ledgers is told to whoever may not create one there
+        self.check_access("create")
         for vals in vals_list:
+            company = self.env["res.company"].browse(
+                vals.get("company_id") or self.env.company.id)
+            if not self.env.su and company not in self.env.companies:
+                raise AccessError(self.env._(
+                    "You may only connect ledgers of your own companies."))
+            # say it in words before the database index says it in SQL
             if vals.get("active", True):
-                company = self.env["res.company"].browse(
-                    vals.get("company_id") or self.env.company.id)
                 self._raise_if_active_exists(company, vals.get("provider"))
         return super().create(vals_list)
 
@@ -210,14 +239,90 @@ class BillingSyncConnection(models.Model):
                         "%(ref)s is not from %(conn)s's own reference data.",
                         ref=rec[fname].display_name, conn=rec.display_name))
 
-    @api.constrains("oauth_url", "api_url")
+    @api.constrains("oauth_url", "api_url", "provider")
     def _check_urls(self):
         for rec in self:
-            for url in (rec.oauth_url, rec.api_url):
-                if url and not (url.startswith("https://") or is_loopback(url)):
-                    raise ValidationError(self.env._(
-                        "%s must use https (plain http is only accepted on this machine, "
-                        "for the ledger sandbox).", url))
+            for fname in ENDPOINT_FIELDS:
+                if rec[fname]:
+                    problem = rec._endpoint_problem(fname, rec[fname], rec.provider)
+                    if problem:
+                        raise ValidationError(problem)
+
+    @api.model
+    def _allowed_endpoints(self):
+        """The non-production endpoints this server allows: odoo.conf's
+        billing_sync_allowed_endpoints, never the database (services/endpoints.py)."""
+        try:
+            return endpoints.parse_allowed(tools.config.get(endpoints.CONFIG_KEY))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    def _endpoint_problem(self, fname, url, provider):
+        """Why ``url`` may not be the connection's ``fname`` for ``provider``; None if it may."""
+        what = self.env._("The %s", self._fields[fname]._description_string(self.env))
+        try:
+            endpoints.check_url(url, provider, self._allowed_endpoints(), what)
+        except endpoints.EndpointRefused as exc:
+            return str(exc)
+        return None
+
+    def write(self, vals):
+        if "company_id" in vals:
+            self._check_company_move(vals["company_id"])
+        moving = [fname for fname in MOVING_FIELDS if fname in vals]
+        if moving:
+            # refused before anything happens: the old grant is revoked only for a move
+            # that will take place
+            for rec in self:
+                provider = vals.get("provider", rec.provider)
+                for fname in ENDPOINT_FIELDS:
+                    problem = vals.get(fname) and rec._endpoint_problem(
+                        fname, vals[fname], provider)
+                    if problem:
+                        raise ValidationError(problem)
+            for rec in self:
+                changed = [f for f in moving if (rec[f] or False) != (vals[f] or False)]
+                if changed and rec._holds_grant():
+                    rec._disconnect_before_move(changed)
+        return super().write(vals)
+
+    def _check_company_move(self, company_id):
+        """A connection stays with its company once it has anything of a ledger (a grant,
+        codes, links, jobs): its organisation's data would otherwise serve another
+        company. A fresh one moves only to a company the user works in."""
+        if self.env.su:
+            return
+        for rec in self.filtered(lambda r: r.company_id.id != company_id):
+            Job = self.env["billing_sync.job"].sudo()
+            Link = self.env["billing_sync.link"].sudo().with_context(active_test=False)
+            if (rec._holds_grant() or rec.org_id or rec.with_context(
+                    active_test=False).reference_ids or Link.search_count(
+                    [("connection_id", "=", rec.id)]) or Job.search_count(
+                    [("connection_id", "=", rec.id)])):
+                raise AccessError(self.env._(
+                    "%s has synced with its ledger and stays with its company: archive it "
+                    "and connect the other company separately.", rec.display_name))
+            if company_id not in self.env.companies.ids:
+                raise AccessError(self.env._(
+                    "You may only connect ledgers of your own companies."))
+
+    def _holds_grant(self):
+        self.ensure_one()
+        token = self._token_map().get(self.id)
+        return self.state in ("connected", "choose_org", "needs_reconnect") or bool(
+            token and (token.refresh_token or token.access_token))
+
+    def _disconnect_before_move(self, fnames):
+        """Revoke the grant where it was given and erase the tokens, before ``fnames``
+        (endpoints, client id, provider) change: a token or secret of this connection
+        is never sent to the new address, nor kept for it."""
+        self.ensure_one()
+        labels = ", ".join(self._fields[f]._description_string(self.env) for f in fnames)
+        self._note(body=self.env._(
+            "%(fields)s changed: the connection is disconnected first, so that no token or "
+            "secret of this connection reaches the new address. Click Connect to authorise "
+            "again.", fields=labels))
+        self.action_disconnect()
 
     # ------------------------------------------------------------------ credentials
     @api.model
@@ -247,10 +352,18 @@ class BillingSyncConnection(models.Model):
 
     def _adapter(self):
         self.ensure_one()
+        # Checked again here, not only when written: a URL put in the database by SQL,
+        # or allowed by a configuration since changed, is refused before an adapter
+        # exists, so nothing is sent.
+        for fname in ENDPOINT_FIELDS:
+            problem = self._endpoint_problem(fname, self[fname], self.provider)
+            if problem:
+                raise UserError(problem)
         secret = self._cipher().decrypt(self._token_sudo().client_secret)
         try:
             return adapter_class(self.provider)(
-                self.client_id, secret, self.oauth_url, self.api_url)
+                self.client_id, secret, self.oauth_url, self.api_url,
+                allowed_endpoints=self._allowed_endpoints())
         except LedgerError as exc:
             raise UserError(str(exc)) from exc
 
@@ -270,7 +383,9 @@ class BillingSyncConnection(models.Model):
     def _access_token(self):
         """A valid access token (plaintext, in memory only), refreshed when close to expiry."""
         self.ensure_one()
-        if self.state not in ("connected", "choose_org"):
+        # not while choosing an organisation: the grant may reach another one than the
+        # connection's links and codes belong to
+        if self.state != "connected":
             raise UserError(self.env._("%s is not connected: use Connect first.",
                                        self.display_name))
         token = self._token_sudo()
@@ -336,8 +451,12 @@ class BillingSyncConnection(models.Model):
             try:
                 tokens = connection._adapter().refresh(refresh_token)
             except AuthorizationRevoked as exc:
+                # invalid_grant (reconnect), or ClientCredentialsRejected: a wrong client id
+                # or secret, and the message says where to copy them from; either way the
+                # connection stops showing Connected
                 refused = exc.message
             except LedgerError as exc:
+                # unreachable, busy, or an answer that is not a token answer: try again later
                 raise UserError(str(exc)) from exc
         if refused:
             connection._needs_reconnect(refused)
@@ -359,12 +478,20 @@ class BillingSyncConnection(models.Model):
             lambda u: self.company_id in u.company_ids and not u.share
             and u != self.env.ref("base.user_root"))
 
+    def _note(self, body, **kwargs):
+        """Post on the connection's chatter as the current user, even one without an email
+        address: mail refuses those outside superuser mode, and connecting must not fail
+        after the ledger has spent its authorisation code."""
+        self.ensure_one()
+        return self.sudo().message_post(body=body, author_id=self.env.user.partner_id.id,
+                                        **kwargs)
+
     def _needs_reconnect(self, reason):
         """Mark the connection broken and tell its administrators, once."""
         self.ensure_one()
         self.write({"state": "needs_reconnect", "last_error": reason})
         admins = self._admin_users()
-        self.message_post(
+        self._note(
             body=self.env._("The ledger refused to renew access: %(reason)s. Click Connect to "
                    "authorise Odoo again; nothing is synced until then.", reason=reason),
             partner_ids=admins.partner_id.ids,
@@ -399,16 +526,17 @@ class BillingSyncConnection(models.Model):
             encoded, signature = (state or "").split(".", 1)
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
             conn_id, uid, expires, nonce = payload.split(":", 3)
+            conn_id, uid, expires = int(conn_id), int(uid), int(expires)
         except ValueError as exc:
             raise AccessDenied(self.env._("The authorisation answer is malformed.")) from exc
         expected = odoo_hmac(self.env(su=True), STATE_SCOPE, payload)
         if not consteq(expected, signature):
             raise AccessDenied(self.env._("The authorisation answer was not issued by this Odoo."))
-        if int(uid) != self.env.uid:
+        if uid != self.env.uid:
             raise AccessDenied(self.env._("The authorisation was started by another user."))
-        if int(expires) < time.time():
+        if expires < time.time():
             raise AccessDenied(self.env._("The authorisation took too long; click Connect again."))
-        connection = self.browse(int(conn_id)).exists()
+        connection = self.browse(conn_id).exists()
         if not connection:
             raise AccessDenied(self.env._("The connection no longer exists."))
         connection.check_access("write")
@@ -434,9 +562,10 @@ class BillingSyncConnection(models.Model):
 
     def _oauth_denied(self, error, description=None):
         self.ensure_one()
-        reason = description or error
+        # the ledger's words, from the callback's query string: any length anyone typed
+        reason = cap(description, 300) or cap(error, 60)
         self.last_error = self.env._("Consent was not given at the ledger (%s).", reason)
-        self.message_post(body=self.env._(
+        self._note(body=self.env._(
             "Connecting was cancelled at the ledger: %s. Nothing changed.", reason))
 
     def _oauth_complete(self, code, realm_id=None):
@@ -445,12 +574,16 @@ class BillingSyncConnection(models.Model):
         adapter = self._adapter()
         try:
             tokens = adapter.exchange_code(code, self._redirect_uri(), realm_id=realm_id)
-        except AuthorizationRevoked as exc:
+        except ClientCredentialsRejected as exc:
+            # Connect again would fail the same way: the message says where to fix the client
+            # id or secret, and a connection that was connected no longer says so
+            if self.state in ("connected", "choose_org"):
+                self._needs_reconnect(exc.message)
             self.last_error = exc.message
-            raise UserError(self.env._(
-                "The ledger refused the authorisation code (expired or already used): click "
-                "Connect again. (%s)", exc.message)) from exc
+            raise UserError(exc.message) from exc
         except LedgerError as exc:
+            # each says what happened: the code expired or was already used (invalid_grant),
+            # the sign-in service could not be reached, or its answer was not a token answer
             self.last_error = str(exc)
             raise UserError(str(exc)) from exc
         # Saved in this transaction, which also consumed the state: the callback
@@ -466,11 +599,24 @@ class BillingSyncConnection(models.Model):
                   "last_error": False}
         self.candidate_org_ids.unlink()
         known = [o for o in orgs if o.id == self.org_id]
+        if self.org_id and orgs and not known:
+            # This connection's links, mappings and codes belong to its organisation: a
+            # grant that reaches others never switches it silently.
+            why = self.env._(
+                "This authorisation reaches %(orgs)s, not %(org)s, the organisation this "
+                "connection syncs with. Click Connect and pick %(org)s at the ledger, or "
+                "choose one of these and click Move to this organisation: this connection's "
+                "links, mappings and reference data are then archived.",
+                orgs=", ".join(o.name for o in orgs), org=self.org_name or self.org_id)
+            self.write({**values, "state": "choose_org", "last_error": why,
+                        "candidate_org_ids": [fields.Command.create(
+                            {"org_id": o.id, "name": o.name}) for o in orgs]})
+            self._note(body=why)
+            return True
         if len(orgs) == 1 or known:
             org = known[0] if known else orgs[0]
-            self.write({**values, "state": "connected", "org_id": org.id, "org_name": org.name})
-            self.message_post(body=self.env._("Connected to %s.", org.name))
-            self.activity_unlink(["mail.mail_activity_data_todo"])
+            self.write(values)
+            self._connect_org(org)
         elif orgs:
             self.write({**values, "state": "choose_org", "candidate_org_ids": [
                 fields.Command.create({"org_id": o.id, "name": o.name}) for o in orgs]})
@@ -481,14 +627,67 @@ class BillingSyncConnection(models.Model):
 
     def action_choose_org(self):
         self.ensure_one()
-        if not self.chosen_org_id:
-            raise UserError(self.env._("Pick the organisation to connect."))
-        org = self.chosen_org_id
-        self.write({"state": "connected", "org_id": org.org_id, "org_name": org.name,
-                    "chosen_org_id": False})
-        self.candidate_org_ids.unlink()
-        self.message_post(body=self.env._("Connected to %s.", self.org_name))
+        org = self._chosen_org()
+        if self.org_id and org.org_id != self.org_id:
+            raise UserError(self.env._(
+                "%(chosen)s is not %(org)s, the organisation this connection syncs with: "
+                "click Move to this organisation to switch it (its links, mappings and "
+                "reference data are archived), or Connect again and pick %(org)s.",
+                chosen=org.name, org=self.org_name or self.org_id))
+        self._connect_org(org)
         return True
+
+    def action_move_org(self):
+        """Switch this connection to another organisation of the ledger, explicitly.
+
+        Everything that names the old organisation's objects is archived, kept for
+        history: links (the records are sent to the new organisation as new documents),
+        mappings and reference data (import the new organisation's and map again), and
+        the defaults naming its codes are cleared. Jobs retiring an old-organisation
+        document are cancelled; the others go to the new organisation."""
+        self.ensure_one()
+        self.check_access("write")
+        org = self._chosen_org()
+        old = self.org_name or self.org_id
+        engine = self.sudo().with_context(active_test=False)
+        links = engine.env["billing_sync.link"].search(
+            [("connection_id", "=", self.id), ("active", "=", True)])
+        links.write({"active": False})
+        mappings = self.mapping_ids
+        mappings.write({"active": False})
+        refs = engine.env["billing_sync.ledger.ref"].search(
+            [("connection_id", "=", self.id), ("active", "=", True)])
+        refs.write({"active": False})
+        jobs = engine.env["billing_sync.job"].search(
+            [("connection_id", "=", self.id),
+             ("state", "in", ("pending", "blocked", "dead"))])
+        jobs.filtered("ledger_id").write({"state": "cancelled"})
+        # an unknown outcome in the old organisation says nothing about the new one
+        jobs.filtered(lambda j: not j.ledger_id).write(
+            {"outcome_unknown": False, "batch_key": False})
+        self.write({"default_account_id": False, "default_item_id": False,
+                    "default_term_id": False, "rounding_account_id": False,
+                    "reference_imported_at": False})
+        self._connect_org(org, note=self.env._(
+            "Moved from %(old)s to %(new)s: %(links)s links, %(maps)s mappings and "
+            "%(refs)s reference codes of %(old)s were archived. Import the reference data "
+            "and map again before documents can go.", old=old, new=org.name,
+            links=len(links), maps=len(mappings), refs=len(refs)))
+        return True
+
+    def _chosen_org(self):
+        if self.state != "choose_org" or not self.chosen_org_id:
+            raise UserError(self.env._("Pick the organisation to connect."))
+        return self.chosen_org_id
+
+    def _connect_org(self, org, note=None):
+        """Connect to ``org`` (an Organisation or a connection.org row)."""
+        org_id = org.id if isinstance(org, Organisation) else org.org_id
+        self.write({"state": "connected", "org_id": org_id, "org_name": org.name,
+                    "chosen_org_id": False, "last_error": False})
+        self.candidate_org_ids.unlink()
+        self._note(body=note or self.env._("Connected to %s.", self.org_name))
+        self.activity_unlink(["mail.mail_activity_data_todo"])
 
     def action_disconnect(self):
         """Revoke the grant at the provider and forget the tokens."""
@@ -499,12 +698,12 @@ class BillingSyncConnection(models.Model):
             if refresh_token:
                 try:
                     rec._adapter().revoke(refresh_token)
-                except LedgerError as exc:
+                except (LedgerError, UserError) as exc:  # UserError: an endpoint refused
                     warning = str(exc)
             token.write({"access_token": False, "refresh_token": False, "expires_at": False,
                          "refresh_expires_at": False})
             rec.write({"state": "disconnected", "last_error": warning})
-            rec.message_post(body=self.env._("Disconnected; the tokens were revoked and erased.")
+            rec._note(body=self.env._("Disconnected; the tokens were revoked and erased.")
                              if not warning else
                              self.env._(
                                  "Disconnected and tokens erased, but the ledger could not be "
@@ -622,6 +821,24 @@ class BillingSyncConnection(models.Model):
         return action
 
 
+def check_kept(records, vals, fnames):
+    """Refuse, outside the engine, changing ``fnames`` of ``records`` once created.
+
+    Odoo checks record rules before a write, not after: a row an administrator re-points
+    at another company's connection would carry this company's data (codes, an
+    organisation to connect) into that company's ledger."""
+    if records.env.su:
+        return
+    for fname in set(fnames) & set(vals):
+        field = records._fields[fname]
+        new = field.convert_to_cache(vals[fname], records, validate=False)
+        if any(field.convert_to_cache(rec[fname], rec, validate=False) != new
+               for rec in records):
+            raise AccessError(records.env._(
+                "%(field)s of %(what)s cannot be changed: it came from the ledger.",
+                field=field._description_string(records.env), what=records._description))
+
+
 def _all_production(key):
     return {urls[key] for urls in PRODUCTION_URLS.values()}
 
@@ -637,3 +854,7 @@ class BillingSyncConnectionOrg(models.Model):
                                     ondelete="cascade")
     org_id = fields.Char(required=True)
     name = fields.Char(required=True)
+
+    def write(self, vals):
+        check_kept(self, vals, ("connection_id", "org_id"))
+        return super().write(vals)

@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 
 from ..services.ledger.base import REFERENCE_KINDS
+from .billing_sync_connection import check_kept
 
 
 class BillingSyncLedgerRef(models.Model):
@@ -30,6 +31,10 @@ class BillingSyncLedgerRef(models.Model):
         ("ledger_id_uniq", "unique(connection_id, kind, ledger_id)",
          "This ledger record is already imported."),
     ]
+
+    def write(self, vals):
+        check_kept(self, vals, ("connection_id", "kind", "ledger_id"))
+        return super().write(vals)
 
     @api.depends("code", "name", "rate", "kind")
     def _compute_display_name(self):

@@ -2,7 +2,6 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 
-
 class BillingSyncLink(models.Model):
     """An Odoo record and the ledger object it is, for one connection.
 

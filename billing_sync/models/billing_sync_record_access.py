@@ -4,7 +4,6 @@ from odoo import api, models
 from odoo.exceptions import AccessError
 from odoo.osv import expression
 
-
 # the models the engine syncs: rows about anything else are nobody's but the engine's
 RECORD_MODELS = ("res.partner", "account.move", "account.payment")
 
