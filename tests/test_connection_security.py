@@ -103,13 +103,65 @@ class TestReconnectElsewhere(LedgerSandboxMixin, TransactionCase):
         self.assertFalse(self.pending.batch_key)
         body = conn.message_ids[:1].body
         self.assertIn("Moved from", body)
-        # its own codes can be imported and mapped again
+        # its own codes are imported beside the old ones (QuickBooks ids repeat across
+        # companies), which stay archived, and can be mapped again
         conn.action_import_reference_data()
-        self.assertTrue(conn.reference_ids.filtered("active"))
-        tax_ref = conn.reference_ids.filtered(lambda r: r.kind == "tax" and r.active)[:1]
+        Ref = self.env["billing_sync.ledger.ref"].with_context(active_test=False)
+        old_refs = Ref.search([("id", "in", refs.ids)])
+        self.assertFalse(old_refs.filtered("active"), "the old organisation's codes stay")
+        self.assertEqual(set(old_refs.mapped("ledger_org_id")), {self.first_realm})
+        new_refs = conn.reference_ids.filtered("active")
+        self.assertTrue(new_refs)
+        self.assertEqual(set(new_refs.mapped("ledger_org_id")), {self.other_realm})
+        self.assertTrue(set(new_refs.mapped("ledger_id")) & set(old_refs.mapped("ledger_id")))
+        tax_ref = new_refs.filtered(lambda r: r.kind == "tax")[:1]
         self.env["billing_sync.mapping"].with_user(self.admin).create({
             "connection_id": conn.id, "kind": "tax", "tax_id": self.tax.id,
             "tax_ref_id": tax_ref.id})
+        # a ledger object of the new organisation may bear an archived link's id
+        self.env["billing_sync.link"]._record(conn, self.env["res.partner"].create(
+            {"name": "New Books Client"}), self.link.ledger_id)
+
+    def test_a_move_queues_what_the_old_organisation_held(self):
+        invoice = self.env["account.move"].create({
+            "move_type": "out_invoice", "partner_id": self.env["res.partner"].create(
+                {"name": "Held Client"}).id,
+            "invoice_line_ids": [(0, 0, {"name": "Advice", "quantity": 1,
+                                         "price_unit": 100, "tax_ids": []})]})
+        invoice.with_context(billing_sync_no_push=True).action_post()
+        self.env["billing_sync.link"]._record(self.connection, invoice, "77",
+                                              ledger_type="invoice")
+        self._reconnect(self.other_realm)
+        self.connection.chosen_org_id = self.connection.candidate_org_ids
+        self.connection.with_user(self.admin).action_move_org()
+        job = self.env["billing_sync.job"].search([
+            ("connection_id", "=", self.connection.id), ("res_model", "=", "account.move"),
+            ("res_id", "=", invoice.id), ("state", "=", "pending")])
+        self.assertEqual(job.kind, "invoice")
+        # a job of the old organisation, retried by hand, is not sent to the new one
+        with self.assertRaisesRegex(AccessError, "another organisation"):
+            self.void.with_user(self.admin).action_retry()
+
+    def test_nobody_sets_what_connecting_decides(self):
+        for vals in ({"state": "connected"}, {"org_id": "elsewhere"},
+                     {"org_name": "Forged"}, {"connected_by_id": self.admin.id}):
+            with self.subTest(vals=vals), self.assertRaises(AccessError):
+                self.connection.with_user(self.admin).write(vals)
+        self._reconnect(self.other_realm)
+        foreign = self.env["billing_sync.connection.org"].create(
+            {"connection_id": self.env["billing_sync.connection"].create(
+                {**self.sandbox_values("xero")}).id, "org_id": "forged", "name": "Forged"})
+        with self.assertRaises(AccessError):
+            self.env["billing_sync.connection.org"].with_user(self.admin).create(
+                {"connection_id": self.connection.id, "org_id": "x", "name": "X"})
+        self.connection.chosen_org_id = foreign
+        with self.assertRaises(AccessError):
+            self.connection.with_user(self.admin).action_move_org()
+        self.assertEqual(self.connection.org_id, self.first_realm)
+
+    def test_a_synced_connection_is_archived_not_deleted(self):
+        with self.assertRaisesRegex(UserError, "archive it"):
+            self.connection.with_user(self.admin).unlink()
 
     def test_only_an_administrator_moves_a_connection(self):
         self._reconnect(self.other_realm)

@@ -37,6 +37,10 @@ ENDPOINT_FIELDS = ("oauth_url", "api_url")
 # a change of any of these moves the grant elsewhere: a connection holding one is
 # disconnected first (revoked where it was given)
 MOVING_FIELDS = (*ENDPOINT_FIELDS, "client_id", "provider")
+# what the ledger's answers decide (Connect, the organisation chosen, a refused renewal):
+# written by the connection's own flows, as the engine, never by a person's write
+ENGINE_FIELDS = {"state", "org_id", "org_name", "connected_by_id", "connected_at",
+                 "candidate_org_ids", "reference_imported_at"}
 
 
 class BillingSyncConnection(models.Model):
@@ -267,6 +271,10 @@ class BillingSyncConnection(models.Model):
         return None
 
     def write(self, vals):
+        if not self.env.su and ENGINE_FIELDS & set(vals):
+            raise AccessError(self.env._(
+                "%s is set by connecting to the ledger, not by hand: use Connect, Use this "
+                "organisation or Disconnect.", ", ".join(sorted(ENGINE_FIELDS & set(vals)))))
         if "company_id" in vals:
             self._check_company_move(vals["company_id"])
         moving = [fname for fname in MOVING_FIELDS if fname in vals]
@@ -293,18 +301,34 @@ class BillingSyncConnection(models.Model):
         if self.env.su:
             return
         for rec in self.filtered(lambda r: r.company_id.id != company_id):
-            Job = self.env["billing_sync.job"].sudo()
-            Link = self.env["billing_sync.link"].sudo().with_context(active_test=False)
-            if (rec._holds_grant() or rec.org_id or rec.with_context(
-                    active_test=False).reference_ids or Link.search_count(
-                    [("connection_id", "=", rec.id)]) or Job.search_count(
-                    [("connection_id", "=", rec.id)])):
+            if rec._has_synced():
                 raise AccessError(self.env._(
                     "%s has synced with its ledger and stays with its company: archive it "
                     "and connect the other company separately.", rec.display_name))
             if company_id not in self.env.companies.ids:
                 raise AccessError(self.env._(
                     "You may only connect ledgers of your own companies."))
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_unless_synced(self):
+        # its links and its jobs (an attempt whose outcome is unknown among them) go with
+        # it: reconnecting later would create every document again
+        for rec in self:
+            if rec._has_synced():
+                raise UserError(self.env._(
+                    "%s has synced with its ledger: archive it instead of deleting it.",
+                    rec.display_name))
+
+    def _has_synced(self):
+        """True once the connection holds anything of a ledger: a grant, an organisation,
+        codes, links or jobs."""
+        self.ensure_one()
+        Job = self.env["billing_sync.job"].sudo()
+        Link = self.env["billing_sync.link"].sudo().with_context(active_test=False)
+        return bool(self._holds_grant() or self.org_id or self.with_context(
+            active_test=False).reference_ids or Link.search_count(
+            [("connection_id", "=", self.id)]) or Job.search_count(
+            [("connection_id", "=", self.id)]))
 
     def _holds_grant(self):
         self.ensure_one()
@@ -352,18 +376,14 @@ class BillingSyncConnection(models.Model):
 
     def _adapter(self):
         self.ensure_one()
-        # Checked again here, not only when written: a URL put in the database by SQL,
-        # or allowed by a configuration since changed, is refused before an adapter
-        # exists, so nothing is sent.
-        for fname in ENDPOINT_FIELDS:
-            problem = self._endpoint_problem(fname, self[fname], self.provider)
-            if problem:
-                raise UserError(problem)
+        # The adapter checks both URLs against odoo.conf's allow-list when it is built, so
+        # on every use, not only when written: a URL put in the database by SQL, or allowed
+        # by a configuration since changed, is refused before anything is sent.
+        allowed = self._allowed_endpoints()
         secret = self._cipher().decrypt(self._token_sudo().client_secret)
         try:
-            return adapter_class(self.provider)(
-                self.client_id, secret, self.oauth_url, self.api_url,
-                allowed_endpoints=self._allowed_endpoints())
+            return self._adapter_class()(self.client_id, secret, self.oauth_url, self.api_url,
+                                         allowed_endpoints=allowed)
         except LedgerError as exc:
             raise UserError(str(exc)) from exc
 
@@ -489,7 +509,7 @@ class BillingSyncConnection(models.Model):
     def _needs_reconnect(self, reason):
         """Mark the connection broken and tell its administrators, once."""
         self.ensure_one()
-        self.write({"state": "needs_reconnect", "last_error": reason})
+        self.sudo().write({"state": "needs_reconnect", "last_error": reason})
         admins = self._admin_users()
         self._note(
             body=self.env._("The ledger refused to renew access: %(reason)s. Click Connect to "
@@ -597,7 +617,7 @@ class BillingSyncConnection(models.Model):
             raise UserError(str(exc)) from exc
         values = {"connected_by_id": self.env.uid, "connected_at": fields.Datetime.now(),
                   "last_error": False}
-        self.candidate_org_ids.unlink()
+        self.sudo().candidate_org_ids.unlink()
         known = [o for o in orgs if o.id == self.org_id]
         if self.org_id and orgs and not known:
             # This connection's links, mappings and codes belong to its organisation: a
@@ -608,17 +628,17 @@ class BillingSyncConnection(models.Model):
                 "choose one of these and click Move to this organisation: this connection's "
                 "links, mappings and reference data are then archived.",
                 orgs=", ".join(o.name for o in orgs), org=self.org_name or self.org_id)
-            self.write({**values, "state": "choose_org", "last_error": why,
+            self.sudo().write({**values, "state": "choose_org", "last_error": why,
                         "candidate_org_ids": [fields.Command.create(
                             {"org_id": o.id, "name": o.name}) for o in orgs]})
             self._note(body=why)
             return True
         if len(orgs) == 1 or known:
             org = known[0] if known else orgs[0]
-            self.write(values)
+            self.sudo().write(values)
             self._connect_org(org)
         elif orgs:
-            self.write({**values, "state": "choose_org", "candidate_org_ids": [
+            self.sudo().write({**values, "state": "choose_org", "candidate_org_ids": [
                 fields.Command.create({"org_id": o.id, "name": o.name}) for o in orgs]})
         else:
             raise UserError(self.env._(
@@ -627,6 +647,7 @@ class BillingSyncConnection(models.Model):
 
     def action_choose_org(self):
         self.ensure_one()
+        self.check_access("write")
         org = self._chosen_org()
         if self.org_id and org.org_id != self.org_id:
             raise UserError(self.env._(
@@ -641,56 +662,55 @@ class BillingSyncConnection(models.Model):
         """Switch this connection to another organisation of the ledger, explicitly.
 
         Everything that names the old organisation's objects is archived, kept for
-        history: links (the records are sent to the new organisation as new documents),
-        mappings and reference data (import the new organisation's and map again), and
-        the defaults naming its codes are cleared. Jobs retiring an old-organisation
-        document are cancelled; the others go to the new organisation."""
+        history: links, mappings and reference data (import the new organisation's and
+        map again); the defaults naming its codes are cleared. Jobs retiring an
+        old-organisation document are cancelled; every invoice, credit note and payment
+        the old organisation held is queued for the new one (sent once mapped)."""
         self.ensure_one()
         self.check_access("write")
         org = self._chosen_org()
         old = self.org_name or self.org_id
-        engine = self.sudo().with_context(active_test=False)
-        links = engine.env["billing_sync.link"].search(
-            [("connection_id", "=", self.id), ("active", "=", True)])
+        engine = self.sudo()
+        links = engine.env["billing_sync.link"].search([("connection_id", "=", self.id)])
         links.write({"active": False})
-        mappings = self.mapping_ids
+        mappings = engine.mapping_ids
         mappings.write({"active": False})
-        refs = engine.env["billing_sync.ledger.ref"].search(
-            [("connection_id", "=", self.id), ("active", "=", True)])
+        refs = engine.env["billing_sync.ledger.ref"].search([("connection_id", "=", self.id)])
         refs.write({"active": False})
-        jobs = engine.env["billing_sync.job"].search(
-            [("connection_id", "=", self.id),
-             ("state", "in", ("pending", "blocked", "dead"))])
-        jobs.filtered("ledger_id").write({"state": "cancelled"})
-        # an unknown outcome in the old organisation says nothing about the new one
-        jobs.filtered(lambda j: not j.ledger_id).write(
-            {"outcome_unknown": False, "batch_key": False})
-        self.write({"default_account_id": False, "default_item_id": False,
-                    "default_term_id": False, "rounding_account_id": False,
-                    "reference_imported_at": False})
+        Job = engine.env["billing_sync.job"]
+        Job._forget_organisation(self)
+        engine.write({"default_account_id": False, "default_item_id": False,
+                      "default_term_id": False, "rounding_account_id": False,
+                      "reference_imported_at": False})
         self._connect_org(org, note=self.env._(
             "Moved from %(old)s to %(new)s: %(links)s links, %(maps)s mappings and "
-            "%(refs)s reference codes of %(old)s were archived. Import the reference data "
-            "and map again before documents can go.", old=old, new=org.name,
+            "%(refs)s reference codes of %(old)s were archived, and what %(old)s held is "
+            "queued for %(new)s. Import the reference data and map again: documents wait "
+            "for their mappings.", old=old, new=org.name,
             links=len(links), maps=len(mappings), refs=len(refs)))
+        Job._resend(self, links)
         return True
 
     def _chosen_org(self):
         if self.state != "choose_org" or not self.chosen_org_id:
             raise UserError(self.env._("Pick the organisation to connect."))
+        if self.chosen_org_id not in self.sudo().candidate_org_ids:
+            raise AccessError(self.env._(
+                "Pick one of the organisations the ledger offered this connection."))
         return self.chosen_org_id
 
     def _connect_org(self, org, note=None):
         """Connect to ``org`` (an Organisation or a connection.org row)."""
         org_id = org.id if isinstance(org, Organisation) else org.org_id
-        self.write({"state": "connected", "org_id": org_id, "org_name": org.name,
-                    "chosen_org_id": False, "last_error": False})
-        self.candidate_org_ids.unlink()
+        self.sudo().write({"state": "connected", "org_id": org_id, "org_name": org.name,
+                           "chosen_org_id": False, "last_error": False})
+        self.sudo().candidate_org_ids.unlink()
         self._note(body=note or self.env._("Connected to %s.", self.org_name))
         self.activity_unlink(["mail.mail_activity_data_todo"])
 
     def action_disconnect(self):
         """Revoke the grant at the provider and forget the tokens."""
+        self.check_access("write")
         for rec in self:
             token = rec._token_sudo()
             warning = False
@@ -702,7 +722,7 @@ class BillingSyncConnection(models.Model):
                     warning = str(exc)
             token.write({"access_token": False, "refresh_token": False, "expires_at": False,
                          "refresh_expires_at": False})
-            rec.write({"state": "disconnected", "last_error": warning})
+            rec.sudo().write({"state": "disconnected", "last_error": warning})
             rec._note(body=self.env._("Disconnected; the tokens were revoked and erased.")
                              if not warning else
                              self.env._(
@@ -713,6 +733,7 @@ class BillingSyncConnection(models.Model):
 
     def action_test_connection(self):
         self.ensure_one()
+        self.check_access("write")
         try:
             report = self._adapter().test_connection(self._access_token(), self.org_id)
         except LedgerError as exc:
@@ -729,6 +750,7 @@ class BillingSyncConnection(models.Model):
 
     # ------------------------------------------------------------------ reference data
     def action_import_reference_data(self):
+        self.check_access("write")
         for rec in self:
             rec._import_reference_data()
         return True
@@ -746,7 +768,7 @@ class BillingSyncConnection(models.Model):
             raise UserError(str(exc)) from exc
         Ref = self.env["billing_sync.ledger.ref"].with_context(active_test=False)
         existing = {(r.kind, r.ledger_id): r for r in Ref.search(
-            [("connection_id", "=", self.id)])}
+            [("connection_id", "=", self.id), ("ledger_org_id", "=", self.org_id)])}
         was_active = Ref.browse([r.id for r in existing.values() if r.active])
         # an option of an archived tracking category cannot be used either
         closed = {rec.ledger_id for rec in records
@@ -766,11 +788,11 @@ class BillingSyncConnection(models.Model):
                     ref.write(values)
             else:
                 to_create.append({**values, "connection_id": self.id, "kind": rec.kind,
-                                  "ledger_id": rec.ledger_id})
+                                  "ledger_id": rec.ledger_id, "ledger_org_id": self.org_id})
         Ref.create(to_create)
         vanished = [r.id for k, r in existing.items() if k not in seen and r.active]
         Ref.browse(vanished).write({"active": False})
-        self.reference_imported_at = fields.Datetime.now()
+        self.sudo().reference_imported_at = fields.Datetime.now()
         known = Ref.browse([r.id for r in existing.values()])
         self._report_archived_references(was_active.filtered(lambda r: not r.active))
         if (known - was_active).filtered("active"):
@@ -835,7 +857,7 @@ def check_kept(records, vals, fnames):
         if any(field.convert_to_cache(rec[fname], rec, validate=False) != new
                for rec in records):
             raise AccessError(records.env._(
-                "%(field)s of %(what)s cannot be changed: it came from the ledger.",
+                "%(field)s of %(what)s cannot be changed once it is created.",
                 field=field._description_string(records.env), what=records._description))
 
 
@@ -854,7 +876,3 @@ class BillingSyncConnectionOrg(models.Model):
                                     ondelete="cascade")
     org_id = fields.Char(required=True)
     name = fields.Char(required=True)
-
-    def write(self, vals):
-        check_kept(self, vals, ("connection_id", "org_id"))
-        return super().write(vals)

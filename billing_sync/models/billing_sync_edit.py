@@ -293,6 +293,7 @@ class BillingSyncEdit(models.AbstractModel):
                 "res_id": record.id, "kind": kind, "priority": PRIORITY[kind],
                 "state": "blocked" if busy else "pending",
                 "ledger_id": link.ledger_id, "ledger_type": link.ledger_type,
+                "ledger_org_id": link.connection_id.org_id,
                 "ledger_number": link.ledger_number or record.display_name,
                 "ledger_payment_ids": payments or False,
                 "last_error": self.env._("Retry once the job retiring %s is done.",

@@ -59,6 +59,20 @@ def _pacer(connection, adapter):
         return pacer
 
 
+def _unbelievable(results, sent):
+    """Why the adapter's ``results`` do not account for exactly the ``sent`` keys, each
+    once, every success with its ledger id (None: they do)."""
+    keys = [result.key for result in results]
+    if len(keys) != len(set(keys)):
+        return "a record answered twice"
+    if set(keys) != set(sent):
+        return f"{len(set(sent) - set(keys))} record(s) without an answer" if \
+            set(sent) - set(keys) else "an answer for a record that was not sent"
+    if any(result.ok and not result.ledger_id for result in results):
+        return "accepted without a ledger id"
+    return None
+
+
 class BillingSyncJob(models.Model):
     """One change to carry to the ledger: the outbox of the outbound sync.
 
@@ -104,6 +118,14 @@ class BillingSyncJob(models.Model):
     ledger_id = fields.Char(string="Ledger ID", readonly=True, copy=False)
     ledger_type = fields.Char(readonly=True, copy=False)
     ledger_number = fields.Char(readonly=True, copy=False)
+    ledger_org_id = fields.Char(
+        string="Ledger organisation", readonly=True, copy=False,
+        help="The organisation Ledger ID belongs to: such a job never goes to another one "
+             "(a connection moved to another organisation).")
+    record_gone = fields.Boolean(
+        readonly=True, copy=False,
+        help="The engine found the record deleted: the job is then seen under its "
+             "company's rule alone.")
     ledger_payment_ids = fields.Char(
         readonly=True, copy=False,
         help="Ledger payments (comma separated) the reset took off this invoice in Odoo: "
@@ -257,11 +279,9 @@ class BillingSyncJob(models.Model):
             cr.execute("""SELECT id FROM billing_sync_job WHERE batch_key = %s
                            AND state = 'pending' FOR UPDATE SKIP LOCKED""", [key])
         else:
-            try:
-                size = connection._adapter().batch_size(kind)
-            except UserError:
-                # e.g. an endpoint this server refuses: one job, and _send_batch says why
-                size = 1
+            # the provider's ceiling, a class constant: no adapter (secret, endpoints) here;
+            # an endpoint this server refuses is said by _send_batch, on every job claimed
+            size = connection._adapter_class().batch_size(kind)
             cr.execute("""
                 SELECT id FROM billing_sync_job
                  WHERE state = 'pending' AND next_attempt_at <= %s AND connection_id = %s
@@ -328,23 +348,26 @@ class BillingSyncJob(models.Model):
                 "whether the ledger took it is unknown, so it goes again later under the same "
                 "idempotency key and nothing is created twice."))
             return
-        done = unanswered = self.browse()
-        answered = set()
+        problem = _unbelievable(results, sent)
+        if problem:
+            # nothing is recorded from an answer that does not account for every record
+            # sent: the whole batch goes again under its key (the ledger replays its first
+            # answer, so a partial retry could never match it)
+            _logger.error("billing_sync: the %s adapter's answer for jobs %s %s",
+                          connection.provider, self.ids, problem)
+            self.filtered(lambda j: j.state == "started")._retry_later(self.env._(
+                "The ledger's answer said nothing certain about this batch (%s): nothing is "
+                "linked, and it goes again later under the same idempotency key, so nothing "
+                "is created twice.", problem))
+            return
+        done = self.browse()
         for result in results:
-            job = jobs_by_key.get(result.key)
-            if job is None or result.key in answered:
-                continue
-            answered.add(result.key)
-            if result.ok and not result.ledger_id:
-                # "in the ledger" without saying where: believe nothing, link nothing
-                _logger.error("billing_sync: the %s adapter answered ok without a ledger id "
-                              "for job %s", connection.provider, job.id)
-                unanswered |= job
-                continue
+            job = jobs_by_key[result.key]
             if not result.ok and getattr(result.error, "retryable", False):
-                job._retry_later(str(result.error))  # not a refusal: the outcome is unknown
-                continue
-            if result.ok:
+                # the ledger answered for this record that it failed, for now: nothing was
+                # created, so it goes again later under a new key
+                job._retry_later(str(result.error), known=True)
+            elif result.ok:
                 mismatch = builder._record_success(connection, job, result)
                 if mismatch:
                     # in the ledger, but not equal to Odoo: never "synced"
@@ -358,14 +381,6 @@ class BillingSyncJob(models.Model):
                 job._park(str(result.error), ledger=True)
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
                     "hint": False, "outcome_unknown": False})
-        unanswered |= self.filtered(lambda j: f"{j.res_model},{j.res_id}" in sent
-                                    and f"{j.res_model},{j.res_id}" not in answered)
-        # under the same key: a new one could create a second payment; a person's Retry
-        # (a new key, the document looked up by its number first) is the way out
-        unanswered._retry_later(self.env._(
-            "The ledger's answer said nothing certain about this record (no result for it, "
-            "or no ledger id): it is not linked, and goes again later under the same "
-            "idempotency key, so nothing is created twice."))
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
@@ -392,15 +407,20 @@ class BillingSyncJob(models.Model):
             job.write({"state": "pending", "attempts": max(0, job.attempts - 1),
                        "next_attempt_at": when, "last_error": reason})
 
-    def _retry_later(self, reason):
-        """A transient failure: back off with jitter, or give up after the last attempt."""
+    def _retry_later(self, reason, known=False):
+        """A transient failure: back off with jitter, or give up after the last attempt.
+
+        ``known``: the ledger said this attempt created nothing, so its key retires;
+        otherwise the outcome is unknown and the next attempt replays the key."""
+        outcome = {"outcome_unknown": False, "batch_key": False} if known else \
+            {"outcome_unknown": True}
         for job in self:
             if backoff.is_dead(job.attempts):
-                job.write({"state": "dead", "last_error": reason, "outcome_unknown": True,
+                job.write({"state": "dead", "last_error": reason, **outcome,
                            "hint": "The ledger kept failing; retry once it is reachable."})
                 job._tell_managers(reason)
                 continue
-            job.write({"state": "pending", "last_error": reason, "outcome_unknown": True,
+            job.write({"state": "pending", "last_error": reason, **outcome,
                        "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
                            seconds=backoff.retry_delay(job.attempts))})
 
@@ -483,6 +503,56 @@ class BillingSyncJob(models.Model):
             self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
         return released
 
+    @api.model
+    def _forget_organisation(self, connection):
+        """``connection`` moves to another organisation: what its unsent jobs knew of the
+        old one no longer holds. A job retiring an old-organisation document (a ledger
+        id) is cancelled; an unknown outcome says nothing about the new organisation, so
+        keys and the lookup by number go. Of two pending jobs for one record and kind (a
+        keyed retry and a newer change) the newer one stays."""
+        cr = self.env.cr
+        self.flush_model()
+        now = fields.Datetime.now()
+        unsent = ("pending", "blocked", "dead")
+        cr.execute("""
+            UPDATE billing_sync_job j SET state = 'cancelled', write_date = %s,
+                   ledger_org_id = CASE WHEN j.ledger_id IS NOT NULL
+                                        THEN COALESCE(j.ledger_org_id, %s) END
+             WHERE j.connection_id = %s AND j.state = ANY(%s)
+               AND (j.ledger_id IS NOT NULL
+                    OR (j.state = 'pending' AND EXISTS (
+                        SELECT 1 FROM billing_sync_job o
+                         WHERE o.connection_id = j.connection_id AND o.res_model = j.res_model
+                           AND o.res_id = j.res_id AND o.kind = j.kind
+                           AND o.state = 'pending' AND o.id > j.id)))
+        """, [now, connection.org_id, connection.id, list(unsent)])
+        cr.execute("""
+            UPDATE billing_sync_job SET batch_key = NULL, outcome_unknown = FALSE,
+                   write_date = %s
+             WHERE connection_id = %s AND state = ANY(%s)
+        """, [now, connection.id, list(unsent)])
+        self.invalidate_model()
+
+    @api.model
+    def _resend(self, connection, links):
+        """Queue for ``connection`` the records ``links`` held in the ledger (posted
+        invoices, credit notes and payments still in Odoo): after a move to another
+        organisation, it must hold them too. Their clients go with them."""
+        now = fields.Datetime.now()
+        kinds = {"invoice": "account.move", "credit_note": "account.move",
+                 "payment": "account.payment"}
+        queued = False
+        for kind, model in kinds.items():
+            ids = links.filtered(lambda lk, k=kind, m=model: lk.ledger_type == k
+                                 and lk.res_model == m).mapped("res_id")
+            records = self.env[model].browse(ids).exists()
+            for record in records.filtered(lambda r: r.state in ("posted", "in_process",
+                                                                 "paid")):
+                self._enqueue_one(connection, record, kind, now)
+                queued = True
+        if queued:
+            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+
     def _tell_managers(self, reason):
         self.connection_id.sudo().message_post(body=self.env._(
             "Gave up sending %(record)s after %(n)s attempts: %(reason)s",
@@ -516,32 +586,38 @@ class BillingSyncJob(models.Model):
         rule) who can read each job's record (billing_sync.record.access), whose record
         belongs to the connection's company."""
         self.check_access("write")
-        jobs = self.sudo()
-        for job in jobs:
-            problem = job._company_problem()
-            if problem:
-                raise AccessError(problem)
-        return jobs
+        return self.sudo()
 
-    def _company_problem(self):
-        """Why this job's record may not go to its connection's ledger (None: it may).
+    def _sending_problem(self, record):
+        """Why this job may not go to its connection's ledger (None: it may).
 
-        The worker sends as superuser: a record of another company must never reach
-        this company's ledger, whoever queued it."""
+        The worker sends as superuser: a record of another company must never reach this
+        company's ledger, whoever queued it; a ledger id of another organisation (the
+        connection moved) must never be voided or removed in this one."""
         self.ensure_one()
-        record = self.sudo()._record()
+        connection = self.connection_id
         company = record and "company_id" in record._fields and record.company_id
-        if company and company != self.connection_id.company_id:
+        if company and company != connection.company_id:
             return self.env._(
                 "%(record)s belongs to %(company)s, not to %(ledger)s's company: it is "
                 "never sent to that ledger.", record=record.display_name,
-                company=company.name, ledger=self.connection_id.name)
+                company=company.name, ledger=connection.name)
+        if self.ledger_id and self.ledger_org_id and self.ledger_org_id != connection.org_id:
+            return self.env._(
+                "%(what)s is a document of another organisation than the one %(ledger)s "
+                "now syncs with: nothing is sent.",
+                what=self.ledger_number or self.ledger_id, ledger=connection.name)
         return None
 
     # ------------------------------------------------------------------ UI
     def action_retry(self):
         """Send again now (after a fix)."""
-        self._as_engine().filtered(lambda j: j.state in ("blocked", "dead", "cancelled")).write({
+        jobs = self._as_engine().filtered(lambda j: j.state in ("blocked", "dead", "cancelled"))
+        for job in jobs:
+            problem = job._sending_problem(job._record())
+            if problem:
+                raise AccessError(problem)
+        jobs.write({
             "state": "pending", "attempts": 0, "batch_key": False,
             "next_attempt_at": fields.Datetime.now()})
         self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()

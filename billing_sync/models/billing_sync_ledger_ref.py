@@ -26,14 +26,27 @@ class BillingSyncLedgerRef(models.Model):
     rate = fields.Float(digits=(16, 4), help="Tax rate in percent, for taxes.")
     parent_ledger_id = fields.Char(help="The tracking category of a tracking option.")
     active = fields.Boolean(default=True)
+    ledger_org_id = fields.Char(string="Ledger organisation", readonly=True,
+                                help="The organisation this code was imported from.")
 
-    _sql_constraints = [
-        ("ledger_id_uniq", "unique(connection_id, kind, ledger_id)",
-         "This ledger record is already imported."),
-    ]
+    def init(self):
+        # one code per organisation: a connection moved to another organisation keeps the
+        # old one's codes, archived, beside the new one's (whose ids may be the same)
+        self.env.cr.execute("ALTER TABLE billing_sync_ledger_ref "
+                            "DROP CONSTRAINT IF EXISTS billing_sync_ledger_ref_ledger_id_uniq")
+        self.env.cr.execute("""
+            UPDATE billing_sync_ledger_ref r SET ledger_org_id = c.org_id
+              FROM billing_sync_connection c
+             WHERE r.connection_id = c.id AND r.ledger_org_id IS NULL
+        """)
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_ledger_ref_org_uniq
+                ON billing_sync_ledger_ref (connection_id, COALESCE(ledger_org_id, ''), kind,
+                                            ledger_id)
+        """)
 
     def write(self, vals):
-        check_kept(self, vals, ("connection_id", "kind", "ledger_id"))
+        check_kept(self, vals, ("connection_id", "kind", "ledger_id", "ledger_org_id"))
         return super().write(vals)
 
     @api.depends("code", "name", "rate", "kind")

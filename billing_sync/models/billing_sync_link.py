@@ -30,6 +30,8 @@ class BillingSyncLink(models.Model):
     ledger_version = fields.Char(help="The ledger's version of the object (QuickBooks "
                                       "SyncToken) when it was last written.")
     ledger_url = fields.Char(string="Open in ledger")
+    ledger_org_id = fields.Char(string="Ledger organisation", help="The organisation "
+                                "(Xero tenant, QuickBooks company) the ledger object is in.")
     # Edits after sync: the link of a ledger document that was voided or credited, or of a
     # payment removed there, is archived (kept for history, never updated again); the
     # record's next push creates a new ledger object with a new, active link.
@@ -59,10 +61,6 @@ class BillingSyncLink(models.Model):
                               help="A rounding line sent with the document so that the "
                                    "ledger's total equals Odoo's.")
 
-    _sql_constraints = [
-        ("ledger_uniq", "unique(connection_id, ledger_type, ledger_id)",
-         "A ledger object is linked to one record."),
-    ]
 
     def init(self):
         # A record is linked once per ledger, by its active link; archived links (a
@@ -72,6 +70,20 @@ class BillingSyncLink(models.Model):
         self.env.cr.execute("""
             CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_link_active_record_uniq
                 ON billing_sync_link (connection_id, res_model, res_id) WHERE active
+        """)
+        self.env.cr.execute("""
+            UPDATE billing_sync_link l SET ledger_org_id = c.org_id
+              FROM billing_sync_connection c
+             WHERE l.connection_id = c.id AND l.ledger_org_id IS NULL
+        """)
+        # A ledger object is linked to one record. Archived links are history: after a
+        # move to another organisation its ids (QuickBooks counts 1, 2, 3 per company)
+        # meet the old organisation's again.
+        self.env.cr.execute("ALTER TABLE billing_sync_link "
+                            "DROP CONSTRAINT IF EXISTS billing_sync_link_ledger_uniq")
+        self.env.cr.execute("""
+            CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_link_active_ledger_uniq
+                ON billing_sync_link (connection_id, ledger_type, ledger_id) WHERE active
         """)
 
     # A link says which ledger object a record is (the next push updates it) and whether
@@ -125,6 +137,7 @@ class BillingSyncLink(models.Model):
             link.write(values)
             return link
         return self.create({**values, "connection_id": connection.id,
+                            "ledger_org_id": connection.org_id,
                             "res_model": record._name, "res_id": record.id})
 
     def _parts(self):

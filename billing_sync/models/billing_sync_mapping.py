@@ -4,6 +4,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 
+from .billing_sync_connection import check_kept
+
 # kind -> (Odoo field, ledger fields required, ledger kind of each ledger field)
 KINDS = {
     "product": ("product_tmpl_id", {"item_id": "item", "account_id": "revenue_account"}),
@@ -100,6 +102,7 @@ class BillingSyncMapping(models.Model):
         return mappings
 
     def write(self, vals):
+        check_kept(self, vals, ("connection_id",))
         result = super().write(vals)
         self.env["billing_sync.job"].sudo()._release_mapping_holds(self.connection_id)
         return result

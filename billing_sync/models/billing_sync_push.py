@@ -47,11 +47,16 @@ class BillingSyncPush(models.AbstractModel):
         records = {job: job._record() for job in jobs}
         # an edit after sync (void_invoice, delete_payment) carries its ledger id: it goes
         # even when its record was deleted
+        # seen under the company rule alone from now on (billing_sync.record.access)
+        self.env["billing_sync.job"].browse(
+            [job.id for job, rec in records.items() if not rec and not job.record_gone]
+        ).write({"record_gone": True})
         gone = [job for job, rec in records.items() if not rec and not job.ledger_id]
         skipped += [(job, self.env._("The record was deleted.")) for job in gone]
-        # a job names what the superuser worker sends: never another company's record
+        # a job names what the superuser worker sends: never another company's record,
+        # never another organisation's document
         for job in list(records):
-            problem = records[job] and job._company_problem()
+            problem = job._sending_problem(records[job])
             if problem:
                 skipped.append((job, problem))
                 del records[job]
@@ -118,6 +123,7 @@ class BillingSyncPush(models.AbstractModel):
         # ledger has answered the update, with its figures checked
         taken = set(self.env["billing_sync.link"].with_context(active_test=False).search([
             ("connection_id", "=", connection.id), ("ledger_type", "=", kind),
+            ("ledger_org_id", "=", connection.org_id),
             ("ledger_id", "in", [hit[0] for hit in found.values()])]).mapped("ledger_id"))
         for item in lost:
             hit = found.get(item.values["number"])

@@ -4,8 +4,13 @@ from odoo import api, models
 from odoo.exceptions import AccessError
 from odoo.osv import expression
 
-# the models the engine syncs: rows about anything else are nobody's but the engine's
-RECORD_MODELS = ("res.partner", "account.move", "account.payment")
+# the models the engine syncs, and which of their records it syncs: rows about anything
+# else are nobody's but the engine's
+RECORD_MODELS = {
+    "res.partner": [],
+    "account.move": [("move_type", "in", ("out_invoice", "out_refund"))],
+    "account.payment": [],
+}
 
 
 class BillingSyncRecordAccess(models.AbstractModel):
@@ -17,8 +22,8 @@ class BillingSyncRecordAccess(models.AbstractModel):
     search_read, read_group, exports) show only rows whose record the user can read, and
     reading or acting on a row by id (``_check_access``) refuses the others, as
     ``mail.message`` does for its documents. A row whose record was deleted (a void of a
-    deleted credit note) stays under the company rule alone. The engine works as superuser
-    and sees everything.
+    deleted credit note, flagged ``record_gone`` by the engine) stays under the company
+    rule alone. The engine works as superuser and sees everything.
     """
 
     _name = "billing_sync.record.access"
@@ -32,17 +37,18 @@ class BillingSyncRecordAccess(models.AbstractModel):
 
     @api.model
     def _readable_records_domain(self):
-        """Rows whose record the current user can read, or whose record is gone."""
+        """Rows whose record the current user can read, or whose record the engine found
+        deleted (``record_gone``, on models that have it)."""
         branches = []
-        for model in RECORD_MODELS:
+        for model, scope in RECORD_MODELS.items():
             Model = self.env[model].with_context(active_test=False)
-            condition = [("res_model", "=", model)]
-            gone = ("res_id", "not in", Model.sudo()._search([]))
             if Model.has_access("read"):
-                condition.append("|")
-                condition.append(("res_id", "in", Model._search([])))
-            condition.append(gone)
-            branches.append(condition)
+                # the subquery keeps to the kind of records synced (invoices, not every
+                # journal entry): it is hashed once per query
+                branches.append([("res_model", "=", model),
+                                 ("res_id", "in", Model._search(scope))])
+        if "record_gone" in self._fields:
+            branches.append([("record_gone", "=", True)])
         return expression.OR(branches) if branches else expression.FALSE_DOMAIN
 
     def _check_access(self, operation):
@@ -55,19 +61,21 @@ class BillingSyncRecordAccess(models.AbstractModel):
         return None
 
     def _with_readable_record(self):
-        """The rows of ``self`` whose record the current user can read (or is gone)."""
+        """The rows of ``self`` whose record the current user can read, or that the
+        engine flagged ``record_gone`` (the same rows as ``_readable_records_domain``)."""
         rows = self.sudo()
-        allowed = self.browse()
+        allowed = rows.filtered("record_gone") if "record_gone" in self._fields \
+            else self.browse()
         for model in set(rows.mapped("res_model")) & set(RECORD_MODELS):
             mine = rows.filtered(lambda r, m=model: r.res_model == m)
             Model = self.env[model].with_context(active_test=False)
-            records = Model.browse(mine.mapped("res_id"))
-            existing = records.sudo().exists()
-            readable = (records & existing)._filtered_access("read") \
-                if Model.has_access("read") else Model.browse()
-            keep = set(readable.ids) | (set(records.ids) - set(existing.ids))
-            allowed |= self.browse([r.id for r in mine if r.res_id in keep])
-        return allowed
+            if not Model.has_access("read"):
+                continue
+            records = Model.browse(mine.mapped("res_id")).sudo().exists()
+            readable = records.with_env(Model.env).filtered_domain(
+                RECORD_MODELS[model])._filtered_access("read")
+            allowed |= mine.filtered(lambda r, ids=set(readable.ids): r.res_id in ids)
+        return self.browse(allowed.ids)
 
     def _record_access_error(self, forbidden):
         return AccessError(self.env._(

@@ -25,10 +25,13 @@ class BillingSyncStatusMixin(models.AbstractModel):
 
     def _compute_billing_sync_status(self):
         ids = [r.id for r in self if isinstance(r.id, int)]
+        # the ledgers of the companies being worked in: a partner shared by every company
+        # must not show another company's ledger number or error
+        companies = ("company_id", "in", self.env.companies.ids)
         links = self.env["billing_sync.link"].sudo().search(
-            [("res_model", "=", self._name), ("res_id", "in", ids)])
+            [("res_model", "=", self._name), ("res_id", "in", ids), companies])
         jobs = self.env["billing_sync.job"].sudo().search(
-            [("res_model", "=", self._name), ("res_id", "in", ids),
+            [("res_model", "=", self._name), ("res_id", "in", ids), companies,
              ("state", "in", ("pending", "started", "blocked", "dead"))])
         link_of = {link.res_id: link for link in links}
         jobs_of = {}
