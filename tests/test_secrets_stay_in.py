@@ -52,6 +52,7 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         return set(oauth.access_tokens) | set(oauth.refresh_tokens)
 
     def test_no_secret_in_logs_chatter_errors_or_exports(self):
+        from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_ID as QBO_ID
         from ledger_sandbox.qbo.seed import DEFAULT_CLIENT_SECRET as QBO_SECRET
         from ledger_sandbox.xero.seed import DEFAULT_CLIENT_ID as XERO_ID
         from ledger_sandbox.xero.seed import DEFAULT_CLIENT_SECRET as XERO_SECRET
@@ -61,7 +62,8 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
             logging.getLogger(name).setLevel(logging.DEBUG)
         self.addCleanup(lambda: [logging.getLogger(n).setLevel(lv) for n, lv in levels.items()])
         secrets = {XERO_SECRET, QBO_SECRET,
-                   base64.b64encode(f"{XERO_ID}:{XERO_SECRET}".encode()).decode()}
+                   base64.b64encode(f"{XERO_ID}:{XERO_SECRET}".encode()).decode(),
+                   base64.b64encode(f"{QBO_ID}:{QBO_SECRET}".encode()).decode()}
         connections = self.env["billing_sync.connection"]
         # QuickBooks over plain http on loopback needs no process-wide oauthlib switch
         insecure = os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
