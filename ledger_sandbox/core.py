@@ -40,12 +40,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401",
-               "bad_json", "no_ids", "one_fewer", "no_access_token")
+FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401", "redirect",
+               "bad_json", "no_ids", "one_fewer", "no_access_token", "empty_object",
+               "no_status")
 # Faults that spoil the answer of a request the emulator did handle (the ledger did the
 # work, what came back cannot be believed): the answer kept for an idempotent replay is the
 # true one, so a retry under the same key gets it.
-ANSWER_FAULTS = ("bad_json", "no_ids", "one_fewer", "no_access_token")
+ANSWER_FAULTS = ("bad_json", "no_ids", "one_fewer", "no_access_token", "empty_object",
+                 "no_status")
 
 
 def utcnow() -> dt.datetime:
@@ -420,11 +422,14 @@ class Fault:
 class FaultInjector:
     """Arms faults for the next N requests or for a seeded fraction of requests.
 
-    Kinds: ``http500``, ``http503``, ``hang``, ``reset``, ``http429``, ``http401`` answer
-    instead of the provider; ``bad_json`` (a 200 whose body is an HTML page), ``no_ids`` (a
-    200 whose objects lack their ids), ``one_fewer`` (a 200 with the last object left out)
-    and ``no_access_token`` (a token answer without ``access_token``) spoil the answer of a
-    request the provider did handle.  An optional ``path`` regex limits a fault to matching
+    Kinds: ``http500``, ``http503``, ``hang``, ``reset``, ``http429``, ``http401`` and
+    ``redirect`` (a 307 to option ``location``, default the same URL; option ``status``)
+    answer instead of the provider; ``bad_json`` (a 200 whose body is an HTML page),
+    ``no_ids`` (a 200 whose objects lack their ids), ``one_fewer`` (a 200 with the last
+    object left out), ``no_access_token`` (a token answer without ``access_token``),
+    ``empty_object`` (a 200 whose body is ``{}``: every array missing) and ``no_status``
+    (a 200 whose objects lack their Status) spoil the answer of a request the provider did
+    handle.  An optional ``path`` regex limits a fault to matching
     request paths.  Count faults are used in arming order before fraction faults are
     considered.
     """
@@ -703,6 +708,14 @@ class SandboxApp:
                             hang_seconds=float(fault.opts.get("hang_seconds", self.hang_seconds)))
         if fault.kind == "reset":
             return Response(0, b"", action="reset")
+        if fault.kind == "redirect":
+            # a proxy or a moved service: a client that follows a 307/308 sends the same
+            # body (a form with a refresh token, say) again, to ``location``
+            query = urllib.parse.urlencode(request.query, doseq=True)
+            here = (f"http://{request.headers.get('Host', '127.0.0.1')}{request.path}"
+                    + (f"?{query}" if query else ""))
+            return Response(int(fault.opts.get("status", 307)), b"",
+                            {"Location": fault.opts.get("location") or here})
         return self.fault_response(fault.kind, request, fault.opts)
 
     # ---- hooks (override in providers)
@@ -757,6 +770,8 @@ class SandboxApp:
         if kind == "bad_json":
             return Response(200, self.BAD_JSON_PAGE.encode("utf-8"),
                             {"Content-Type": "text/html; charset=utf-8"})
+        if kind == "empty_object" and response.status == 200:
+            return Response(200, {})
         try:
             body = response.json()
         except ValueError:
@@ -769,6 +784,8 @@ class SandboxApp:
             self.strip_ids(body)
         elif kind == "one_fewer":
             self.drop_one(body)
+        elif kind == "no_status":
+            _strip_status(body)
         headers = {k: v for k, v in response.headers.items() if k != "content-length"}
         return Response(200, body, headers)
 
@@ -911,6 +928,20 @@ class SandboxApp:
 
 
 # --------------------------------------------------------------------------- the server
+
+
+def _strip_status(body: Any, top: bool = True) -> None:
+    """Fault ``no_status``: remove, in place, ``Status``/``status`` from every object of a
+    JSON answer but the envelope itself (Xero's answers carry a request-level Status)."""
+    if isinstance(body, dict):
+        if not top:
+            body.pop("Status", None)
+            body.pop("status", None)
+        for value in body.values():
+            _strip_status(value, False)
+    elif isinstance(body, list):
+        for value in body:
+            _strip_status(value, False)
 
 
 def is_loopback(host: str) -> bool:

@@ -1,4 +1,5 @@
-"""Intuit's OAuth 2.0 authorization-code flow, as intuit-oauth (``intuitlib``) drives it.
+"""Intuit's OAuth 2.0 authorization-code flow, as Intuit documents it and its clients drive
+it (intuit-oauth's ``AuthClient``, or billing_sync's adapter posting to the same endpoints).
 
 Endpoints (paths mirror Intuit's; the discovery document lists them, and ``AuthClient`` reads
 it when its ``environment`` argument is the discovery URL):

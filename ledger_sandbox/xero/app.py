@@ -391,7 +391,8 @@ class XeroSandbox(SandboxApp):
     ANSWER_IDS = {"Contacts": "ContactID", "Invoices": "InvoiceID",
                   "CreditNotes": "CreditNoteID", "Payments": "PaymentID", "Items": "ItemID",
                   "Allocations": "AllocationID", "Accounts": "AccountID",
-                  "TaxRates": "TaxType", "Organisations": "OrganisationID"}
+                  "TaxRates": "TaxType", "Organisations": "OrganisationID",
+                  "TrackingCategories": "TrackingCategoryID"}
 
     def strip_ids(self, body: dict) -> None:
         """Fault ``no_ids``: the answered objects without their ContactID, InvoiceID..."""

@@ -160,9 +160,10 @@ class QboPush:
         self.connection = QboConnection(server)
         self.token = self.connection.auth.access_token
         self.realm = self.connection.auth.realm_id
+        # odoo.conf's allow-list naming this sandbox: the adapter refuses any other host
         self.adapter = QboAdapter(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
                                   server.url + "/.well-known/openid_sandbox_configuration",
-                                  server.url, timeout=timeout)
+                                  server.url, timeout=timeout, allowed_endpoints=server.url)
 
     def push(self, kind, items, key):
         """adapter.push on the default realm."""

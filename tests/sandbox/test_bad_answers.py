@@ -1,13 +1,17 @@
 """Answers that cannot be believed, and the token endpoint's answers told apart (issue 16).
 
-The sandboxes' answer faults (``bad_json``, ``no_ids``, ``one_fewer``, ``no_access_token``)
-spoil the answer of a request the emulator did handle; both adapters must refuse to believe
-them (LedgerAnswerInvalid: retryable, outcome unknown), and a retry under the same key must
-get the true answer the ledger kept for replay. Everything over real HTTP, through the real
-SDKs.
+The sandboxes' answer faults (``bad_json``, ``no_ids``, ``one_fewer``, ``no_access_token``,
+``empty_object``, ``no_status``) spoil the answer of a request the emulator did handle; both
+adapters must refuse to believe them (LedgerAnswerInvalid: retryable, outcome unknown), and a
+retry under the same key must get the true answer the ledger kept for replay. The
+``redirect`` fault answers a token request with a 307, which must never be followed.
+Everything over real HTTP, through the real SDKs.
 """
 
+import json
+import threading
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -19,9 +23,11 @@ from billing_sync.services.ledger.errors import (
     PROVIDER_TEXT_LIMIT,
     AuthorizationRevoked,
     ClientCredentialsRejected,
+    ConfigurationError,
     LedgerAnswerInvalid,
     LedgerRejected,
     LedgerUnavailable,
+    RateLimited,
     cap,
 )
 from billing_sync.services.ledger.qbo import QboAdapter
@@ -39,23 +45,15 @@ def _contact(name):
             "is_company": True, "term_ref": None, "currency": None}
 
 
-def _allowing_sandbox(push):
-    """The helper's adapter, allowed to reach this sandbox (odoo.conf's allow-list)."""
-    adapter = push.adapter
-    push.adapter = type(adapter)(adapter.client_id, adapter.client_secret, adapter.oauth_url,
-                                 adapter.api_url, timeout=adapter.timeout,
-                                 allowed_endpoints=push.server.url)
-    return push
-
-
 @pytest.fixture
 def xero_push(xero_sandbox):
-    return _allowing_sandbox(XeroPush(xero_sandbox))
+    # its adapter is allowed to reach this sandbox only (odoo.conf's allow-list)
+    return XeroPush(xero_sandbox)
 
 
 @pytest.fixture
 def qbo_push(qbo_sandbox):
-    return _allowing_sandbox(QboPush(qbo_sandbox))
+    return QboPush(qbo_sandbox)
 
 
 def _ledger_contacts(push, name):
@@ -337,3 +335,209 @@ def test_adapters_raise_no_raw_sdk_errors_on_garbage_everywhere(xero_push, qbo_p
 
 def test_adapter_classes_export_sign_in_names():
     assert XeroAdapter.SIGN_IN == "Xero" and QboAdapter.SIGN_IN == "Intuit"
+
+
+# --------------------------------------------------------------------------- redirects
+TOKEN_LABEL = {"xero": "POST /connect/token", "qbo": "POST /oauth2/v1/tokens/bearer"}
+REVOCATION = {"xero": r"^/connect/revocation$", "qbo": r"^/v2/oauth2/tokens/revoke$"}
+
+
+class _Elsewhere:
+    """A loopback server where a followed redirect would land; it records what reaches it
+    and answers like a token endpoint would."""
+
+    def __init__(self):
+        received = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server naming
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append((self.path, dict(self.headers), self.rfile.read(length)))
+                body = json.dumps({"access_token": "theirs", "refresh_token": "theirs",
+                                   "expires_in": 1800}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def elsewhere():
+    server = _Elsewhere()
+    yield server
+    server.close()
+
+
+def test_token_endpoint_redirects_are_never_followed(token_case, elsewhere):
+    """A 307 or 308 keeps the method and the body: followed, it would hand the refresh
+    token and the client secret to wherever it points, unchecked."""
+    provider, push, path = token_case
+    adapter = push.adapter
+    code, realm = _code(adapter, provider)
+    tokens = adapter.exchange_code(code, REDIRECT, realm_id=realm)
+    for status in (307, 308):
+        push.app.faults.next("redirect", 1, path=path, status=status,
+                             location=elsewhere.url + "/token")
+        with pytest.raises(ConfigurationError) as caught:
+            adapter.refresh(tokens.refresh_token)
+        message = str(caught.value)
+        assert f"answered {status}" in message and "not followed" in message, message
+        assert elsewhere.url + "/token" in message and "OAuth URL" in message
+        assert tokens.refresh_token not in message
+    # to the token endpoint itself: asked once per attempt, never sent the token twice
+    push.app.counters.reset()
+    push.app.faults.next("redirect", 1, path=path)
+    with pytest.raises(ConfigurationError):
+        adapter.refresh(tokens.refresh_token)
+    assert push.app.counters.snapshot()["by_endpoint"][TOKEN_LABEL[provider]] == {"307": 1}
+    # a code exchange is not followed either
+    code, realm = _code(adapter, provider)
+    push.app.faults.next("redirect", 1, path=path, location=elsewhere.url + "/token")
+    with pytest.raises(ConfigurationError):
+        adapter.exchange_code(code, REDIRECT, realm_id=realm)
+    # nothing was spent: the refresh token still works (QuickBooks rotates on first use)
+    fresh = adapter.refresh(tokens.refresh_token)
+    # a revocation redirected is refused, and the grant lives until one that is not
+    push.app.faults.next("redirect", 1, path=REVOCATION[provider],
+                         location=elsewhere.url + "/revoke")
+    with pytest.raises(ConfigurationError):
+        adapter.revoke(fresh.refresh_token)
+    assert elsewhere.requests == []
+    adapter.revoke(fresh.refresh_token)
+    with pytest.raises(AuthorizationRevoked):
+        adapter.refresh(fresh.refresh_token)
+
+
+# --------------------------------------------------------------------------- Xero answers
+def _credit_note_push(xero_push, key):
+    """A Xero invoice (230.00) and a credit note item (46.00) allocated to it."""
+    from test_push_xero import _customer, _document, _invoices, _line
+
+    contact_id = _customer(xero_push, f"Credited {key} Ltd")
+    (invoice,) = _invoices(xero_push, contact_id, 200.0, key=key)
+    values = _document(contact_id, f"CN/{key}", [_line(40.0)])
+    values["allocations"] = [{"invoice_ref": invoice.ledger_id, "amount": 46.0,
+                              "date": "2026-03-05"}]
+    return invoice, PushItem(f"account.move,cn-{key}", "credit_note", values)
+
+
+@pytest.mark.parametrize("fault", ["one_fewer", "empty_object"])
+def test_xero_allocation_answer_must_answer_each_allocation(xero_push, fault):
+    invoice, item = _credit_note_push(xero_push, fault)
+    xero_push.app.faults.next(fault, 1, path=r"/Allocations$")
+    with pytest.raises(LedgerAnswerInvalid) as caught:
+        xero_push.push("credit_note", [item], f"cn-{fault}")
+    assert "Allocations" in str(caught.value) and "unknown" in str(caught.value)
+    # the retry under the same key: Xero replays both answers, nothing is allocated twice
+    (result,) = xero_push.push("credit_note", [item], f"cn-{fault}")
+    assert result.ok and not result.incomplete, result.error
+    assert xero_push.ledger().invoices[invoice.ledger_id]["AmountCredited"] == 46.0
+    assert len(xero_push.ledger().credit_notes) == 1
+
+
+def test_xero_credit_for_a_paid_invoice_checks_its_allocation(xero_push):
+    from test_push_xero import _customer, _invoices
+
+    (invoice,) = _invoices(xero_push, _customer(xero_push, "Paid Ltd"), 100.0, key="paid")
+    xero_push.ledger().create_payment({"Invoice": {"InvoiceID": invoice.ledger_id},
+                                       "Amount": 15.0, "Account": {"Code": "090"},
+                                       "Date": "2026-03-03"})
+    item = PushItem("account.move,paid", "void_invoice", {"or_credit": True},
+                    ledger_id=invoice.ledger_id)
+    xero_push.app.faults.next("one_fewer", 1, path=r"/Allocations$")
+    with pytest.raises(LedgerAnswerInvalid):
+        xero_push.push("void_invoice", [item], "retire-1")
+    (result,) = xero_push.push("void_invoice", [item], "retire-1")
+    assert result.ok and "credited by credit note" in result.note, result.error
+    assert xero_push.ledger().invoices[invoice.ledger_id]["AmountDue"] == 0
+    assert len(xero_push.ledger().credit_notes) == 1
+
+
+def _xero_payment(xero_push, key):
+    from test_push_xero import _customer, _invoices
+
+    (invoice,) = _invoices(xero_push, _customer(xero_push, f"Payer {key} Ltd"), 100.0, key=key)
+    (payment,) = xero_push.push("payment", [PushItem(f"account.payment,{key}", "payment", {
+        "invoice_ref": invoice.ledger_id, "amount": 115.0, "date": "2026-03-10",
+        "bank_account_ref": None, "bank_account_code": "090", "reference": key,
+        "currency": "NZD"})], f"pay-{key}")
+    assert payment.ok, payment.error
+    return invoice, payment
+
+
+@pytest.mark.parametrize("fault", ["no_status", "one_fewer", "empty_object"])
+def test_xero_payment_deletion_is_believed_only_when_deleted(xero_push, fault):
+    invoice, payment = _xero_payment(xero_push, fault)
+    item = PushItem(f"account.payment,{fault}", "delete_payment", {},
+                    ledger_id=payment.ledger_id)
+    xero_push.app.faults.next(fault, 1, path=r"/Payments/")
+    with pytest.raises(LedgerAnswerInvalid) as caught:
+        xero_push.push("delete_payment", [item], f"del-{fault}")
+    assert "DELETED" in str(caught.value) or "Payments" in str(caught.value)
+    (result,) = xero_push.push("delete_payment", [item], f"del-{fault}")
+    assert result.ok and result.note == "removed", result.error
+    assert xero_push.ledger().payments[payment.ledger_id]["Status"] == "DELETED"
+    assert xero_push.ledger().invoices[invoice.ledger_id]["AmountDue"] == 115.0
+
+
+@pytest.mark.parametrize(("fault", "path"), [
+    ("empty_object", r"/Accounts$"), ("no_ids", r"/Accounts$"),
+    ("no_ids", r"/TaxRates$"), ("empty_object", r"/Items$"), ("no_ids", r"/Items$"),
+    ("empty_object", r"/TrackingCategories$"), ("no_ids", r"/TrackingCategories$"),
+    ("empty_object", r"/Currencies$"),
+])
+def test_xero_reference_data_comes_whole_or_not_at_all(xero_push, fault, path):
+    """A missing list would read as "no codes" (the connection then archives every one of
+    them); a row without its id cannot be mapped."""
+    adapter = xero_push.adapter
+    xero_push.app.faults.next(fault, 1, path=path)
+    with pytest.raises(LedgerAnswerInvalid):
+        adapter.reference_data(xero_push.token, xero_push.tenant_id)
+    records = adapter.reference_data(xero_push.token, xero_push.tenant_id)
+    assert {"revenue_account", "tax", "item", "tracking_category", "tracking",
+            "currency"} <= {r.kind for r in records}
+
+
+def test_xero_rate_limit_headers_are_read_safely(xero_push):
+    from test_push_xero import _customer
+
+    contact_id = _customer(xero_push, "Busy Ltd")
+    xero_push.app.faults.next("http429", 1, retry_after="Wed, 21 Oct 2026 07:28:00 GMT",
+                              problem="minute " + "x" * 2000)
+    with pytest.raises(RateLimited) as caught:
+        xero_push.find_contacts([{"key": "k", "tax_id": None, "email": None,
+                                  "name": contact_id}])
+    assert caught.value.retry_after == 60 and caught.value.assumed
+    assert len(caught.value.problem) <= 60 and len(str(caught.value)) < 200
+
+
+# --------------------------------------------------------------------------- QBO answers
+def test_qbo_payment_deletion_is_believed_only_when_deleted(qbo_push):
+    from test_push_qbo import _customer, _id, _invoices
+
+    (invoice,) = _invoices(qbo_push, _customer(qbo_push), 500, key="del-inv")
+    (payment,) = qbo_push.push("payment", [PushItem("account.payment,1", "payment", {
+        "invoice_ref": invoice.ledger_id, "amount": 200.0, "date": "2026-03-10",
+        "bank_account_ref": _id(qbo_push, "Account", "Business Bank Account"),
+        "bank_account_code": None, "reference": "P1", "currency": "GBP"})], "pay-del")
+    assert payment.ok, payment.error
+    item = PushItem("account.payment,1", "delete_payment", {}, ledger_id=payment.ledger_id)
+    qbo_push.app.faults.next("no_status", 1, path=r"/batch$")
+    with pytest.raises(LedgerAnswerInvalid) as caught:
+        qbo_push.push("delete_payment", [item], "del-1")
+    assert "without saying it was deleted" in str(caught.value)
+    (result,) = qbo_push.push("delete_payment", [item], "del-1")
+    assert result.ok and result.note == "removed", result.error
+    assert qbo_push.ledger().get("Invoice", invoice.ledger_id)["Balance"] == 500

@@ -419,8 +419,10 @@ def test_payload_mapping_without_http():
 
 
 def test_adapter_limits_and_links():
-    adapter = QboAdapter("id", "secret", "http://127.0.0.1:1/d", "http://127.0.0.1:1")
-    assert adapter.batch_size("invoice") == 30 and adapter.batch_size("credit_note") == 29
+    adapter = QboAdapter("id", "secret", "http://127.0.0.1:1/d", "http://127.0.0.1:1",
+                         allowed_endpoints="127.0.0.1:1")
+    # a class constant: read without an adapter (no secret, no endpoint)
+    assert QboAdapter.batch_size("invoice") == 30 and QboAdapter.batch_size("credit_note") == 29
     assert adapter.LIMITS == {"per_minute": 500, "per_day": None, "concurrent": 10,
                               "batch_per_minute": 40, "per_second": 10}
     assert adapter.web_url("void_invoice", "12", "r").endswith("/app/invoice?txnId=12")

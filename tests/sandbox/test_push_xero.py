@@ -476,9 +476,10 @@ def test_payloads_without_http():
 
 
 def test_adapter_contract_constants():
-    adapter = XeroAdapter("id", "secret", "http://127.0.0.1:9/x", "http://127.0.0.1:9")
-    assert {adapter.batch_size(k) for k in ("contact", "invoice", "credit_note", "payment",
-                                             "void_invoice")} == {50}
+    adapter = XeroAdapter("id", "secret", "http://127.0.0.1:9/x", "http://127.0.0.1:9",
+                          allowed_endpoints="127.0.0.1:9")
+    assert {XeroAdapter.batch_size(k) for k in ("contact", "invoice", "credit_note",
+                                                 "payment", "void_invoice")} == {50}
     assert XeroAdapter.LIMITS == {"per_minute": 60, "per_day": 5000, "concurrent": 5,
                                   "batch_per_minute": None}
     assert adapter.web_url("invoice", "i") == \

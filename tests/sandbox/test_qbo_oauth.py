@@ -126,3 +126,45 @@ def test_token_of_one_realm_cannot_read_another(qbo_sandbox, qbo_connect):
     with pytest.raises(QuickbooksException) as forbidden:
         Customer.all(qb=other.qb)
     assert "403" in forbidden.value.message and "AuthorizationFailed" in forbidden.value.message
+
+
+# --------------------------------------------------------------------------- the adapter
+def test_adapter_oauth_as_intuit_documents_it(qbo_sandbox):
+    """QboAdapter without intuit-oauth: the consent URL from the discovery document, the code
+    and refresh as form posts, revocation as JSON (the sandbox, like Intuit, refuses a form),
+    all with HTTP Basic; the discovery document read once, not on every call."""
+    from billing_sync.services.ledger import base
+    from billing_sync.services.ledger.errors import AuthorizationRevoked
+    from billing_sync.services.ledger.qbo import QboAdapter
+
+    base._DISCOVERY.clear()  # noqa: SLF001 - the cache under test
+    app = qbo_sandbox.app
+    adapter = QboAdapter(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+                         qbo_sandbox.url + "/.well-known/openid_sandbox_configuration",
+                         qbo_sandbox.url, timeout=5.0, allowed_endpoints=qbo_sandbox.url)
+    app.counters.reset()
+    url = adapter.authorization_url(REDIRECT, "st-9")
+    assert url.startswith(qbo_sandbox.url + "/connect/oauth2?")
+    assert {k: v[0] for k, v in _query(url).items()} == {
+        "client_id": DEFAULT_CLIENT_ID, "response_type": "code",
+        "scope": "com.intuit.quickbooks.accounting", "redirect_uri": REDIRECT, "state": "st-9"}
+    answer = requests.get(url + "&approve=1", allow_redirects=False, timeout=5)
+    callback = _query(answer.headers["Location"])
+    tokens = adapter.exchange_code(callback["code"][0], REDIRECT, callback["realmId"][0])
+    # Intuit's x_refresh_token_expires_in (101 days) is kept
+    assert tokens.refresh_expires_at - tokens.expires_at > dt.timedelta(days=100)
+    rotated = adapter.refresh(tokens.refresh_token)
+    assert rotated.refresh_token != tokens.refresh_token
+    with pytest.raises(AuthorizationRevoked):
+        adapter.refresh(tokens.refresh_token)  # used once: rotation
+    adapter.revoke(rotated.refresh_token)
+    with pytest.raises(AuthorizationRevoked):
+        adapter.refresh(rotated.refresh_token)
+    counts = app.counters.snapshot()["by_endpoint"]
+    assert counts["GET /.well-known/openid_configuration"] == {"200": 1}
+    assert counts["POST /v2/oauth2/tokens/revoke"] == {"200": 1}
+    # a form-encoded revocation is refused (Intuit takes JSON): the adapter's was not one
+    form = requests.post(qbo_sandbox.url + "/v2/oauth2/tokens/revoke",
+                         data={"token": rotated.refresh_token},
+                         auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET), timeout=5)
+    assert form.status_code == 400

@@ -207,9 +207,10 @@ class XeroPush:
         self.app = server.app
         self.token = oauth_login(server)["access_token"]
         self.tenant_id = self.app.tenant_id
+        # odoo.conf's allow-list naming this sandbox: the adapter refuses any other host
         self.adapter = XeroAdapter(client["client_id"], client["client_secret"],
                                    server.url + "/.well-known/openid-configuration",
-                                   server.url, timeout=timeout)
+                                   server.url, timeout=timeout, allowed_endpoints=server.url)
 
     def push(self, kind, items, key):
         """adapter.push on the default tenant."""

@@ -1,46 +1,27 @@
 """The one interface every ledger adapter implements, and the plain values it trades in."""
 
 import abc
-import datetime
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .. import endpoints
-from ..endpoints import is_loopback  # noqa: F401 -- decided by URL parsing; qbo.py imports it
 from . import tokens
 from .errors import ConfigurationError, LedgerUnavailable
+from .tokens import TokenSet  # noqa: F401 -- the adapters' return value, importable from here
 
 DEFAULT_TIMEOUT = 30.0
+# the id of an object a ledger did not save (Xero answers the nil UUID)
+EMPTY_ID = "00000000-0000-0000-0000-000000000000"
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    """Tokens from a code exchange or a refresh; times are naive UTC, as Odoo stores them."""
-
-    access_token: str
-    refresh_token: str
-    expires_at: datetime.datetime
-    refresh_expires_at: datetime.datetime | None = None
-
-    @classmethod
-    def from_seconds(cls, access_token, refresh_token, expires_in, refresh_expires_in=None):
-        now = utcnow()
-        return cls(
-            access_token=access_token,
-            refresh_token=refresh_token,
-            expires_at=now + datetime.timedelta(seconds=int(expires_in or 0)),
-            refresh_expires_at=(now + datetime.timedelta(seconds=int(refresh_expires_in))
-                                if refresh_expires_in else None),
-        )
-
-    def __repr__(self):  # never print a token, even in a traceback
-        return f"TokenSet(expires_at={self.expires_at!r})"
+def given_id(value):
+    """The text of a ledger's id, or None for a missing, empty or nil one: an object
+    without it would be linked to ledger id "None"."""
+    text = "" if value is None else str(value).strip()
+    return text if text and text != EMPTY_ID else None
 
 
 @dataclass(frozen=True)
@@ -136,8 +117,8 @@ REFERENCE_KINDS = [
 
 
 class TimeoutHTTPAdapter(HTTPAdapter):
-    """Gives every call of a requests session a timeout (python-quickbooks and intuit-oauth
-    send none, and a hung ledger must not hang a worker)."""
+    """Gives every call of a requests session a timeout (python-quickbooks sends none, and
+    a hung ledger must not hang a worker)."""
 
     def __init__(self, timeout, **kwargs):
         self.timeout = timeout
@@ -171,35 +152,41 @@ def discovery(url, timeout=DEFAULT_TIMEOUT, *, provider, allowed=frozenset()):
     check_endpoint(url, provider, allowed, "The OAuth discovery URL")
     doc = _DISCOVERY.get(url)
     if doc is None:
-        try:
-            answer = requests.get(url, timeout=timeout)
-        except requests.RequestException as exc:
-            raise LedgerUnavailable(
-                f"The ledger's sign-in service at {url} cannot be reached ({type(exc).__name__})."
-            ) from exc
-        if answer.status_code != 200:
-            raise ConfigurationError(
-                f"The OAuth discovery URL {url} answered {answer.status_code}; check the "
-                "connection's OAuth URL."
-            )
-        try:
-            doc = answer.json()
-            doc["authorization_endpoint"]
-            doc["token_endpoint"]
-        except (ValueError, KeyError, TypeError) as exc:  # TypeError: not a JSON object
-            raise ConfigurationError(
-                f"{url} is not an OpenID discovery document; check the connection's OAuth URL."
-            ) from exc
-        _check_document(doc, provider, allowed)
-        _DISCOVERY[url] = doc
-    return _check_document(doc, provider, allowed)
-
-
-def _check_document(doc, provider, allowed):
+        doc = _DISCOVERY[url] = _fetch_discovery(url, timeout)
     try:
         return endpoints.check_discovery(doc, provider, allowed)
     except (endpoints.EndpointRefused, ValueError) as exc:
         raise ConfigurationError(str(exc)) from None
+
+
+def _fetch_discovery(url, timeout):
+    """The OpenID discovery document at ``url``, its endpoints not checked yet. The GET
+    carries no credential, so a redirect is followed; what the document names is checked."""
+    shown = endpoints.display(url)
+    try:
+        answer = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise LedgerUnavailable(
+            f"The ledger's sign-in service at {shown} cannot be reached ({type(exc).__name__})."
+        ) from exc
+    if answer.status_code >= 500:
+        raise LedgerUnavailable(f"The OAuth discovery URL {shown} answered "
+                                f"{answer.status_code}; try again in a moment.",
+                                status=answer.status_code)
+    if answer.status_code != 200:
+        raise ConfigurationError(
+            f"The OAuth discovery URL {shown} answered {answer.status_code}; check the "
+            "connection's OAuth URL.", status=answer.status_code)
+    try:
+        doc = answer.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(key), str) and doc[key]
+            for key in ("authorization_endpoint", "token_endpoint")):
+        raise ConfigurationError(f"{shown} is not an OpenID discovery document; check the "
+                                 "connection's OAuth URL.")
+    return doc
 
 
 class LedgerAdapter(abc.ABC):
@@ -230,35 +217,39 @@ class LedgerAdapter(abc.ABC):
     def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT,
                  allowed_endpoints=frozenset()):
         """``allowed_endpoints``: odoo.conf's billing_sync_allowed_endpoints (its text or
-        endpoints.parse_allowed's result); by default only the production endpoints."""
+        endpoints.parse_allowed's result); by default only the production endpoints.
+
+        Both URLs are checked here, once: an adapter exists only for endpoints this server
+        allows, so no call of it sends a credential anywhere else (ConfigurationError)."""
         if not client_id or not client_secret:
             raise ConfigurationError(
                 "The connection has no client id or client secret: copy them from your app "
                 "in the provider's developer portal."
             )
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.oauth_url = oauth_url
-        self.api_url = (api_url or "").rstrip("/")
-        self.timeout = timeout
         try:
             self.allowed_endpoints = endpoints.parse_allowed(allowed_endpoints)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-
-    def _check_endpoint(self, url, what="The URL"):
-        """``url`` if this adapter may send credentials there; ConfigurationError if not."""
-        return check_endpoint(url, self.provider, self.allowed_endpoints, what)
-
-    def _check_discovered(self, doc):
-        """``doc`` (an OpenID discovery document, or the endpoints an SDK read from one)
-        if every endpoint it names may be used; ConfigurationError if not."""
-        return _check_document(doc, self.provider, self.allowed_endpoints)
+        # the same words as the connection's fields, which the administrator sees
+        check_endpoint(oauth_url, self.provider, self.allowed_endpoints,
+                       "The OAuth discovery URL")
+        check_endpoint(api_url, self.provider, self.allowed_endpoints, "The API base URL")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.oauth_url = oauth_url
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
 
     def _discovery(self):
         """The checked OpenID discovery document of ``oauth_url`` (see ``discovery``)."""
         return discovery(self.oauth_url, self.timeout, provider=self.provider,
                          allowed=self.allowed_endpoints)
+
+    # -- Push ------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def batch_size(cls, kind):
+        """Objects of ``kind`` one push may carry (the provider's batch ceiling)."""
 
     # -- OAuth2 -------------------------------------------------------------
     @abc.abstractmethod
@@ -304,21 +295,51 @@ class LedgerAdapter(abc.ABC):
         already in the ledger under these numbers (voided ones excluded)."""
 
     # -- helpers --------------------------------------------------------------
-    def _token_request(self, url, form, what, grant):
-        """POST ``form`` (a ``grant``: tokens.CODE, REFRESH or REVOKE) to an OAuth2 endpoint
-        with HTTP Basic client authentication. The TokenSet of the answer (None for a
-        revocation), or the LedgerError it means (see tokens.py)."""
+    def _consent_url(self, params):
+        """The discovery document's authorization endpoint with ``params`` (client_id,
+        response_type, scope, redirect_uri, state) as its query."""
+        url = self._discovery()["authorization_endpoint"]
+        return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+    def _tokens(self, form, what):
+        """POST ``form`` (its grant_type: tokens.CODE or REFRESH) to the discovery document's
+        token endpoint: a TokenSet, or the error the answer means (tokens.refusal):
+        invalid_client, invalid_grant on a code or on a refresh token, unreachable, garbage."""
+        return self._token_request(self._discovery()["token_endpoint"], form, what,
+                                   form["grant_type"])
+
+    def _revoke(self, token, what, as_json=False):
+        """Revoke ``token`` (ending the grant) at the discovery document's revocation
+        endpoint: a form ``token=...`` (RFC 7009), or ``as_json`` a JSON object (Intuit)."""
+        url = self._discovery().get("revocation_endpoint")
+        if not url:
+            # a grant left alive at the ledger: said, so the administrator removes the app
+            raise ConfigurationError(f"{what}: the OAuth discovery document names no "
+                                     "revocation endpoint.")
+        body = {"token": token}
+        if as_json:
+            return self._token_request(url, None, what, tokens.REVOKE, json=body)
+        return self._token_request(url, body, what, tokens.REVOKE)
+
+    def _token_request(self, url, form, what, grant, json=None):
+        """POST ``form`` (or the JSON body ``json``) for a ``grant`` (tokens.CODE, REFRESH or
+        REVOKE) to an OAuth2 endpoint with HTTP Basic client authentication. The TokenSet of
+        the answer (None for a revocation), or the LedgerError it means (see tokens.py)."""
+        label = self.SIGN_IN or self.label
         try:
-            # never followed: a redirect would carry the form (code, refresh token) to an
-            # address the endpoint check never saw
-            answer = requests.post(url, data=form, auth=(self.client_id, self.client_secret),
+            # never followed: a 307 or 308 would carry the form (code, refresh token) and
+            # the client secret to an address the endpoint check never saw
+            answer = requests.post(url, data=form, json=json,
+                                   auth=(self.client_id, self.client_secret),
                                    headers={"Accept": "application/json"}, timeout=self.timeout,
                                    allow_redirects=False)
         except requests.RequestException as exc:
-            raise tokens.unreachable(exc, what, self.SIGN_IN or self.label) from exc
+            raise tokens.unreachable(exc, what, label) from exc
+        if 300 <= answer.status_code < 400:
+            raise tokens.redirected(answer.status_code, answer.headers.get("Location"), what,
+                                    label)
         if answer.status_code != 200:
-            raise tokens.refusal(answer.status_code, answer.content, what,
-                                 self.SIGN_IN or self.label, grant)
+            raise tokens.refusal(answer.status_code, answer.content, what, label, grant)
         if grant == tokens.REVOKE:
             return None  # revocation answers 200, empty
-        return tokens.parse_tokens(answer.content, what, self.SIGN_IN or self.label, grant)
+        return tokens.parse_tokens(answer.content, what, label, grant)

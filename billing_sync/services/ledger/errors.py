@@ -17,6 +17,14 @@ def cap(text, limit=PROVIDER_TEXT_LIMIT):
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
+def unknown_outcome(ledger, key):
+    """The end of a LedgerAnswerInvalid message: what happens next when ``ledger`` ("Xero")
+    answered in a way that cannot be believed; ``key`` names its idempotency key."""
+    return (f"what {ledger} did is unknown, so nothing is linked and the same request goes "
+            f"again later under the same {key} ({ledger} then replays its first answer: "
+            "nothing is created twice).")
+
+
 class LedgerError(Exception):
     """Base class. ``retryable``: trying again later may succeed."""
 

@@ -1,16 +1,19 @@
-"""QuickBooks Online behind the ledger interface (python-quickbooks + intuit-oauth).
+"""QuickBooks Online behind the ledger interface (python-quickbooks for the API, OAuth2
+per Intuit's docs).
 
-intuit-oauth takes the OpenID discovery document's URL as its ``environment``,
-and python-quickbooks builds every URL from ``api_url_v3``: those two are the
-only things set differently for the sandbox.
+OAuth2 is done here as Intuit documents it (developer.intuit.com, "OAuth 2.0": the
+endpoints come from the OpenID discovery document; code exchange and refresh are form
+posts to its token endpoint, revocation a JSON ``{"token": ...}`` to its revocation
+endpoint, all with HTTP Basic client authentication), through base.LedgerAdapter's
+checked, cached discovery and its token requests, which never follow a redirect.
+intuit-oauth's AuthClient would re-read the discovery document on every call (no cache,
+no timeout) and follow redirects with the refresh token in the body. python-quickbooks
+builds every URL from ``api_url_v3``: the only thing set differently for the sandbox.
 """
 
 import json
 
 import requests
-from intuitlib.client import AuthClient
-from intuitlib.enums import Scopes
-from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks import exceptions as qb_exceptions
 from quickbooks.objects.account import Account
@@ -34,17 +37,18 @@ from .base import (
     PushResult,
     ReferenceRecord,
     TimeoutHTTPAdapter,
+    given_id,
 )
 from .errors import (
     AccessTokenExpired,
     AuthorizationRevoked,
-    ConfigurationError,
     LedgerAnswerInvalid,
     LedgerError,
     LedgerRejected,
     LedgerUnavailable,
     RateLimited,
     cap,
+    unknown_outcome,
 )
 
 MINOR_VERSION = 75
@@ -59,16 +63,16 @@ BALANCES_BID = "_invoice_balances"
 
 
 SIGN_IN = "Intuit"
-UNKNOWN_OUTCOME = ("what QuickBooks did is unknown, so nothing is linked and the same request "
-                   "goes again later under the same requestid (QuickBooks then replays its "
-                   "first answer: nothing is created twice).")
+# the one scope asked for (intuitlib's Scopes.ACCOUNTING): no OpenID, no payments
+SCOPE = "com.intuit.quickbooks.accounting"
+UNKNOWN_OUTCOME = unknown_outcome("QuickBooks", "requestid")
 
 
 class _BearerSession(requests.Session):
     """The plain requests session python-quickbooks sends every API call through: its
     ``process_request`` adds ``Authorization: Bearer <access_token>`` to each request.
 
-    Given an AuthClient, python-quickbooks would open a requests-oauthlib OAuth2Session
+    Given an intuit-oauth AuthClient, python-quickbooks would open a requests-oauthlib OAuth2Session
     instead, which logs the token at DEBUG level and refuses plain http (the loopback
     sandbox) unless OAUTHLIB_INSECURE_TRANSPORT is set for the whole process. This one
     does neither, and gives every call a timeout."""
@@ -89,12 +93,6 @@ def _retry_after(answer, default=60):
     return int(value) if value.isdigit() else default
 
 
-def _ledger_id(value):
-    """The text of a QuickBooks Id, or None for a missing or empty one."""
-    text = str(value if value is not None else "").strip()
-    return text or None
-
-
 def _rows(answer, entity, what):
     """The ``entity`` rows of a query answer; LedgerAnswerInvalid when the answer has no
     QueryResponse (QuickBooks sends one, empty, when nothing matched) or a row has no Id
@@ -105,7 +103,7 @@ def _rows(answer, entity, what):
                                   "unknown shape); try again later.")
     rows = response.get(entity) or []
     if not isinstance(rows, list) or any(
-            not isinstance(row, dict) or not _ledger_id(row.get("Id")) for row in rows):
+            not isinstance(row, dict) or not given_id(row.get("Id")) for row in rows):
         raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity} entries without "
                                   "their Id (an unknown shape); try again later.")
     return rows
@@ -142,7 +140,7 @@ def _check_batch(operations, answer, what):
             continue
         entity = next((k for k in operation if k not in ("bId", "operation")), None)
         body = item.get(entity)
-        if not isinstance(body, dict) or not _ledger_id(body.get("Id")):
+        if not isinstance(body, dict) or not given_id(body.get("Id")):
             raise LedgerAnswerInvalid(f"{what}: QuickBooks took a {entity} without saying its "
                                       f"Id; {UNKNOWN_OUTCOME}")
     return answers
@@ -161,21 +159,12 @@ def _id_order(value):
 def _translate(exc, what):
     if isinstance(exc, LedgerError):
         return exc
-    if isinstance(exc, (requests.exceptions.JSONDecodeError, KeyError)):
-        # intuitlib reading the OpenID discovery document (the only caller with these)
-        return ConfigurationError(f"{what}: the connection's OAuth URL does not answer with an "
-                                  "OpenID discovery document; check the OAuth URL.")
+    if isinstance(exc, requests.exceptions.JSONDecodeError):  # a RequestException too
+        return LedgerAnswerInvalid(f"{what}: QuickBooks answered with a body that is not "
+                                   f"JSON; {UNKNOWN_OUTCOME}")
     if isinstance(exc, requests.RequestException):
         return LedgerUnavailable(f"{what}: QuickBooks could not be reached "
                                  f"({type(exc).__name__}).")
-    if isinstance(exc, AuthClientError):
-        # intuitlib fetching the discovery document (token answers: QboAdapter._oauth)
-        if exc.status_code >= 500:
-            return LedgerUnavailable(f"{what}: Intuit answered {exc.status_code}.",
-                                     status=exc.status_code)
-        return ConfigurationError(f"{what}: the OAuth discovery URL answered "
-                                  f"{exc.status_code}; check the connection's OAuth URL.",
-                                  status=exc.status_code)
     code = getattr(exc, "error_code", 0) or 0
     message = cap(getattr(exc, "message", None) or str(exc))
     detail = cap(getattr(exc, "detail", "") or "")
@@ -217,70 +206,25 @@ class QboAdapter(LedgerAdapter):
             return entity.lower(), name.split(" / ", 1)[-1]
         return super().describe_reference(kind, ledger_id, name)
 
-    def _auth(self, redirect_uri="", access_token=None, realm_id=None):
-        self._check_endpoint(self.oauth_url, "The OAuth discovery URL")
-        try:
-            auth = AuthClient(self.client_id, self.client_secret, redirect_uri,
-                              environment=self.oauth_url, access_token=access_token,
-                              realm_id=realm_id)
-        except (requests.RequestException, AuthClientError, ValueError, KeyError) as exc:
-            raise _translate(exc, "Reaching Intuit's sign-in service") from exc
-        # intuitlib took these from the discovery document: each is checked before use
-        self._check_discovered({"authorization_endpoint": auth.auth_endpoint,
-                                "token_endpoint": auth.token_endpoint,
-                                "revocation_endpoint": auth.revoke_endpoint,
-                                "userinfo_endpoint": auth.user_info_url})
-        for scheme in ("http://", "https://"):
-            auth.mount(scheme, TimeoutHTTPAdapter(self.timeout))
-        return auth
-
-    def _oauth(self, what, grant, fn, *args, **kwargs):
-        """Call intuitlib's token or revocation request ``fn``; each failure becomes the
-        error it means (tokens.refusal: invalid_client, invalid_grant, ...)."""
-        try:
-            fn(*args, **kwargs)
-        except AuthClientError as exc:  # non-200: intuitlib keeps the answer
-            raise tokens.refusal(exc.status_code, exc.content, what, SIGN_IN, grant) from exc
-        except requests.exceptions.JSONDecodeError as exc:  # a 200 that is not JSON
-            raise tokens.invalid(what, SIGN_IN, grant, "its answer is not JSON") from exc
-        except requests.RequestException as exc:
-            raise tokens.unreachable(exc, what, SIGN_IN) from exc
-        except (TypeError, ValueError, AttributeError) as exc:
-            # intuitlib copies a 200's JSON keys onto the client: a list or a text breaks it
-            raise tokens.invalid(what, SIGN_IN, grant, "its answer has an unknown shape") \
-                from exc
-
     # -- OAuth2 -------------------------------------------------------------
     def authorization_url(self, redirect_uri, state):
-        return self._auth(redirect_uri).get_authorization_url([Scopes.ACCOUNTING],
-                                                              state_token=state)
-
-    @staticmethod
-    def _token_set(auth, what, grant):
-        """The TokenSet intuitlib copied onto ``auth``, checked like any token answer."""
-        return tokens.token_set({
-            "access_token": auth.access_token, "refresh_token": auth.refresh_token,
-            "expires_in": auth.expires_in,
-            "x_refresh_token_expires_in": auth.x_refresh_token_expires_in,
-        }, what, SIGN_IN, grant)
+        return self._consent_url({"client_id": self.client_id, "response_type": "code",
+                                  "scope": SCOPE, "redirect_uri": redirect_uri,
+                                  "state": state})
 
     def exchange_code(self, code, redirect_uri, realm_id=None):
-        auth = self._auth(redirect_uri)
-        what = "Authorising with QuickBooks"
-        self._oauth(what, tokens.CODE, auth.get_bearer_token, code, realm_id=realm_id)
-        return self._token_set(auth, what, tokens.CODE)
+        # the realm came with the code on the callback: Intuit's token endpoint takes none
+        return self._tokens({"grant_type": tokens.CODE, "code": code,
+                             "redirect_uri": redirect_uri}, "Authorising with QuickBooks")
 
     def refresh(self, refresh_token):
-        auth = self._auth()
-        what = "Refreshing the QuickBooks token"
-        self._oauth(what, tokens.REFRESH, auth.refresh, refresh_token=refresh_token)
-        return self._token_set(auth, what, tokens.REFRESH)
+        return self._tokens({"grant_type": tokens.REFRESH, "refresh_token": refresh_token},
+                            "Refreshing the QuickBooks token")
 
     def revoke(self, refresh_token):
         if refresh_token:
-            auth = self._auth()
-            self._oauth("Revoking the QuickBooks grant", tokens.REVOKE, auth.revoke,
-                        token=refresh_token)
+            # Intuit's revocation endpoint takes JSON, not the form of RFC 7009
+            self._revoke(refresh_token, "Revoking the QuickBooks grant", as_json=True)
 
     # -- SDK client -----------------------------------------------------------
     def client(self, access_token, realm_id):
@@ -311,7 +255,7 @@ class QboAdapter(LedgerAdapter):
         out, start = [], 1
         while True:
             page = self._call(what, entity.filter, qb=qb, start_position=start, max_results=PAGE)
-            if any(not _ledger_id(getattr(row, "Id", None)) for row in page):
+            if any(not given_id(getattr(row, "Id", None)) for row in page):
                 raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity.__name__} "
                                           "entries without their Id; try again later.")
             out.extend(page)
@@ -405,7 +349,8 @@ class QboAdapter(LedgerAdapter):
     FIND_LIMIT = 500
     last_headroom = None
 
-    def batch_size(self, kind):
+    @classmethod
+    def batch_size(cls, kind):
         """Items per push: 30 operations per /batch; credit notes 29, so that the query of
         their invoices' open balances rides in the same call."""
         return BATCH_MAX - 1 if kind == "credit_note" else BATCH_MAX
@@ -631,12 +576,18 @@ class QboAdapter(LedgerAdapter):
         for n, part in enumerate(_chunks(operations, BATCH_MAX)):
             answers = self._batch(qb, part, payloads.request_id(key, "del", n), what)
             for operation in part:
-                answer = answers.get(operation["bId"])
-                fault = (answer or {}).get("Fault")
-                if fault or answer is None:  # no answer confirms nothing
-                    pid = operation["Payment"]["Id"]
+                answer = answers[operation["bId"]]  # _check_batch: one for each sent
+                pid = operation["Payment"]["Id"]
+                fault = answer.get("Fault")
+                if fault:
                     kept[pid] = (f"QuickBooks kept payment {pid}: "
                                  f"{payloads.fault_text(fault)[0]}")
+                elif answer["Payment"].get("status") != "Deleted":
+                    # a delete answers {"status": "Deleted", "Id": ...}: anything else says
+                    # nothing certain (the same key replays QuickBooks' first answer)
+                    raise LedgerAnswerInvalid(
+                        f"{what}: QuickBooks answered the deletion of payment {pid} without "
+                        f"saying it was deleted; {UNKNOWN_OUTCOME}")
         return kept
 
     def _retire_invoices(self, qb, items, key, results, warnings, what):
@@ -819,7 +770,7 @@ class QboAdapter(LedgerAdapter):
         if not stale:
             return {}
         fresh = self._read_many(qb, entity, [i.ledger_id for i in stale], what)
-        operations, tokens = [], []
+        operations, versions = [], []
         for item in stale:
             row = fresh.get(str(item.ledger_id)) or {}
             token = row.get("SyncToken")
@@ -829,11 +780,11 @@ class QboAdapter(LedgerAdapter):
                 continue  # paid meanwhile: never changed in place (the stale Fault stands)
             operations.append({"bId": item.key, "operation": planned[item.key],
                                entity: self._body(kind, item, token, customers)})
-            tokens.append(f"{item.ledger_id}.{token}")
+            versions.append(f"{item.ledger_id}.{token}")
         if not operations:
             return {}
         # keyed by the SyncTokens read: a replay of this push replays this retry too
-        return self._batch(qb, operations, payloads.request_id(key, "stale", *tokens), what)
+        return self._batch(qb, operations, payloads.request_id(key, "stale", *versions), what)
 
     @staticmethod
     def _balances_query(items, planned):
@@ -852,8 +803,10 @@ class QboAdapter(LedgerAdapter):
         A refused, capped or impossible application does not undo the credit note (it is
         in QuickBooks, and linked): its result is ``incomplete``, with both figures, the
         job waits for a fix and the next push applies only what is still missing."""
-        rows = ((answers.get(BALANCES_BID) or {}).get("QueryResponse") or {}).get("Invoice")
-        balances = {str(r["Id"]): float(r.get("Balance") or 0.0) for r in rows or []}
+        # a query QuickBooks refused (a Fault) caps nothing: the application says what it took
+        query = answers.get(BALANCES_BID) or {}
+        rows = [] if query.get("Fault") or not query else _rows(query, "Invoice", what)
+        balances = {str(r["Id"]): float(r.get("Balance") or 0.0) for r in rows}
         operations, owner, short = [], {}, {}
         for item in items:
             result, memo = results[item.key], (answers.get(item.key) or {}).get("CreditMemo")

@@ -8,12 +8,15 @@ grant, and a sign-in service that sent garbage or could not be reached is neithe
 No message carries a token, a secret or more than a capped line of the ledger's own text.
 """
 
+import datetime
 import json
+from dataclasses import dataclass
 
-from . import base  # base's adapters call this module: the name is read at call time
+from .. import endpoints
 from .errors import (
     AuthorizationRevoked,
     ClientCredentialsRejected,
+    ConfigurationError,
     LedgerAnswerInvalid,
     LedgerRejected,
     LedgerUnavailable,
@@ -25,6 +28,34 @@ REFRESH = "refresh_token"
 REVOKE = "revoke"
 # seconds an access token lives when the answer does not say (Xero's 30 minutes)
 DEFAULT_LIFETIME = 1800
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens from a code exchange or a refresh; times are naive UTC, as Odoo stores them."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: datetime.datetime
+    refresh_expires_at: datetime.datetime | None = None
+
+    @classmethod
+    def from_seconds(cls, access_token, refresh_token, expires_in, refresh_expires_in=None):
+        now = utcnow()
+        return cls(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=now + datetime.timedelta(seconds=int(expires_in or 0)),
+            refresh_expires_at=(now + datetime.timedelta(seconds=int(refresh_expires_in))
+                                if refresh_expires_in else None),
+        )
+
+    def __repr__(self):  # never print a token, even in a traceback
+        return f"TokenSet(expires_at={self.expires_at!r})"
 
 
 def unreachable(exc, what, label):
@@ -70,6 +101,17 @@ def refusal(status, content, what, label, grant):
                           status=status)
 
 
+def redirected(status, location, what, label):
+    """ConfigurationError for a token endpoint that answered with a redirect: never
+    followed, as a 307 or 308 would carry the form (the code or the refresh token) and the
+    client secret to an address no endpoint check has seen."""
+    target = f" to {endpoints.display(location)}" if location else ""
+    return ConfigurationError(
+        f"{what}: {label}'s sign-in service answered {status} (a redirect{target}), which was "
+        "not followed: the code, tokens and client secret go only to the endpoints of the "
+        "OAuth discovery document. Check the connection's OAuth URL.", status=status)
+
+
 def invalid(what, label, grant, why):
     """LedgerAnswerInvalid for a 200 that is not a token answer (``why``)."""
     then = ("click Connect again." if grant == CODE
@@ -111,5 +153,5 @@ def token_set(body, what, label, grant):
             from None
     if expires_in <= 0:
         raise invalid(what, label, grant, "with an access token that has already expired")
-    return base.TokenSet.from_seconds(access_token, refresh_token or None, expires_in,
+    return TokenSet.from_seconds(access_token, refresh_token or None, expires_in,
                                  refresh_expires_in)

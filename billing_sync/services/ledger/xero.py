@@ -9,7 +9,7 @@ lock and the sandbox's base URL applies; the SDK only ever gets an access token.
 
 import hashlib
 import json
-from urllib.parse import urlencode
+from collections import namedtuple
 
 import urllib3
 from xero_python.accounting import AccountingApi
@@ -27,6 +27,7 @@ from .base import (
     Organisation,
     PushResult,
     ReferenceRecord,
+    given_id,
 )
 from .errors import (
     AccessTokenExpired,
@@ -37,6 +38,7 @@ from .errors import (
     LedgerUnavailable,
     RateLimited,
     cap,
+    unknown_outcome,
 )
 
 SCOPES = ("openid profile email offline_access "
@@ -54,28 +56,32 @@ TERM_TYPES = [
 ]
 
 
-# what each write answers: the SDK's attribute and Xero's own name of the array, and the id
-# every object Xero took must carry
-ANSWER_FIELDS = {"contact": ("contacts", "Contacts"), "invoice": ("invoices", "Invoices"),
-                 "void_invoice": ("invoices", "Invoices"),
-                 "credit_note": ("credit_notes", "CreditNotes"),
-                 "payment": ("payments", "Payments")}
-ID_ATTRIBUTES = {"contact": "contact_id", "invoice": "invoice_id", "void_invoice": "invoice_id",
-                 "credit_note": "credit_note_id", "payment": "payment_id"}
-ID_ATTRIBUTES_XERO = {"contact": "ContactID", "invoice": "InvoiceID",
-                      "void_invoice": "InvoiceID", "credit_note": "CreditNoteID",
-                      "payment": "PaymentID"}
-# Xero's id of an object it did not save
-EMPTY_ID = "00000000-0000-0000-0000-000000000000"
-UNKNOWN_OUTCOME = ("what Xero did is unknown, so nothing is linked and the same request goes "
-                   "again later under the same idempotency key (Xero then replays its first "
-                   "answer: nothing is created twice).")
-
-
-def _ledger_id(value):
-    """The text of a Xero id, or None for a missing or empty one."""
-    text = str(value or "").strip()
-    return text if text and text != EMPTY_ID else None
+# What Xero answers for each kind of object: the array (the SDK's attribute, Xero's own
+# name), the id each object in it carries (the SDK's attribute, Xero's name) and what a
+# message calls the objects.
+Answer = namedtuple("Answer", "attribute name id_attribute id_name noun")
+_INVOICES = Answer("invoices", "Invoices", "invoice_id", "InvoiceID", "invoices")
+ANSWERS = {
+    "contact": Answer("contacts", "Contacts", "contact_id", "ContactID", "contacts"),
+    "invoice": _INVOICES,
+    "void_invoice": _INVOICES,
+    "credit_note": Answer("credit_notes", "CreditNotes", "credit_note_id", "CreditNoteID",
+                          "credit notes"),
+    "payment": Answer("payments", "Payments", "payment_id", "PaymentID", "payments"),
+    # a refused allocation has no id: the count decides
+    "allocation": Answer("allocations", "Allocations", None, None, "allocations"),
+    # reference data: the id is what a mapping stores
+    "account": Answer("accounts", "Accounts", "account_id", "AccountID", "accounts"),
+    "tax": Answer("tax_rates", "TaxRates", "tax_type", "TaxType", "tax rates"),
+    "item": Answer("items", "Items", "item_id", "ItemID", "items"),
+    "tracking_category": Answer("tracking_categories", "TrackingCategories",
+                                "tracking_category_id", "TrackingCategoryID",
+                                "tracking categories"),
+    "tracking": Answer("options", "Options", "tracking_option_id", "TrackingOptionID",
+                       "tracking options"),
+    "currency": Answer("currencies", "Currencies", "code", "Code", "currencies"),
+}
+UNKNOWN_OUTCOME = unknown_outcome("Xero", "idempotency key")
 
 
 def _unreadable(what, response):
@@ -90,25 +96,48 @@ def _unreadable(what, response):
                                status=status if isinstance(status, int) else None)
 
 
-def _objects(answer, field, what):
-    """The objects of an answer's array ``field`` = (SDK attribute, Xero's name); an answer
-    without that array (Xero always sends it, empty when there is nothing) has an unknown
-    shape: LedgerAnswerInvalid."""
-    attribute, name = field
-    objects = getattr(answer, attribute, None)
+def _objects(answer, kind, what):
+    """The objects of an answer's array for ``kind`` (see ANSWERS); an answer without that
+    array (Xero always sends it, empty when there is nothing) has an unknown shape:
+    LedgerAnswerInvalid."""
+    field = ANSWERS[kind]
+    objects = getattr(answer, field.attribute, None)
     if not isinstance(objects, list):
-        raise LedgerAnswerInvalid(f"{what}: Xero's answer has no {name} array (an unknown "
-                                  f"shape); {UNKNOWN_OUTCOME}")
+        raise LedgerAnswerInvalid(f"{what}: Xero's answer has no {field.name} array (an "
+                                  f"unknown shape); {UNKNOWN_OUTCOME}")
     return objects
 
 
 def _ids(rows, attribute, what, name):
     """``rows`` (read from Xero) when each carries its id; else LedgerAnswerInvalid: a row
     without one would be linked to ledger id "None"."""
-    if any(not _ledger_id(getattr(row, attribute, None)) for row in rows):
+    if any(not given_id(getattr(row, attribute, None)) for row in rows):
         raise LedgerAnswerInvalid(f"{what}: Xero listed {name} without their ids (an unknown "
                                   "shape); nothing was changed, try again later.")
     return rows
+
+
+def _listed(answer, kind, what):
+    """The objects of a read's answer for ``kind``, each with its id (see ANSWERS)."""
+    field = ANSWERS[kind]
+    return _ids(_objects(answer, kind, what), field.id_attribute, what, field.noun)
+
+
+def _allocations(answer, sent, what):
+    """The Allocations of an allocation's answer, one per allocation ``sent``; anything else
+    says nothing certain about what Xero allocated: LedgerAnswerInvalid."""
+    allocations = _objects(answer, "allocation", what)
+    if len(allocations) != sent:
+        raise LedgerAnswerInvalid(f"{what}: Xero answered {len(allocations)} Allocations for "
+                                  f"{sent} sent; {UNKNOWN_OUTCOME}")
+    return allocations
+
+
+def _retry_after(headers):
+    """(seconds, assumed) from a 429's Retry-After; Xero documents a whole number of
+    seconds, and "a minute" (assumed) stands in for a missing or unreadable one."""
+    value = str(headers.get("Retry-After") or "").strip()
+    return (int(value), False) if value.isdigit() else (60, True)
 
 
 def _validation_messages(exc):
@@ -138,10 +167,11 @@ def _translate(exc, what):
         return AuthorizationRevoked(
             f"{what}: Xero refused access to this organisation (403); reconnect it.", status=403)
     if status == 429:
+        problem = cap(headers.get("X-Rate-Limit-Problem") or "", 60) or None
+        retry_after, assumed = _retry_after(headers)
         return RateLimited(
-            f"{what}: Xero's rate limit was reached ({headers.get('X-Rate-Limit-Problem')}).",
-            retry_after=int(headers.get("Retry-After") or 60),
-            problem=headers.get("X-Rate-Limit-Problem"),
+            f"{what}: Xero's rate limit was reached ({problem or 'no limit named'}).",
+            retry_after=retry_after, problem=problem, assumed=assumed,
         )
     if status and status >= 500:
         return LedgerUnavailable(f"{what}: Xero answered {status}.", status=status)
@@ -170,25 +200,10 @@ class XeroAdapter(LedgerAdapter):
     last_headroom = None
 
     # -- OAuth2 -------------------------------------------------------------
-    def _endpoints(self):
-        # checked against the production hosts and odoo.conf's allow-list
-        return self._discovery()
-
     def authorization_url(self, redirect_uri, state):
-        query = urlencode({
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": SCOPES,
-            "state": state,
-        })
-        return f"{self._endpoints()['authorization_endpoint']}?{query}"
-
-    def _tokens(self, form, what):
-        """A TokenSet, or the error the token endpoint's answer means (tokens.refusal):
-        invalid_client, invalid_grant on a code or on a refresh token, unreachable, garbage."""
-        grant = form["grant_type"]
-        return self._token_request(self._endpoints()["token_endpoint"], form, what, grant)
+        return self._consent_url({"response_type": "code", "client_id": self.client_id,
+                                  "redirect_uri": redirect_uri, "scope": SCOPES,
+                                  "state": state})
 
     def exchange_code(self, code, redirect_uri, realm_id=None):
         return self._tokens({"grant_type": tokens.CODE, "code": code,
@@ -199,10 +214,8 @@ class XeroAdapter(LedgerAdapter):
                             "Refreshing the Xero token")
 
     def revoke(self, refresh_token):
-        url = self._endpoints().get("revocation_endpoint")
-        if url and refresh_token:
-            self._token_request(url, {"token": refresh_token}, "Revoking the Xero grant",
-                                tokens.REVOKE)
+        if refresh_token:
+            self._revoke(refresh_token, "Revoking the Xero grant")
 
     # -- SDK clients ----------------------------------------------------------
     def _api_client(self, access_token):
@@ -274,7 +287,7 @@ class XeroAdapter(LedgerAdapter):
             raise LedgerAnswerInvalid(f"{what}: Xero's answer is not a list of connections; "
                                       "try again later.")
         orgs = [c for c in connections if (c.tenant_type or "ORGANISATION") == "ORGANISATION"]
-        return [Organisation(id=_ledger_id(c.tenant_id), name=cap(c.tenant_name or "", 200))
+        return [Organisation(id=given_id(c.tenant_id), name=cap(c.tenant_name or "", 200))
                 for c in _ids(orgs, "tenant_id", what, "organisations")]
 
     def test_connection(self, access_token, org_id):
@@ -289,12 +302,20 @@ class XeroAdapter(LedgerAdapter):
 
     # -- Reference data ------------------------------------------------------
     def reference_data(self, access_token, org_id):
+        """Every account, tax rate, item, tracking category and option, and currency the
+        mappings pick from. Each list must come whole, each row with its id: the connection
+        archives the codes a list no longer names, so an answer without its array (or a row
+        without its id) is LedgerAnswerInvalid, never "no codes"."""
         api = self._accounting(access_token)
         records = []
-        for acc in self._call("Importing Xero accounts", api.get_accounts, org_id).accounts or []:
+
+        def read(kind, what, method, **kwargs):
+            return _listed(self._call(what, method, org_id, **kwargs), kind, what)
+
+        for acc in read("account", "Importing Xero accounts", api.get_accounts):
             kind = {"REVENUE": "revenue_account", "SALES": "revenue_account",
                     "OTHERINCOME": "revenue_account", "BANK": "bank_account"}.get(
-                        str(acc.type.value if hasattr(acc.type, "value") else acc.type))
+                        _status(acc.type))
             if not kind:
                 continue
             records.append(ReferenceRecord(
@@ -302,27 +323,27 @@ class XeroAdapter(LedgerAdapter):
                 code=acc.code or "", active=_status(acc.status) == "ACTIVE",
                 extra={"currency": getattr(acc, "currency_code", None) and
                        _status(acc.currency_code)}))
-        for tax in self._call("Importing Xero tax rates", api.get_tax_rates,
-                              org_id).tax_rates or []:
+        for tax in read("tax", "Importing Xero tax rates", api.get_tax_rates):
             if not tax.can_apply_to_revenue:
                 continue
             records.append(ReferenceRecord(
                 kind="tax", ledger_id=tax.tax_type, name=tax.name or tax.tax_type,
                 code=tax.tax_type, rate=float(tax.effective_rate or tax.display_tax_rate or 0),
                 active=_status(tax.status) == "ACTIVE"))
-        for item in self._call("Importing Xero items", api.get_items, org_id).items or []:
+        for item in read("item", "Importing Xero items", api.get_items):
             if item.is_sold is False:
                 continue
             records.append(ReferenceRecord(
                 kind="item", ledger_id=str(item.item_id), name=item.name or item.code,
                 code=item.code or ""))
-        categories = self._call("Importing Xero tracking categories",
-                                api.get_tracking_categories, org_id, include_archived=True)
-        for cat in categories.tracking_categories or []:
+        what = "Importing Xero tracking categories"
+        for cat in read("tracking_category", what, api.get_tracking_categories,
+                        include_archived=True):
             records.append(ReferenceRecord(
                 kind="tracking_category", ledger_id=str(cat.tracking_category_id),
                 name=cat.name, active=_status(cat.status) == "ACTIVE"))
-            for opt in cat.options or []:
+            # a category without its Options array would archive every option of it
+            for opt in _listed(cat, "tracking", what):
                 records.append(ReferenceRecord(
                     kind="tracking", ledger_id=str(opt.tracking_option_id),
                     name=f"{cat.name} / {opt.name}",
@@ -333,18 +354,17 @@ class XeroAdapter(LedgerAdapter):
             records.append(ReferenceRecord(kind="term", ledger_id=code, name=name, code=code))
         # the currencies the organisation is subscribed to (its base currency included):
         # a document in any other is refused before it is sent
-        for currency in self._call("Importing Xero currencies", api.get_currencies,
-                                   org_id).currencies or []:
+        for currency in read("currency", "Importing Xero currencies", api.get_currencies):
             code = _status(currency.code)
             records.append(ReferenceRecord(kind="currency", ledger_id=code,
                                            name=currency.description or code, code=code))
         return records
 
-
     # -- Push ------------------------------------------------------------------
-    def batch_size(self, kind):
+    @classmethod
+    def batch_size(cls, kind):
         """Objects per request: Xero takes batches of up to 50 on every write endpoint."""
-        return self.BATCH_SIZE
+        return cls.BATCH_SIZE
 
     def web_url(self, kind, ledger_id, org_id=None):
         """A go.xero.com link to the object (None for payments: Xero shows them on
@@ -435,19 +455,18 @@ class XeroAdapter(LedgerAdapter):
                                 idempotency_key=key, **extra)
         except LedgerRejected as exc:
             return _spread(exc, len(models))
-        what = self._WHAT[kind]
-        objects = _objects(answer, ANSWER_FIELDS[kind], what)
+        what, field = self._WHAT[kind], ANSWERS[kind]
+        objects = _objects(answer, kind, what)
         if len(objects) != len(models):
             raise LedgerAnswerInvalid(
-                f"{what}: Xero answered {len(objects)} {ANSWER_FIELDS[kind][1]} for "
-                f"{len(models)} sent; {UNKNOWN_OUTCOME}")
-        attribute = ID_ATTRIBUTES[kind]
-        missing = [n for n, obj in enumerate(objects, 1)
-                   if _refusal(obj) is None and not _ledger_id(getattr(obj, attribute, None))]
+                f"{what}: Xero answered {len(objects)} {field.name} for {len(models)} sent; "
+                f"{UNKNOWN_OUTCOME}")
+        missing = [n for n, obj in enumerate(objects, 1) if _refusal(obj) is None
+                   and not given_id(getattr(obj, field.id_attribute, None))]
         if missing:
             raise LedgerAnswerInvalid(
                 f"{what}: Xero took {len(missing)} of the {len(objects)} objects sent without "
-                f"saying their {ID_ATTRIBUTES_XERO[kind]} (number {missing[0]} in the batch); "
+                f"saying their {field.id_name} (number {missing[0]} in the batch); "
                 f"{UNKNOWN_OUTCOME}")
         return objects
 
@@ -540,9 +559,10 @@ class XeroAdapter(LedgerAdapter):
                     invoice_id = str(alloc.invoice.invoice_id).lower()
                     if invoice_id in due:  # the next credit note finds what this one left
                         due[invoice_id] = round(due[invoice_id] - alloc.amount, 2)
+                what = "Allocating a credit note in Xero"
                 try:
                     done = self._call(
-                        "Allocating a credit note in Xero", api.create_credit_note_allocation,
+                        what, api.create_credit_note_allocation,
                         org_id, result.ledger_id, body, summarize_errors=False,
                         idempotency_key=_key(f"{idempotency_key}:alloc:{result.ledger_id}:"
                                              + ",".join(f"{a.amount:.2f}"
@@ -551,7 +571,8 @@ class XeroAdapter(LedgerAdapter):
                     _incomplete(result, f"Credit note {number} is in Xero but its allocation "
                                         f"was refused: {exc.message}", exc.details)
                     continue
-                messages = [m for a in (done.allocations or []) for m in _messages(a)]
+                messages = [m for a in _allocations(done, len(body.allocations), what)
+                            for m in _messages(a)]
                 if messages:
                     _incomplete(result, f"Credit note {number} is in Xero but its allocation "
                                         "was refused: " + " ".join(messages), messages)
@@ -639,8 +660,7 @@ class XeroAdapter(LedgerAdapter):
             what = "Reading Xero invoices' amounts due"
             answer = self._call(what, api.get_invoices, org_id,
                                 i_ds=ids[start:start + self.BATCH_SIZE])
-            for invoice in _ids(_objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id",
-                                what, "invoices"):
+            for invoice in _listed(answer, "invoice", what):
                 due[str(invoice.invoice_id).lower()] = round(float(invoice.amount_due or 0), 2)
         return due
 
@@ -655,12 +675,11 @@ class XeroAdapter(LedgerAdapter):
         what = "Reading Xero credit notes"
         answer = self._call(what, api.get_credit_notes, org_id, where=where,
                             unitdp=payloads.UNITDP)
-        _ids(_objects(answer, ANSWER_FIELDS["credit_note"], what), "credit_note_id", what,
-             "credit notes")
+        notes = _listed(answer, "credit_note", what)
         totals = {str(i.ledger_id).lower(): i.values.get("amount_total") for i in items
                   if i.ledger_id}
         # the same total: nothing to edit; another one goes, and Xero says it is locked
-        return {str(note.credit_note_id).lower(): note for note in answer.credit_notes or []
+        return {str(note.credit_note_id).lower(): note for note in notes
                 if any(not a.is_deleted for a in note.allocations or [])
                 and (totals.get(str(note.credit_note_id).lower()) is None
                      or abs(float(note.total or 0)
@@ -678,16 +697,14 @@ class XeroAdapter(LedgerAdapter):
                 what = "Looking for invoices in Xero"
                 answer = self._call(what, api.get_invoices, org_id, invoice_numbers=chunk,
                                     page=1)
-                rows = [(d.invoice_number, d.invoice_id, d) for d in _ids(
-                    _objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id", what,
-                    "invoices")]
+                rows = [(d.invoice_number, d.invoice_id, d)
+                        for d in _listed(answer, "invoice", what)]
             else:
                 what = "Looking for credit notes in Xero"
                 where = " OR ".join(f"CreditNoteNumber=={payloads._quote(n)}" for n in chunk)
                 answer = self._call(what, api.get_credit_notes, org_id, where=where, page=1)
-                rows = [(d.credit_note_number, d.credit_note_id, d) for d in _ids(
-                    _objects(answer, ANSWER_FIELDS["credit_note"], what), "credit_note_id",
-                    what, "credit notes")]
+                rows = [(d.credit_note_number, d.credit_note_id, d)
+                        for d in _listed(answer, "credit_note", what)]
             # a supplier bill carries its supplier's number, which may equal ours
             wanted = "ACCREC" if kind == "invoice" else "ACCRECCREDIT"
             for number, ledger_id, doc in rows:
@@ -715,7 +732,7 @@ class XeroAdapter(LedgerAdapter):
             # contacts is read whole in one request instead of one per filter
             what = "Reading Xero contacts"
             page = _objects(self._call(what, api.get_contacts, org_id, page=1,
-                                       page_size=LIST_PAGE), ANSWER_FIELDS["contact"], what)
+                                       page_size=LIST_PAGE), "contact", what)
             if len(page) < LIST_PAGE:
                 return payloads.match_contacts(candidates, _contact_rows(page))
         found = []
@@ -723,7 +740,7 @@ class XeroAdapter(LedgerAdapter):
             what = "Looking for existing Xero contacts"
             answer = self._call(what, api.get_contacts, org_id, where=where, page=1,
                                 page_size=1000)
-            found += _contact_rows(_objects(answer, ANSWER_FIELDS["contact"], what))
+            found += _contact_rows(_objects(answer, "contact", what))
         return payloads.match_contacts(candidates, found)
 
     def is_duplicate_name(self, error):
@@ -771,16 +788,29 @@ class XeroAdapter(LedgerAdapter):
         return out
 
     def _delete_payment(self, api, org_id, payment_id, idempotency_key):
-        """Delete one Xero payment; None when it is gone, else why Xero kept it."""
+        """Delete one Xero payment; None when it is gone, else why Xero kept it.
+
+        Believed only when Xero answers the one Payment with Status DELETED (the id, when
+        given, this one): anything else is LedgerAnswerInvalid, and the same request goes
+        again under its key."""
+        what = "Removing a payment in Xero"
         try:
-            self._call("Removing a payment in Xero", api.delete_payment, org_id, payment_id,
-                       payloads.payment_delete(),
-                       idempotency_key=_key(f"{idempotency_key}:del:{payment_id}"))
+            answer = self._call(what, api.delete_payment, org_id, payment_id,
+                                payloads.payment_delete(),
+                                idempotency_key=_key(f"{idempotency_key}:del:{payment_id}"))
         except LedgerRejected as exc:
             if exc.status == 404 or any("already been deleted" in str(m)
                                         for m in exc.details or [exc.message]):
                 return None
             return f"Xero kept payment {payment_id}: {exc.message}"
+        payments = _objects(answer, "payment", what)
+        if len(payments) == 1 and _refusal(payments[0]):
+            return f"Xero kept payment {payment_id}: {_refusal(payments[0])}"
+        answered = given_id(payments[0].payment_id) if len(payments) == 1 else None
+        if (len(payments) != 1 or _status(payments[0].status) != "DELETED"
+                or (answered and answered.lower() != str(payment_id).lower())):
+            raise LedgerAnswerInvalid(f"{what}: Xero did not answer payment {payment_id} with "
+                                      f"Status DELETED; {UNKNOWN_OUTCOME}")
         return None
 
     def _retire_invoices(self, api, org_id, items, idempotency_key, results, warnings):
@@ -790,9 +820,8 @@ class XeroAdapter(LedgerAdapter):
             what = "Reading Xero invoices"
             answer = self._call(what, api.get_invoices, org_id, i_ds=ids, page=1,
                                 unitdp=payloads.UNITDP)
-            held = {str(inv.invoice_id).lower(): inv for inv in _ids(
-                _objects(answer, ANSWER_FIELDS["invoice"], what), "invoice_id", what,
-                "invoices")}
+            held = {str(inv.invoice_id).lower(): inv
+                    for inv in _listed(answer, "invoice", what)}
         to_void, to_credit = [], []
         for item in items:
             invoice = held.get(str(item.ledger_id).lower())
@@ -885,12 +914,14 @@ class XeroAdapter(LedgerAdapter):
                 continue
             body = payloads.allocations({"allocations": [
                 {"invoice_ref": item.ledger_id, "amount": due, "date": note.date}]})
+            what = "Allocating a credit note in Xero"
             try:
                 done = self._call(
-                    "Allocating a credit note in Xero", api.create_credit_note_allocation,
+                    what, api.create_credit_note_allocation,
                     org_id, str(note.credit_note_id), body, summarize_errors=False,
                     idempotency_key=_key(f"alloc:{note.credit_note_id}:{item.ledger_id}"))
-                why = " ".join(m for a in (done.allocations or []) for m in _messages(a))
+                why = " ".join(m for a in _allocations(done, len(body.allocations), what)
+                               for m in _messages(a))
             except LedgerRejected as exc:
                 why = exc.message
             if why:
@@ -904,7 +935,7 @@ class XeroAdapter(LedgerAdapter):
 def _contact_rows(contacts):
     """The matching fields of active contacts (each with its id: a contact without one
     would be linked to ledger id "None")."""
-    return [{"ContactID": _ledger_id(c.contact_id), "TaxNumber": c.tax_number,
+    return [{"ContactID": given_id(c.contact_id), "TaxNumber": c.tax_number,
              "EmailAddress": c.email_address, "Name": c.name}
             for c in _ids(contacts, "contact_id", "Reading Xero contacts", "contacts")
             if _status(c.contact_status) in ("", "ACTIVE")]
