@@ -97,10 +97,18 @@ def qbo_server():
     from ledger_sandbox.core import SandboxServer
     from ledger_sandbox.qbo import QboSandbox
 
-    # requests-oauthlib refuses http:// unless oauthlib's local-testing switch is on.
+    # requests-oauthlib (which these raw-SDK tests drive; the addon does not) refuses
+    # http:// unless oauthlib's local-testing switch is on: on for this module only
+    before = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
-    with SandboxServer(QboSandbox()) as server:
-        yield server
+    try:
+        with SandboxServer(QboSandbox()) as server:
+            yield server
+    finally:
+        if before is None:
+            os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = before
 
 
 @pytest.fixture
