@@ -76,6 +76,17 @@ class TestReconnectElsewhere(LedgerSandboxMixin, TransactionCase):
             conn.with_user(self.admin).action_choose_org()
         self.assertEqual(conn.org_id, self.first_realm)
 
+    def test_changes_made_while_choosing_wait_for_the_connection(self):
+        self._reconnect(self.other_realm)
+        partner = self.env["res.partner"].create({"name": "Waiting Client"})
+        self.env["billing_sync.job"]._enqueue(partner, "contact")
+        job = self.env["billing_sync.job"].search([("res_id", "=", partner.id),
+                                                   ("res_model", "=", "res.partner")])
+        self.assertEqual(job.state, "pending", "queued, not lost")
+        self.env["billing_sync.job"]._cron_push()
+        self.assertEqual((job.state, job.attempts), ("pending", 0),
+                         "no attempt spent on a connection that is not connected")
+
     def test_reconnecting_the_same_company_keeps_everything(self):
         self._reconnect(self.first_realm)
         self.assertEqual((self.connection.state, self.connection.org_id),
@@ -147,6 +158,9 @@ class TestReconnectElsewhere(LedgerSandboxMixin, TransactionCase):
                      {"org_name": "Forged"}, {"connected_by_id": self.admin.id}):
             with self.subTest(vals=vals), self.assertRaises(AccessError):
                 self.connection.with_user(self.admin).write(vals)
+            with self.subTest(create=vals), self.assertRaises(AccessError):
+                self.env["billing_sync.connection"].with_user(self.admin).create(
+                    {**self.sandbox_values("xero"), **vals})
         self._reconnect(self.other_realm)
         foreign = self.env["billing_sync.connection.org"].create(
             {"connection_id": self.env["billing_sync.connection"].create(
@@ -158,6 +172,16 @@ class TestReconnectElsewhere(LedgerSandboxMixin, TransactionCase):
         with self.assertRaises(AccessError):
             self.connection.with_user(self.admin).action_move_org()
         self.assertEqual(self.connection.org_id, self.first_realm)
+
+    def test_a_job_outlives_its_deleted_record_in_sight(self):
+        partner = self.env["res.partner"].create({"name": "Deleted Later"})
+        job = self.env["billing_sync.job"].create({
+            "connection_id": self.connection.id, "res_model": "res.partner",
+            "res_id": partner.id, "kind": "contact", "state": "blocked"})
+        manager = make_user(self.env, "bs_gone_manager", MANAGER)
+        partner.unlink()
+        self.assertTrue(job.record_gone)
+        self.assertIn(job, self.env["billing_sync.job"].with_user(manager).search([]))
 
     def test_a_synced_connection_is_archived_not_deleted(self):
         with self.assertRaisesRegex(UserError, "archive it"):

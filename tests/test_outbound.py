@@ -220,6 +220,38 @@ class TestOutbound(OutboundMixin, TransactionCase):
                 self.assertEqual(len(self.ledger_invoices(provider)), 2, "no duplicate")
                 self.assertTrue(self.env["billing_sync.link"]._of(connection, move))
 
+    def test_a_replay_missing_a_member_goes_again_under_new_keys(self):
+        """Both ledgers answer a repeated key with their first answer: when a member of a
+        batch sent without an answer drops out before the replay, the others go again
+        under new keys, looked up by number first: each invoice once, linked."""
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connected(provider)
+                partner = self.partner(f"Replay {provider}")
+                self.invoice(partner)
+                self.run_worker()
+                first, second = self.invoice(partner), self.invoice(partner)
+                Job = self.env["billing_sync.job"]
+                jobs = Job._claim_batch()
+                self.assertEqual(len(jobs), 2)
+                key = jobs[0].batch_key
+                adapter = connection._adapter()
+                items, _skipped = self.env["billing_sync.push"]._items(connection, adapter, jobs)
+                adapter.push(connection._access_token(), connection.org_id, "invoice", items,
+                             key)
+                self.assertEqual(len(self.ledger_invoices(provider)), 3)
+                # the worker died; found stuck, the batch waits for its replay, and a
+                # Manager cancels the second invoice's job meanwhile
+                jobs.started_at = fields.Datetime.now() - datetime.timedelta(minutes=11)
+                Job._requeue_stuck()
+                jobs.filtered(lambda j, s=second: j.res_id == s.id).action_cancel()
+                self.run_worker()
+                job = jobs.filtered(lambda j, f=first: j.res_id == f.id)
+                self.assertEqual(job.state, "done", job.last_error)
+                self.assertNotEqual(job.batch_key, key, "a new key")
+                self.assertEqual(len(self.ledger_invoices(provider)), 3, "no duplicate")
+                self.assertTrue(self.env["billing_sync.link"]._of(connection, first))
+
     def test_transient_failure_backs_off_then_succeeds(self):
         self.connected("qbo")
         move = self.invoice(self.partner("Flaky Ltd"))

@@ -46,6 +46,10 @@ ENGINE_FIELDS = {"state", "org_id", "org_name", "connected_by_id", "connected_at
 class BillingSyncConnection(models.Model):
     _name = "billing_sync.connection"
     _description = "Ledger connection"
+    # the connections changes are queued for: connected, or waiting for a person (to
+    # reconnect, or to pick its organisation again), so that nothing made meanwhile is lost
+    _SYNCING_DOMAIN = ["|", ("state", "in", ("connected", "needs_reconnect")),
+                       "&", ("state", "=", "choose_org"), ("org_id", "!=", False)]
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "company_id, provider, id"
 
@@ -205,6 +209,10 @@ class BillingSyncConnection(models.Model):
         # nothing about a company's ledgers is told to whoever may not create one there
         self.check_access("create")
         for vals in vals_list:
+            if not self.env.su and ENGINE_FIELDS & set(vals):
+                raise AccessError(self.env._(
+                    "%s is set by connecting to the ledger, not by hand.",
+                    ", ".join(sorted(ENGINE_FIELDS & set(vals)))))
             company = self.env["res.company"].browse(
                 vals.get("company_id") or self.env.company.id)
             if not self.env.su and company not in self.env.companies:
@@ -707,6 +715,8 @@ class BillingSyncConnection(models.Model):
         self.sudo().candidate_org_ids.unlink()
         self._note(body=note or self.env._("Connected to %s.", self.org_name))
         self.activity_unlink(["mail.mail_activity_data_todo"])
+        # what waited while it was not connected goes now
+        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
 
     def action_disconnect(self):
         """Revoke the grant at the provider and forget the tokens."""

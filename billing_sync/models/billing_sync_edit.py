@@ -236,7 +236,8 @@ class BillingSyncEdit(models.AbstractModel):
         return self.env["billing_sync.link"].sudo().search([
             ("res_model", "=", records._name), ("res_id", "in", records.ids),
             ("ledger_type", "=", ledger_type),
-            ("connection_id.state", "in", ("connected", "needs_reconnect"))])
+            ("connection_id", "any",
+             self.env["billing_sync.connection"]._SYNCING_DOMAIN)])
 
     @api.model
     def _jobs(self, connection, record, kind, states, ledger_id=None):

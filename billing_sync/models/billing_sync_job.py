@@ -15,6 +15,7 @@ from ..services.idempotency import batch_key
 from ..services.ledger.errors import (
     AccessTokenExpired,
     AuthorizationRevoked,
+    LedgerAnswerInvalid,
     LedgerError,
     RateLimited,
 )
@@ -176,7 +177,7 @@ class BillingSyncJob(models.Model):
         enqueued = False
         for company_id, recs in by_company.items():
             connections = Connection.search([("company_id", "=", company_id),
-                                             ("state", "in", ("connected", "needs_reconnect"))])
+                                             *Connection._SYNCING_DOMAIN])
             for connection in connections:
                 for record in recs:
                     self._enqueue_one(connection, record, kind, now)
@@ -262,12 +263,16 @@ class BillingSyncJob(models.Model):
         cr = self.env.cr
         now = fields.Datetime.now()
         self.flush_model()
+        # a connection that is not connected (needs reconnect, choosing an organisation)
+        # keeps its jobs waiting, attempts unspent
         cr.execute("""
-            SELECT id, connection_id, kind, batch_key FROM billing_sync_job
-             WHERE state = 'pending' AND next_attempt_at <= %s
-             ORDER BY priority, id
+            SELECT j.id, j.connection_id, j.kind, j.batch_key FROM billing_sync_job j
+             WHERE j.state = 'pending' AND j.next_attempt_at <= %s
+               AND EXISTS (SELECT 1 FROM billing_sync_connection c
+                            WHERE c.id = j.connection_id AND c.state = 'connected')
+             ORDER BY j.priority, j.id
              LIMIT 1
-               FOR UPDATE SKIP LOCKED
+               FOR UPDATE OF j SKIP LOCKED
         """, [now])
         head = cr.fetchone()
         if not head:
@@ -290,7 +295,8 @@ class BillingSyncJob(models.Model):
                    FOR UPDATE SKIP LOCKED
             """, [now, connection_id, kind, size])
         ids = [row[0] for row in cr.fetchall()] or [head_id]
-        jobs = self.browse(ids)
+        # a replay must repeat its first request exactly (see _send_batch)
+        jobs = self.browse(ids).with_context(billing_sync_replay=bool(key))
         if not key:
             # a new attempt gets a new key: a refused attempt's key is never sent again
             key = batch_key(self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
@@ -320,17 +326,19 @@ class BillingSyncJob(models.Model):
             for job, reason in skipped:
                 job._park(reason)
             sent = {item.key for item in items}
+            if self.env.context.get("billing_sync_replay") and self._replay_differs(key, sent):
+                return
             results = self._push(connection, adapter, pacer, kind, items, key) if items else []
         except RateLimited as exc:
             # planned wait: the ledger said when (or documents "a minute": one
             # minute of this connection's rate-limit window); not an attempt
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             pacer.block(wait)
-            self._wait(wait, str(exc))
+            self.filtered(lambda j: j.state == "started")._wait(wait, str(exc))
             return
         except AuthorizationRevoked as exc:
             connection.sudo()._needs_reconnect(exc.message)
-            self._wait(3600, str(exc))
+            self.filtered(lambda j: j.state == "started")._wait(3600, str(exc))
             return
         except (LedgerError, UserError) as exc:
             # LedgerAnswerInvalid included: an answer that cannot be believed leaves the
@@ -363,7 +371,11 @@ class BillingSyncJob(models.Model):
         done = self.browse()
         for result in results:
             job = jobs_by_key[result.key]
-            if not result.ok and getattr(result.error, "retryable", False):
+            if not result.ok and isinstance(result.error, LedgerAnswerInvalid):
+                # no certain answer for this record: its outcome is unknown (it goes again
+                # under a new key, looked up by number first)
+                job._retry_later(str(result.error), known=False, retire_key=True)
+            elif not result.ok and getattr(result.error, "retryable", False):
                 # the ledger answered for this record that it failed, for now: nothing was
                 # created, so it goes again later under a new key
                 job._retry_later(str(result.error), known=True)
@@ -407,14 +419,21 @@ class BillingSyncJob(models.Model):
             job.write({"state": "pending", "attempts": max(0, job.attempts - 1),
                        "next_attempt_at": when, "last_error": reason})
 
-    def _retry_later(self, reason, known=False):
+    def _retry_later(self, reason, known=False, retire_key=False):
         """A transient failure: back off with jitter, or give up after the last attempt.
 
         ``known``: the ledger said this attempt created nothing, so its key retires;
-        otherwise the outcome is unknown and the next attempt replays the key."""
+        otherwise the outcome is unknown and the next attempt replays the key (or, with
+        ``retire_key``, goes under a new one after a lookup by number)."""
         outcome = {"outcome_unknown": False, "batch_key": False} if known else \
             {"outcome_unknown": True}
-        for job in self:
+        jobs = self
+        if known or retire_key:
+            outcome["batch_key"] = False
+            # without a key it would meet a newer unsent job for its record: that one
+            # carries the change
+            jobs = self._cancel_superseded()
+        for job in jobs:
             if backoff.is_dead(job.attempts):
                 job.write({"state": "dead", "last_error": reason, **outcome,
                            "hint": "The ledger kept failing; retry once it is reachable."})
@@ -423,6 +442,42 @@ class BillingSyncJob(models.Model):
             job.write({"state": "pending", "last_error": reason, **outcome,
                        "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
                            seconds=backoff.retry_delay(job.attempts))})
+
+    def _replay_differs(self, key, sent):
+        """Before a replay under ``key``: True (and the batch goes again under new keys)
+        when the request would not be the first one again.
+
+        Both ledgers answer a repeated key with their first answer, whatever is sent: a
+        member held or parked since, or one another worker holds, would make that answer
+        fit nothing. Each job then goes alone under a new key, its outcome unknown, so
+        an invoice or credit note is looked up by its number first."""
+        others = self.sudo().search_count([("batch_key", "=", key), ("id", "not in", self.ids)])
+        started = self.filtered(lambda j: j.state == "started")
+        if not others and len(sent) == len(self) == len(started):
+            return False
+        holders = self.sudo().search([("batch_key", "=", key),
+                                      ("state", "in", ("pending", "started"))])
+        # nothing was sent: not an attempt, and it goes at once
+        holders = holders._cancel_superseded()
+        for job in holders:
+            job.write({"state": "pending", "batch_key": False, "outcome_unknown": True,
+                       "attempts": max(0, job.attempts - 1),
+                       "next_attempt_at": fields.Datetime.now(),
+                       "last_error": self.env._(
+                           "Part of this batch changed since it was sent without an answer: "
+                           "it goes again under a new idempotency key, each document looked "
+                           "up in the ledger by its number first.")})
+        return True
+
+    def _cancel_superseded(self):
+        """Cancel the jobs of ``self`` a newer unsent job (same record, kind, connection,
+        no key) replaces; the others are returned."""
+        superseded = self.filtered(lambda j: self.sudo().search_count([
+            ("connection_id", "=", j.connection_id.id), ("res_model", "=", j.res_model),
+            ("res_id", "=", j.res_id), ("kind", "=", j.kind), ("id", "!=", j.id),
+            ("state", "=", "pending"), ("batch_key", "=", False)]))
+        superseded.write({"state": "cancelled"})
+        return self - superseded
 
     def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None):
         """A refusal no retry can cure: keep the job for a person and tell them.
@@ -617,6 +672,8 @@ class BillingSyncJob(models.Model):
             problem = job._sending_problem(job._record())
             if problem:
                 raise AccessError(problem)
+        # a newer unsent job of the same record already carries what this one would send
+        jobs = jobs._cancel_superseded()
         jobs.write({
             "state": "pending", "attempts": 0, "batch_key": False,
             "next_attempt_at": fields.Datetime.now()})

@@ -395,8 +395,8 @@ class BillingSyncConnectionMapping(models.Model):
             "until they are remapped; saving the mapping sends them:",
             ledger=adapter.label, state=adapter.INACTIVE_WORD)
         admins = self._admin_users()
-        self.message_post(body=Markup("<p>%s</p>%s") % (intro, listing(problems)),
-                          partner_ids=admins.partner_id.ids, subtype_xmlid="mail.mt_comment")
+        self._note(body=Markup("<p>%s</p>%s") % (intro, listing(problems)),
+                   partner_ids=admins.partner_id.ids, subtype_xmlid="mail.mt_comment")
         responsible = self.connected_by_id if self.connected_by_id in admins else admins[:1]
         if responsible:
             summary = self.env._("Remap codes %(state)s in %(ledger)s",

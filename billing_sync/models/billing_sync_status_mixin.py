@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 USER_GROUP = "billing_sync.group_billing_sync_user"
 
@@ -22,6 +22,14 @@ class BillingSyncStatusMixin(models.AbstractModel):
         string="Open in ledger", compute="_compute_billing_sync_status", groups=USER_GROUP)
     billing_sync_error = fields.Text(
         string="Ledger message", compute="_compute_billing_sync_status", groups=USER_GROUP)
+
+    @api.ondelete(at_uninstall=False)
+    def _flag_sync_jobs_gone(self):
+        # a job kept for a person (a held edit) outlives its record: it is then seen under
+        # its company's rule alone (billing_sync.record.access), never lost from sight
+        self.env["billing_sync.job"].sudo().search([
+            ("res_model", "=", self._name), ("res_id", "in", self.ids),
+            ("record_gone", "=", False)]).write({"record_gone": True})
 
     def _compute_billing_sync_status(self):
         ids = [r.id for r in self if isinstance(r.id, int)]
