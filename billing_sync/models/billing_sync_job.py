@@ -615,25 +615,11 @@ class BillingSyncJob(models.Model):
 
     # ------------------------------------------------------------------ access
     # A job names what the superuser worker sends where (record, connection, ledger id
-    # to void): only the engine writes it; people act through Retry and Cancel.
-    @api.model_create_multi
-    def create(self, vals_list):
-        self._check_engine_only()
-        return super().create(vals_list)
-
-    def write(self, vals):
-        self._check_engine_only()
-        return super().write(vals)
-
-    def unlink(self):
-        # a job may be the only trace of an attempt whose outcome is unknown
-        self._check_engine_only()
-        return super().unlink()
-
-    def _check_engine_only(self):
-        if not self.env.su:
-            raise AccessError(self.env._(
-                "Sync jobs are written by the sync engine only; use Retry or Cancel."))
+    # to void), and may be the only trace of an attempt whose outcome is unknown: only
+    # the engine writes or deletes it (billing_sync.record.access); people act through
+    # Retry and Cancel.
+    def _engine_only_message(self):
+        return self.env._("Sync jobs are written by the sync engine only; use Retry or Cancel.")
 
     def _as_engine(self):
         """These jobs, for a caller allowed to handle them, as the engine that then

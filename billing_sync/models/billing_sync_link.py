@@ -1,5 +1,4 @@
 from odoo import api, fields, models
-from odoo.exceptions import AccessError
 
 
 class BillingSyncLink(models.Model):
@@ -88,25 +87,11 @@ class BillingSyncLink(models.Model):
 
     # A link says which ledger object a record is (the next push updates it) and whether
     # the ledger's figures equal Odoo's: only the engine, from the ledger's answers,
-    # writes it. Nobody links a record by hand, re-points it or clears its check.
-    @api.model_create_multi
-    def create(self, vals_list):
-        self._check_engine_only()
-        return super().create(vals_list)
-
-    def write(self, vals):
-        self._check_engine_only()
-        return super().write(vals)
-
-    def unlink(self):
-        self._check_engine_only()
-        return super().unlink()
-
-    def _check_engine_only(self):
-        if not self.env.su:
-            raise AccessError(self.env._(
-                "Ledger links are written by the sync engine only, from the ledger's "
-                "answers."))
+    # writes it (billing_sync.record.access). Nobody links a record by hand, re-points it
+    # or clears its check.
+    def _engine_only_message(self):
+        return self.env._(
+            "Ledger links are written by the sync engine only, from the ledger's answers.")
 
     @api.model
     def _of(self, connection, record):

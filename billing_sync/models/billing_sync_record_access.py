@@ -27,7 +27,29 @@ class BillingSyncRecordAccess(models.AbstractModel):
     """
 
     _name = "billing_sync.record.access"
-    _description = "Ledger sync rows readable with their record"
+    _description = "Ledger sync rows readable with their record, written by the engine"
+
+    # What these rows say decides what the superuser worker sends where: only the engine
+    # (superuser) creates, writes or deletes them, whoever asks.
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_engine_only()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_engine_only()
+        return super().write(vals)
+
+    def unlink(self):
+        self._check_engine_only()
+        return super().unlink()
+
+    def _check_engine_only(self):
+        if not self.env.su:
+            raise AccessError(self._engine_only_message())
+
+    def _engine_only_message(self):
+        return self.env._("%s rows are written by the sync engine only.", self._description)
 
     @api.model
     def _search(self, domain, offset=0, limit=None, order=None):
