@@ -425,8 +425,7 @@ class BillingSyncJob(models.Model):
         ``known``: the ledger said this attempt created nothing, so its key retires;
         otherwise the outcome is unknown and the next attempt replays the key (or, with
         ``retire_key``, goes under a new one after a lookup by number)."""
-        outcome = {"outcome_unknown": False, "batch_key": False} if known else \
-            {"outcome_unknown": True}
+        outcome = {"outcome_unknown": not known}
         jobs = self
         if known or retire_key:
             outcome["batch_key"] = False
@@ -624,8 +623,7 @@ class BillingSyncJob(models.Model):
     def _as_engine(self):
         """These jobs, for a caller allowed to handle them, as the engine that then
         changes them: a Manager (access rights) of the connection's company (company
-        rule) who can read each job's record (billing_sync.record.access), whose record
-        belongs to the connection's company."""
+        rule) who can read each job's record (billing_sync.record.access)."""
         self.check_access("write")
         return self.sudo()
 
