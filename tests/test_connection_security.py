@@ -183,6 +183,21 @@ class TestReconnectElsewhere(LedgerSandboxMixin, TransactionCase):
         self.assertTrue(job.record_gone)
         self.assertIn(job, self.env["billing_sync.job"].with_user(manager).search([]))
 
+    def test_what_names_an_organisation_is_kept(self):
+        ref = self.connection.reference_ids[:1]
+        for vals in ({"ledger_org_id": self.other_realm}, {"ledger_id": "999"},
+                     {"kind": "item"}):
+            with self.subTest(vals=vals), self.assertRaises(AccessError):
+                ref.with_user(self.admin).write(vals)
+        for vals in ({"ledger_org_id": self.other_realm}, {"record_gone": True}):
+            with self.subTest(job=vals), self.assertRaises(AccessError):
+                self.void.with_user(self.admin).write(vals)
+        with self.assertRaises(AccessError):
+            self.link.with_user(self.admin).write({"ledger_org_id": self.other_realm})
+        # an administrator archives a mapping of their own connection
+        self.mapping.with_user(self.admin).active = False
+        self.assertFalse(self.mapping.active)
+
     def test_a_synced_connection_is_archived_not_deleted(self):
         with self.assertRaisesRegex(UserError, "archive it"):
             self.connection.with_user(self.admin).unlink()
