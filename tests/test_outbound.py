@@ -213,8 +213,9 @@ class TestOutbound(OutboundMixin, TransactionCase):
                 adapter.push(connection._access_token(), connection.org_id, "invoice", items,
                              jobs.batch_key)
                 self.assertEqual(len(self.ledger_invoices(provider)), 2)
-                # ten minutes later the next run finds it stuck and sends it again
-                jobs.started_at = fields.Datetime.now() - datetime.timedelta(minutes=11)
+                # its session ends with it: the next run finds its lease gone and sends the
+                # batch again under its key
+                jobs._release_lease()
                 self.run_worker()
                 self.assertEqual(jobs.state, "done", jobs.last_error)
                 self.assertEqual(len(self.ledger_invoices(provider)), 2, "no duplicate")
@@ -242,7 +243,11 @@ class TestOutbound(OutboundMixin, TransactionCase):
                 self.assertEqual(len(self.ledger_invoices(provider)), 3)
                 # the worker died; found stuck, the batch waits for its replay, and a
                 # Manager cancels the second invoice's job meanwhile
-                jobs.started_at = fields.Datetime.now() - datetime.timedelta(minutes=11)
+                # its sender lives: the batch is its own, however long it takes
+                jobs.started_at = fields.Datetime.now() - datetime.timedelta(hours=1)
+                self.assertFalse(Job._requeue_stuck())
+                # the worker dies: its session ends, and its lease with it
+                jobs._release_lease()
                 Job._requeue_stuck()
                 jobs.filtered(lambda j, s=second: j.res_id == s.id).action_cancel()
                 self.run_worker()

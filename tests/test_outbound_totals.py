@@ -260,7 +260,11 @@ class TestOutboundTotals(OutboundMixin, TransactionCase):
                                                                        jobs)
                 adapter.push(connection._access_token(), connection.org_id, "invoice", items,
                              jobs.batch_key)
-                jobs.started_at = fields.Datetime.now() - datetime.timedelta(minutes=11)
+                # its sender lives: the batch is its own, however long it takes
+                jobs.started_at = fields.Datetime.now() - datetime.timedelta(hours=1)
+                self.assertFalse(Job._requeue_stuck())
+                # the worker dies: its session ends, and its lease with it
+                jobs._release_lease()
                 Job._requeue_stuck()
                 self.assertTrue(jobs.outcome_unknown)
                 # a manager cancels the stuck job and retries it later: a new key

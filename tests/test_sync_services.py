@@ -1,72 +1,11 @@
-"""The outbound sync's plain-Python parts: pacing, backoff, idempotency keys, hints."""
+"""The outbound sync's plain-Python parts: backoff, idempotency keys, hints (the rate-limit
+budget lives in PostgreSQL: test_rate_budget.py)."""
 
 import random
 
 from odoo.addons.billing_sync.services import backoff
 from odoo.addons.billing_sync.services.hints import hint_for
 from odoo.addons.billing_sync.services.idempotency import batch_key
-from odoo.addons.billing_sync.services.ratelimit import Pacer
-
-
-class FakeTime:
-    def __init__(self):
-        self.now = 1000.0
-        self.slept = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(round(seconds, 3))
-        self.now += seconds
-
-
-def pacer(**kw):
-    t = FakeTime()
-    return Pacer(clock=t.clock, sleep=t.sleep, margin=0, **kw), t
-
-
-def test_pacer_spaces_calls_within_the_minute():
-    p, t = pacer(per_minute=3, window_seconds=60)
-    for _ in range(3):
-        p.acquire()
-    assert t.slept == []
-    p.acquire()  # the fourth waits for the first to leave the window
-    assert t.slept == [60.0]
-
-
-def test_pacer_per_second_for_quickbooks():
-    p, t = pacer(per_minute=500, per_second=10, window_seconds=60)
-    for _ in range(11):
-        p.acquire()
-    assert t.slept == [1.0]
-
-
-def test_pacer_day_limit():
-    p, t = pacer(per_minute=100, per_day=2, window_seconds=60, day_seconds=86400)
-    p.acquire()
-    p.acquire()
-    p.acquire()
-    assert t.slept == [86400.0]
-
-
-def test_pacer_believes_the_ledger_and_its_retry_after():
-    p, t = pacer(per_minute=60, window_seconds=60)
-    p.acquire()
-    p.observe(minute_remaining=0)  # another app used the rest of this minute
-    p.acquire()
-    assert t.slept and t.slept[0] == 60.0
-    p.block(7)
-    p.acquire()
-    assert t.slept[-1] == 7.0
-
-
-def test_pacer_margin_covers_the_ledgers_later_stamp():
-    t = FakeTime()
-    p = Pacer(per_minute=1, window_seconds=10, clock=t.clock, sleep=t.sleep)
-    p.acquire()
-    p.acquire()
-    assert t.slept == [10.2]
 
 
 def test_backoff_grows_with_jitter_and_respects_retry_after():

@@ -2,8 +2,10 @@ import datetime
 import logging
 import secrets
 import threading
+import time
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from odoo import api, fields, models
@@ -19,7 +21,8 @@ from ..services.ledger.errors import (
     LedgerError,
     RateLimited,
 )
-from ..services.ratelimit import Pacer
+from ..services.ratelimit import TABLES as RATE_TABLES
+from ..services.ratelimit import BudgetExhausted, SharedBudget
 
 _logger = logging.getLogger(__name__)
 
@@ -36,28 +39,39 @@ PRIORITY = {"contact": 10, "invoice": 20, "credit_note": 30, "payment": 40, "voi
 # edits after sync: a payment Odoo took back leaves the ledger first, then the document
 # it paid is voided (or credited), and only then does its replacement go
 PRIORITY.update({"delete_payment": 12, "void_invoice": 15})
+# a job claimed before leases existed (no lease): requeued after this, as it was then
 STUCK_AFTER = datetime.timedelta(minutes=10)
+# the first key of a claimed batch's advisory lock (its second: the batch's lease number);
+# PostgreSQL releases it when the worker's session ends, however the worker died
+LEASE_LOCKS = 0x42534C31  # "BSL1"
+# a worker that dies is noticed by the next sweep: the claim leaves a run this much later
+SWEEP_AFTER = datetime.timedelta(seconds=30)
+# one cron call sends at most this much, then reports its progress: Odoo calls it again
+CHUNK_BATCHES = 20
+CHUNK_SECONDS = 10.0
+# a job waiting for another record's link looks again by itself after this (a wake missed)
+LINK_WAIT = datetime.timedelta(hours=1)
 MISMATCH_HINT = ("The ledger computed other figures than Odoo: check that the tax is mapped "
                  "to a ledger tax of the same rate and that the connection has a rounding "
                  "account, then Retry: the document is sent again as an update.")
-# one pacer per ledger organisation and worker process
-_PACERS = {}
-_PACERS_LOCK = threading.Lock()
 
 
-def _pacer(connection, adapter):
-    key = (connection.provider, connection.org_id, connection.api_url)
-    with _PACERS_LOCK:
-        pacer = _PACERS.get(key)
-        if pacer is None:
-            limits = adapter.LIMITS
-            window = float(connection.rate_window_seconds or 60.0)
-            pacer = _PACERS[key] = Pacer(
-                per_minute=limits.get("batch_per_minute") or limits.get("per_minute"),
-                per_day=limits.get("per_day"), concurrent=limits.get("concurrent"),
-                per_second=limits.get("per_second"), window_seconds=window,
-                day_seconds=window * 1440)
-        return pacer
+def _budget_key(connection):
+    """The organisation a connection calls, as the rate-limit budget knows it."""
+    return f"{connection.provider}|{connection.api_url}|{connection.org_id}"
+
+
+def _pacer(connection):
+    """The organisation's rate-limit budget, shared with every worker through PostgreSQL
+    (services/ratelimit.py); the caller's cursor holds its concurrency slots."""
+    limits = connection._adapter_class().LIMITS
+    env = connection.env
+    return SharedBudget(
+        env.registry.cursor, env.cr, _budget_key(connection),
+        per_minute=limits.get("batch_per_minute") or limits.get("per_minute"),
+        per_day=limits.get("per_day"), per_second=limits.get("per_second"),
+        concurrent=limits.get("concurrent"),
+        window_seconds=float(connection.rate_window_seconds or 60.0))
 
 
 def _unbelievable(results, sent):
@@ -137,6 +151,17 @@ class BillingSyncJob(models.Model):
         readonly=True, copy=False,
         help="Why the job was last held: a job held for a mapping goes again by itself "
              "when a mapping or a connection default of its ledger is saved.")
+    # What the job waits for: the record (its invoice) that must reach the ledger first.
+    # Writing that record's link wakes the job (_wake_waiting); no attempt is spent.
+    wait_res_model = fields.Char(readonly=True, copy=False)
+    wait_res_id = fields.Many2oneReference(model_field="wait_res_model", readonly=True,
+                                           copy=False)
+    waiting_for = fields.Char(compute="_compute_waiting_for",
+                              help="The record that must reach the ledger before this one.")
+    lease_id = fields.Integer(
+        readonly=True, copy=False,
+        help="The claim of the worker sending this job: an advisory lock PostgreSQL holds "
+             "while that worker lives. A sending job whose lock is gone goes again.")
 
     def init(self):
         # Coalescing: one unsent job per record, kind and connection. Enqueueing
@@ -149,13 +174,32 @@ class BillingSyncJob(models.Model):
         """)
         self.env.cr.execute("""
             CREATE INDEX IF NOT EXISTS billing_sync_job_due
-                ON billing_sync_job (priority, id) WHERE state = 'pending'
+                ON billing_sync_job (priority, id) WHERE state = 'pending';
+            CREATE INDEX IF NOT EXISTS billing_sync_job_due_connection
+                ON billing_sync_job (connection_id, priority, id) WHERE state = 'pending';
+            CREATE INDEX IF NOT EXISTS billing_sync_job_due_at
+                ON billing_sync_job (connection_id, next_attempt_at) WHERE state = 'pending';
+            CREATE INDEX IF NOT EXISTS billing_sync_job_waiting
+                ON billing_sync_job (wait_res_model, wait_res_id)
+             WHERE state = 'pending' AND wait_res_model IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS billing_sync_job_started
+                ON billing_sync_job (id) WHERE state = 'started';
+            CREATE SEQUENCE IF NOT EXISTS billing_sync_job_lease_seq
+                MAXVALUE 2147483647 CYCLE;
         """)
+        self.env.cr.execute(RATE_TABLES)
 
     def _compute_record_name(self):
         for job in self:
             record = job._record()
             job.record_name = record.display_name if record else f"{job.res_model},{job.res_id}"
+
+    @api.depends("wait_res_model", "wait_res_id")
+    def _compute_waiting_for(self):
+        for job in self:
+            record = (job.wait_res_model in self.env and job.wait_res_id
+                      and self.env[job.wait_res_model].browse(job.wait_res_id).exists())
+            job.waiting_for = record.display_name if record else False
 
     def _record(self):
         self.ensure_one()
@@ -217,24 +261,60 @@ class BillingSyncJob(models.Model):
 
     # ------------------------------------------------------------------ worker
     @api.model
-    def _cron_push(self, max_batches=None):
-        """Send due jobs, batch after batch, until none is left (or ``max_batches``)."""
+    def _cron_push(self, max_batches=CHUNK_BATCHES, max_seconds=CHUNK_SECONDS):
+        """Send one bounded chunk of due batches, then tell Odoo what is left: a cron that
+        reports progress is called again at once (ir.cron), so a backfill never holds one
+        call, nor its worker, for long. Returns the number of batches sent.
+
+        A worker waits (holding no job) only for an organisation's budget that frees within
+        the chunk; otherwise it stops and the cron is triggered for when it frees."""
         self._requeue_stuck()
         sent = 0
-        while max_batches is None or sent < max_batches:
-            jobs = self._claim_batch()
+        deadline = time.monotonic() + max_seconds
+        waits = []
+        while sent < max_batches and time.monotonic() < deadline:
+            waits = []
+            jobs = self._claim_batch(waits)
             if not jobs:
+                if waits and time.monotonic() + min(waits) < deadline:
+                    time.sleep(min(min(waits), 0.5))
+                    continue
                 break
-            jobs._send_batch()
+            jobs._send_claimed()
             sent += 1
-            self._commit()
-            self.env["ir.cron"]._notify_progress(done=sent, remaining=self._due_count())
+        remaining = self._due_count()
+        if waits and not sent:
+            # every due job waits for its organisation's budget: nothing to do until then
+            remaining = 0
+            self._trigger_push(fields.Datetime.now() + datetime.timedelta(
+                seconds=min(waits)))
+        self.env["ir.cron"]._notify_progress(done=sent, remaining=remaining)
         return sent
+
+    def _send_claimed(self):
+        """Send this claimed batch, keep its outcome (commit), then let its lease go: a
+        lease let go before the outcome is kept would let a sweep resend the batch."""
+        try:
+            self._send_batch()
+            self._commit()
+        except Exception:
+            self._rollback()
+            raise
+        finally:
+            self._release_lease()
+
+    @api.model
+    def _trigger_push(self, at=None):
+        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger(at)
 
     @api.model
     def _due_count(self):
-        self.env.cr.execute("SELECT count(*) FROM billing_sync_job WHERE state = 'pending' "
-                            "AND next_attempt_at <= %s", [fields.Datetime.now()])
+        """Jobs due now whose connection may send (the rest waits for a person)."""
+        self.env.cr.execute("""
+            SELECT count(*) FROM billing_sync_job j
+              JOIN billing_sync_connection c ON c.id = j.connection_id
+             WHERE j.state = 'pending' AND j.next_attempt_at <= %s AND c.state = 'connected'
+        """, [fields.Datetime.now()])
         return self.env.cr.fetchone()[0]
 
     def _commit(self):
@@ -243,42 +323,94 @@ class BillingSyncJob(models.Model):
         if not getattr(threading.current_thread(), "testing", False):
             self.env.cr.commit()  # pylint: disable=invalid-commit
 
+    def _rollback(self):
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.rollback()  # pylint: disable=invalid-commit
+
     @api.model
     def _requeue_stuck(self):
-        """Jobs left 'started' by a crashed worker go again with their recorded batch
-        key, so the ledger answers what it did the first time."""
-        limit = fields.Datetime.now() - STUCK_AFTER
-        stuck = self.search([("state", "=", "started"), ("started_at", "<", limit)])
+        """Jobs whose worker died while sending (its lease, an advisory lock of its
+        database session, is gone) go again with their recorded batch key, so the ledger
+        answers what it did the first time. A job whose worker lives is never touched,
+        however long its call takes. Jobs claimed without a lease (before leases existed)
+        go again after STUCK_AFTER."""
+        self.flush_model()
+        self.env.cr.execute("""
+            SELECT j.id FROM billing_sync_job j
+             WHERE j.state = 'started'
+               AND CASE WHEN j.lease_id IS NULL OR j.lease_id = 0 THEN j.started_at < %s
+                   ELSE NOT EXISTS (
+                       SELECT 1 FROM pg_locks l
+                        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                          AND l.database = (SELECT oid FROM pg_database
+                                             WHERE datname = current_database())
+                          AND l.classid = %s::oid AND l.objid = j.lease_id::oid) END
+               FOR UPDATE SKIP LOCKED
+        """, [fields.Datetime.now() - STUCK_AFTER, LEASE_LOCKS])
+        stuck = self.browse([row[0] for row in self.env.cr.fetchall()])
         # a job that keeps killing its worker must not be sent forever
         hopeless = stuck.filtered(lambda j: backoff.is_dead(j.attempts))
-        hopeless.write({"state": "dead", "hint": "The worker stopped while sending this, "
-                                                 "every time; see the server log."})
+        hopeless.write({"state": "dead", "lease_id": 0,
+                        "hint": "The worker stopped while sending this, every time; see the "
+                                "server log."})
         (stuck - hopeless).write({"state": "pending", "next_attempt_at": fields.Datetime.now(),
-                                  "outcome_unknown": True})
+                                  "outcome_unknown": True, "lease_id": 0})
         return stuck
 
     @api.model
-    def _claim_batch(self):
-        """Lock the next batch (one connection, one kind), mark it started, commit."""
+    def _claim_batch(self, waits=None):
+        """Lock the next batch (one connection, one kind), mark it started under a lease
+        of this worker, commit.
+
+        Connections take turns: the one whose organisation was called least recently goes
+        first, so a backfill on one ledger never holds back another's changes. A connection
+        whose organisation has no call left now is passed over; its wait is added to
+        ``waits``. Only connected connections are claimed: the others keep their jobs
+        waiting, attempts unspent."""
         cr = self.env.cr
         now = fields.Datetime.now()
         self.flush_model()
-        # a connection that is not connected (needs reconnect, choosing an organisation)
-        # keeps its jobs waiting, attempts unspent
         cr.execute("""
-            SELECT j.id, j.connection_id, j.kind, j.batch_key FROM billing_sync_job j
-             WHERE j.state = 'pending' AND j.next_attempt_at <= %s
-               AND EXISTS (SELECT 1 FROM billing_sync_connection c
-                            WHERE c.id = j.connection_id AND c.state = 'connected')
-             ORDER BY j.priority, j.id
-             LIMIT 1
-               FOR UPDATE OF j SKIP LOCKED
+            SELECT c.id FROM billing_sync_connection c
+             WHERE c.state = 'connected'
+               AND EXISTS (SELECT 1 FROM billing_sync_job j
+                            WHERE j.connection_id = c.id AND j.state = 'pending'
+                              AND j.next_attempt_at <= %s)
         """, [now])
+        connections = self.env["billing_sync.connection"].browse(
+            [row[0] for row in cr.fetchall()])
+        if not connections:
+            return self.browse()
+        keys = {connection: _budget_key(connection) for connection in connections}
+        cr.execute("SELECT key, last_call_at FROM billing_sync_rate_budget WHERE key = ANY(%s)",
+                   [list(keys.values())])
+        last_call = dict(cr.fetchall())
+        for connection in sorted(connections, key=lambda c: (
+                last_call.get(keys[c]) or datetime.datetime.min, c.id)):
+            wait = _pacer(connection).peek()
+            if wait > 0:
+                if waits is not None:
+                    waits.append(wait)
+                continue
+            jobs = self._claim_from(connection, now)
+            if jobs:
+                return jobs
+        return self.browse()
+
+    @api.model
+    def _claim_from(self, connection, now):
+        cr = self.env.cr
+        cr.execute("""
+            SELECT id, kind, batch_key FROM billing_sync_job
+             WHERE connection_id = %s AND state = 'pending' AND next_attempt_at <= %s
+             ORDER BY priority, id
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        """, [connection.id, now])
         head = cr.fetchone()
         if not head:
             return self.browse()
-        head_id, connection_id, kind, key = head
-        connection = self.env["billing_sync.connection"].browse(connection_id)
+        head_id, kind, key = head
         if key:
             # a batch that was sent before a crash goes again exactly as it was
             cr.execute("""SELECT id FROM billing_sync_job WHERE batch_key = %s
@@ -291,25 +423,52 @@ class BillingSyncJob(models.Model):
                 SELECT id FROM billing_sync_job
                  WHERE state = 'pending' AND next_attempt_at <= %s AND connection_id = %s
                    AND kind = %s AND batch_key IS NULL
-                 ORDER BY id LIMIT %s
+                 ORDER BY priority, id LIMIT %s
                    FOR UPDATE SKIP LOCKED
-            """, [now, connection_id, kind, size])
+            """, [now, connection.id, kind, size])
         ids = [row[0] for row in cr.fetchall()] or [head_id]
-        # a replay must repeat its first request exactly (see _send_batch)
-        jobs = self.browse(ids).with_context(billing_sync_replay=bool(key))
         if not key:
             # a new attempt gets a new key: a refused attempt's key is never sent again
             key = batch_key(self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
-                            connection_id, kind, ids, attempt=secrets.token_hex(8))
+                            connection.id, kind, ids, attempt=secrets.token_hex(8))
+        # the lease: held by this worker's session until the outcome is kept, released by
+        # PostgreSQL if the worker dies; taken before the claim is visible to anyone
+        cr.execute("SELECT nextval('billing_sync_job_lease_seq')")
+        lease = cr.fetchone()[0]
+        cr.execute("SELECT pg_advisory_lock(%s, %s)", [LEASE_LOCKS, lease])
         cr.execute(sql.SQL("""
             UPDATE billing_sync_job SET state = 'started', batch_key = %s, started_at = %s,
-                   attempts = attempts + 1
+                   attempts = attempts + 1, lease_id = %s, wait_res_model = NULL,
+                   wait_res_id = NULL
              WHERE id = ANY(%s)
-        """), [key, now, ids])
+        """), [key, now, lease, ids])
+        self._plan_sweep(now)
+        # a replay must repeat its first request exactly (see _send_batch)
+        jobs = self.browse(ids).with_context(billing_sync_replay=bool(head[2]),
+                                             billing_sync_lease=lease)
         jobs.invalidate_recordset()
         # recorded before anything is sent: a crash from here on re-sends this key
         self._commit()
         return jobs
+
+    @api.model
+    def _plan_sweep(self, now):
+        """Make sure a push runs SWEEP_AFTER from now, if none is planned around then: if
+        this worker dies, that run finds its lease gone and sends the batch again."""
+        cron = self.env.ref("billing_sync.ir_cron_push_jobs").sudo()
+        at = now + SWEEP_AFTER
+        self.env.cr.execute("""
+            SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at BETWEEN %s AND %s
+             LIMIT 1
+        """, [cron.id, at - SWEEP_AFTER / 2, at + SWEEP_AFTER / 2])
+        if not self.env.cr.fetchone():
+            cron._trigger(at)
+
+    def _release_lease(self):
+        """Let this batch's lease go (the outcome is kept, or the batch is given back)."""
+        lease = self.env.context.get("billing_sync_lease")
+        if lease:
+            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [LEASE_LOCKS, lease])
 
     def _send_batch(self):
         """Push one claimed batch and record every outcome."""
@@ -321,26 +480,44 @@ class BillingSyncJob(models.Model):
         key = self[0].batch_key
         try:
             adapter = connection._adapter()
-            pacer = _pacer(connection, adapter)
+            pacer = _pacer(connection)
             items, skipped = builder._items(connection, adapter, self, pacer)
-            for job, reason in skipped:
-                job._park(reason)
+            for job, reason, waits_for in skipped:
+                if waits_for:
+                    job._wait_for_link(reason, waits_for)
+                else:
+                    job._park(reason)
             sent = {item.key for item in items}
             if self.env.context.get("billing_sync_replay") and self._replay_differs(key, sent):
                 return
             results = self._push(connection, adapter, pacer, kind, items, key) if items else []
+        except BudgetExhausted as exc:
+            # no call left soon in the organisation's budget (shared with every worker):
+            # the jobs go back, due when it frees, rather than wait here claimed
+            self.filtered(lambda j: j.state == "started")._give_back(exc.wait)
+            return
         except RateLimited as exc:
             # planned wait: the ledger said when (or documents "a minute": one
-            # minute of this connection's rate-limit window); not an attempt
+            # minute of this connection's rate-limit window); not an attempt. Every worker
+            # of every host waits as long for this organisation
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             pacer.block(wait)
-            self.filtered(lambda j: j.state == "started")._wait(wait, str(exc))
+            self.filtered(lambda j: j.state == "started")._give_back(wait, str(exc))
             return
         except AuthorizationRevoked as exc:
+            # the connection now needs a person: its jobs wait, attempts unspent, and are
+            # claimed again once it is connected (one message on the connection, not one
+            # per job)
             connection.sudo()._needs_reconnect(exc.message)
-            self.filtered(lambda j: j.state == "started")._wait(3600, str(exc))
+            self.filtered(lambda j: j.state == "started")._give_back(0, str(exc))
             return
         except (LedgerError, UserError) as exc:
+            connection.invalidate_recordset(["state"])
+            if connection.state != "connected":
+                # the token refresh was refused (the connection says so, once): the jobs
+                # wait for the reconnect, attempts unspent
+                self.filtered(lambda j: j.state == "started")._give_back(0, str(exc))
+                return
             # LedgerAnswerInvalid included: an answer that cannot be believed leaves the
             # outcome unknown, and the batch goes again under its key (the ledger replays)
             self.filtered(lambda j: j.state == "started")._retry_later(str(exc))
@@ -405,19 +582,85 @@ class BillingSyncJob(models.Model):
                         raise
                     token = connection._refresh_tokens(force=True)
                     continue
-            headroom = getattr(adapter, "last_headroom", None) or {}
+            headroom = adapter.last_headroom or {}
             pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
             return results
         return []
 
     # ------------------------------------------------------------------ outcomes
-    def _wait(self, seconds, reason):
-        """Wait as the ledger asked; the batch goes again under the same key and the
-        wait is not counted as a failed attempt."""
+    def _give_back(self, seconds, reason=None):
+        """Put these claimed jobs back, due in ``seconds``, as if never claimed: the
+        attempt is not counted, and the batch goes again under the same key (whatever
+        was sent under it, the ledger replays). ``reason``: what the ledger said (a
+        planned pause of the budget says nothing)."""
         when = fields.Datetime.now() + datetime.timedelta(seconds=seconds)
+        values = {"state": "pending", "next_attempt_at": when}
+        if reason:
+            values["last_error"] = reason
         for job in self:
-            job.write({"state": "pending", "attempts": max(0, job.attempts - 1),
-                       "next_attempt_at": when, "last_error": reason})
+            job.write({**values, "attempts": max(0, job.attempts - 1)})
+        if seconds > 0:
+            self._trigger_push(when)
+
+    def _wait_for_link(self, reason, record):
+        """Wait, unsent and without spending an attempt, until ``record`` (its invoice) is
+        in the ledger: writing its link wakes this job (_wake_waiting). It also looks again
+        after LINK_WAIT by itself. A record with no job on its way is queued now."""
+        self.ensure_one()
+        connection = self.connection_id
+        now = fields.Datetime.now()
+        linked = self.env["billing_sync.link"]._of(connection, record)
+        self._requeue({"attempts": max(0, self.attempts - 1), "last_error": reason,
+                       "hint": False, "outcome_unknown": False,
+                       "wait_res_model": False if linked else record._name,
+                       "wait_res_id": False if linked else record.id,
+                       "next_attempt_at": now if linked else now + LINK_WAIT})
+        if linked:
+            return
+        if record._name != "account.move" or record.state != "posted":
+            return
+        kind = {"out_invoice": "invoice", "out_refund": "credit_note"}.get(record.move_type)
+        if not kind:
+            return
+        self.env.cr.execute("""
+            SELECT 1 FROM billing_sync_job WHERE connection_id = %s AND res_model = %s
+               AND res_id = %s AND kind = %s AND state IN ('pending', 'started', 'blocked', 'dead')
+             LIMIT 1
+        """, [connection.id, record._name, record.id, kind])
+        if not self.env.cr.fetchone():
+            self._enqueue_one(connection, record, kind, now)
+
+    def _requeue(self, values):
+        """Put these jobs back in the queue (pending, no key) with ``values``. One that would
+        meet a newer unsent job of its record there (the coalescing index) is cancelled
+        instead: that job carries the change."""
+        for job in self._cancel_superseded():
+            try:
+                with self.env.cr.savepoint():
+                    job.write({**values, "state": "pending", "batch_key": False})
+                    job.flush_recordset()
+            except psycopg2.errors.UniqueViolation:
+                # queued by another transaction a moment ago
+                job.invalidate_recordset()
+                job.write({"state": "cancelled"})
+
+    @api.model
+    def _wake_waiting(self, links):
+        """The records of ``links`` are in their ledger now: the jobs waiting for them
+        (a payment for its invoice, a credit note for the invoice it credits) go now."""
+        woke = False
+        for link in links:
+            self.env.cr.execute("""
+                UPDATE billing_sync_job SET next_attempt_at = %s, wait_res_model = NULL,
+                       wait_res_id = NULL
+                 WHERE state = 'pending' AND wait_res_model = %s AND wait_res_id = %s
+                   AND connection_id = %s
+             RETURNING id
+            """, [fields.Datetime.now(), link.res_model, link.res_id, link.connection_id.id])
+            woke = bool(self.env.cr.fetchall()) or woke
+        if woke:
+            self.invalidate_model(["next_attempt_at", "wait_res_model", "wait_res_id"])
+            self._trigger_push()
 
     def _retry_later(self, reason, known=False, retire_key=False):
         """A transient failure: back off with jitter, or give up after the last attempt.
@@ -426,21 +669,22 @@ class BillingSyncJob(models.Model):
         otherwise the outcome is unknown and the next attempt replays the key (or, with
         ``retire_key``, goes under a new one after a lookup by number)."""
         outcome = {"outcome_unknown": not known}
-        jobs = self
-        if known or retire_key:
-            outcome["batch_key"] = False
-            # without a key it would meet a newer unsent job for its record: that one
-            # carries the change
-            jobs = self._cancel_superseded()
-        for job in jobs:
-            if backoff.is_dead(job.attempts):
-                job.write({"state": "dead", "last_error": reason, **outcome,
-                           "hint": "The ledger kept failing; retry once it is reachable."})
-                job._tell_managers(reason)
-                continue
-            job.write({"state": "pending", "last_error": reason, **outcome,
-                       "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
-                           seconds=backoff.retry_delay(job.attempts))})
+        dead = self.filtered(lambda j: backoff.is_dead(j.attempts))
+        dead.write({"state": "dead", "last_error": reason, **outcome,
+                    "hint": "The ledger kept failing; retry once it is reachable.",
+                    **({"batch_key": False} if known or retire_key else {})})
+        if dead:
+            dead._tell_managers(reason)
+        for job in self - dead:
+            again = {"last_error": reason, **outcome,
+                     "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
+                         seconds=backoff.retry_delay(job.attempts))}
+            if known or retire_key:
+                # without a key it would meet a newer unsent job for its record: that one
+                # carries the change
+                job._requeue(again)
+            else:
+                job.write({**again, "state": "pending"})
 
     def _replay_differs(self, key, sent):
         """Before a replay under ``key``: True (and the batch goes again under new keys)
@@ -608,9 +852,14 @@ class BillingSyncJob(models.Model):
             self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
 
     def _tell_managers(self, reason):
-        self.connection_id.sudo().message_post(body=self.env._(
-            "Gave up sending %(record)s after %(n)s attempts: %(reason)s",
-            record=self.record_name, n=self.attempts, reason=reason))
+        """One message on each connection for these jobs given up (a batch is one)."""
+        for connection in self.connection_id:
+            jobs = self.filtered(lambda j, c=connection: j.connection_id == c)
+            names = ", ".join(jobs[:5].mapped("record_name")) + (
+                self.env._(" and %s more", len(jobs) - 5) if len(jobs) > 5 else "")
+            connection.sudo().message_post(body=self.env._(
+                "Gave up sending %(records)s after %(n)s attempts: %(reason)s",
+                records=names, n=max(jobs.mapped("attempts")), reason=reason))
 
     # ------------------------------------------------------------------ access
     # A job names what the superuser worker sends where (record, connection, ledger id

@@ -1,83 +1,183 @@
-"""Pacing calls to one ledger organisation under its published limits.
+"""Pacing calls to one ledger organisation under its published limits, shared by every
+worker process and host through PostgreSQL.
 
-Each worker process keeps one Pacer per organisation. It spaces calls so that
-no sliding window (a minute, a day) is exceeded and at most ``concurrent``
-calls run at once, and it trusts the ledger over itself: when a response says
-fewer calls remain than it believed, it slows down, and a 429's Retry-After
-blocks the organisation for that long. A 429 after that is a bug, not a plan.
+A ledger counts calls per organisation and app (Xero: 60 a minute, 5,000 a day, 5 at
+once; QuickBooks: 500 a minute, 10 a second, 40 batches a minute, 10 at once), whichever
+Odoo worker makes them. So the budget lives in the database every worker shares:
+
+- ``billing_sync_rate_budget``: one row per organisation (its key names the provider,
+  the API and the organisation) with ``blocked_until`` (a 429's Retry-After: nobody
+  calls before) and ``last_call_at`` (claiming rotates over organisations with it);
+- ``billing_sync_rate_call``: the calls made in the last day (or minute), one row each,
+  stamped with the database's clock, the one clock every host shares.
+
+Taking a call locks the organisation's row in its own short transaction, so two workers
+never both take the last call of a window. Calls run at once up to ``concurrent``: each
+holds a session-level advisory lock of the worker's own connection, which PostgreSQL
+releases when that worker dies. The ledger is believed over the count: its remaining-call
+headers add the calls other apps made, and its 429 blocks the organisation for everyone.
+
+Nobody sleeps long here: a call that cannot go within ``max_sleep`` raises
+``BudgetExhausted`` with the wait, and the caller gives its jobs back due at that time.
 """
 
-import collections
-import threading
 import time
 
+# the first key of the advisory locks this module takes (its second: budget and slot)
+SLOT_LOCKS = 0x42535331  # "BSS1"
+# slots of one organisation (its budget id times this, plus the slot number)
+MAX_SLOTS = 64
 
-class Pacer:
-    """Client-side limiter for one ledger organisation."""
+TABLES = """
+    CREATE TABLE IF NOT EXISTS billing_sync_rate_budget (
+        id serial PRIMARY KEY,
+        key varchar NOT NULL UNIQUE,
+        blocked_until timestamp,
+        last_call_at timestamp
+    );
+    CREATE TABLE IF NOT EXISTS billing_sync_rate_call (
+        budget_id integer NOT NULL REFERENCES billing_sync_rate_budget ON DELETE CASCADE,
+        at timestamp NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS billing_sync_rate_call_at
+        ON billing_sync_rate_call (budget_id, at);
+"""
 
-    def __init__(self, per_minute=None, per_day=None, concurrent=None, window_seconds=60.0,
-                 day_seconds=86400.0, safety=1.0, margin=None, per_second=None,
-                 clock=time.monotonic, sleep=time.sleep):
-        self.per_minute = per_minute and max(1, int(per_minute * safety))
-        self.per_day = per_day and max(1, int(per_day * safety))
-        self.window = window_seconds
-        # the ledger stamps a call when it arrives, a little after we counted it:
-        # wait this much longer than our own window says
-        self.margin = window_seconds * 0.02 if margin is None else margin
-        self.day = day_seconds
-        self.clock = clock
+
+ROW = """
+    SELECT id, extract(epoch FROM clock_timestamp() AT TIME ZONE 'UTC'),
+           extract(epoch FROM blocked_until)
+      FROM billing_sync_rate_budget WHERE key = %s
+"""
+ROW_FOR_UPDATE = ROW + " FOR UPDATE"
+
+
+class BudgetExhausted(Exception):  # noqa: N818 -- an outcome, not an error
+    """No call to this organisation may go within the caller's patience: ``wait``
+    seconds until one may."""
+
+    def __init__(self, wait, reason):
+        super().__init__(reason)
+        self.wait = wait
+
+
+class SharedBudget:
+    """One organisation's budget. ``cursor`` opens a new cursor on the database (its own
+    transaction, committed on leaving its ``with``); ``session_cr`` is the caller's cursor,
+    whose connection holds the concurrency slots while the call runs."""
+
+    def __init__(self, cursor, session_cr, key, per_minute=None, per_day=None,
+                 per_second=None, concurrent=None, window_seconds=60.0, day_seconds=None,
+                 margin=None, max_sleep=1.0, sleep=time.sleep):
+        self.cursor = cursor
+        self.session_cr = session_cr
+        self.key = key
+        self.window = float(window_seconds)
+        day = float(day_seconds or self.window * 1440)
+        # (limit, seconds) of every sliding window the ledger counts
+        self.windows = [(int(limit), seconds) for limit, seconds in (
+            (per_second, self.window / 60.0), (per_minute, self.window), (per_day, day))
+            if limit]
+        self.per_minute, self.per_day, self.day = per_minute, per_day, day
+        self.concurrent = min(int(concurrent), MAX_SLOTS) if concurrent else None
+        # the ledger stamps a call when it arrives, a little after we counted it
+        self.margin = self.window * 0.02 if margin is None else margin
+        self.max_sleep = max_sleep
         self.sleep = sleep
-        # QuickBooks also counts per second (a sixtieth of the minute here)
-        self.per_second = per_second
-        self.second = window_seconds / 60.0
-        self._second_calls = collections.deque()
-        self._calls = collections.deque()
-        self._day_calls = collections.deque()
-        self._blocked_until = 0.0
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(concurrent) if concurrent else None
+        self._slots = []
         self.waited = 0.0
 
-    def _prune(self, now):
-        while self._second_calls and self._second_calls[0] <= now - self.second:
-            self._second_calls.popleft()
-        while self._calls and self._calls[0] <= now - self.window:
-            self._calls.popleft()
-        while self._day_calls and self._day_calls[0] <= now - self.day:
-            self._day_calls.popleft()
+    # ------------------------------------------------------------------ reading
+    def _row(self, cr, lock):
+        cr.execute("INSERT INTO billing_sync_rate_budget (key) VALUES (%s) "
+                   "ON CONFLICT (key) DO NOTHING", [self.key])
+        cr.execute(ROW_FOR_UPDATE if lock else ROW, [self.key])
+        return cr.fetchone()
 
-    def _wait_for(self, now):
-        waits = [self._blocked_until - now]
-        if self.per_minute and len(self._calls) >= self.per_minute:
-            waits.append(self._calls[len(self._calls) - self.per_minute] + self.window - now)
-        if self.per_second and len(self._second_calls) >= self.per_second:
-            waits.append(self._second_calls[len(self._second_calls) - self.per_second]
-                         + self.second - now)
-        if self.per_day and len(self._day_calls) >= self.per_day:
-            waits.append(self._day_calls[len(self._day_calls) - self.per_day] + self.day - now)
-        wait = max(waits)
-        return wait + self.margin if wait > 0 else wait
+    def _wait(self, cr, budget_id, now, blocked):
+        """Seconds before one more call may go (0: now)."""
+        waits = [blocked - now] if blocked else []
+        for limit, seconds in self.windows:
+            # the limit-th latest call in the window: the window has room when it leaves
+            cr.execute("""
+                SELECT extract(epoch FROM at) FROM billing_sync_rate_call
+                 WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
+                 ORDER BY at DESC OFFSET %s LIMIT 1
+            """, [budget_id, now - seconds, limit - 1])
+            row = cr.fetchone()
+            if row:
+                waits.append(row[0] + seconds + self.margin - now)
+        return max([0.0, *waits])
+
+    def peek(self):
+        """Seconds before this organisation may be called (0: now); takes nothing."""
+        with self.cursor() as cr:
+            budget_id, now, blocked = self._row(cr, lock=False)
+            return self._wait(cr, budget_id, now, blocked)
+
+    # ------------------------------------------------------------------ taking
+    def _take(self):
+        """Count one call now if the windows allow it (0.0), else the seconds to wait."""
+        with self.cursor() as cr:
+            budget_id, now, blocked = self._row(cr, lock=True)
+            wait = self._wait(cr, budget_id, now, blocked)
+            if wait > 0:
+                return wait
+            cr.execute("""
+                INSERT INTO billing_sync_rate_call (budget_id, at)
+                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC');
+                UPDATE billing_sync_rate_budget SET last_call_at = to_timestamp(%s)
+                       AT TIME ZONE 'UTC' WHERE id = %s;
+                DELETE FROM billing_sync_rate_call
+                 WHERE budget_id = %s AND at < to_timestamp(%s) AT TIME ZONE 'UTC';
+            """, [budget_id, now, now, budget_id, budget_id,
+                  now - max(seconds for _limit, seconds in self.windows or [(0, 0)])])
+            return 0.0
+
+    def _take_slot(self):
+        if not self.concurrent:
+            return True
+        with self.cursor() as cr:
+            budget_id = self._row(cr, lock=False)[0]
+        for slot in range(self.concurrent):
+            lock = budget_id * MAX_SLOTS + slot
+            self.session_cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                    [SLOT_LOCKS, lock])
+            if self.session_cr.fetchone()[0]:
+                self._slots.append(lock)
+                return True
+        return False
+
+    def _release_slot(self):
+        if self._slots:
+            self.session_cr.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                    [SLOT_LOCKS, self._slots.pop()])
 
     def acquire(self):
-        """Block until one more call is allowed, then count it."""
-        if self._slots:
-            self._slots.acquire()
-        while True:
-            with self._lock:
-                now = self.clock()
-                self._prune(now)
-                wait = self._wait_for(now)
+        """Take one call: a concurrency slot and a place in every window. Waits at most
+        ``max_sleep`` in all; BudgetExhausted with the wait otherwise."""
+        deadline = time.monotonic() + self.max_sleep
+        while not self._take_slot():
+            if time.monotonic() + 0.1 > deadline:
+                raise BudgetExhausted(1.0, f"{self.concurrent} calls to this organisation "
+                                           "are already running")
+            self.sleep(0.1)
+        try:
+            while True:
+                wait = self._take()
                 if wait <= 0:
-                    self._calls.append(now)
-                    self._day_calls.append(now)
-                    self._second_calls.append(now)
                     return
-            self.waited += wait
-            self.sleep(wait)
+                if time.monotonic() + wait > deadline:
+                    raise BudgetExhausted(wait, "the ledger's rate limit for this organisation "
+                                                f"is used up for the next {wait:.0f} s")
+                self.waited += wait
+                self.sleep(wait)
+        except BaseException:
+            self._release_slot()
+            raise
 
     def release(self):
-        if self._slots:
-            self._slots.release()
+        self._release_slot()
 
     def __enter__(self):
         self.acquire()
@@ -86,20 +186,38 @@ class Pacer:
     def __exit__(self, *exc):
         self.release()
 
+    # ------------------------------------------------------------------ the ledger's word
     def observe(self, minute_remaining=None, day_remaining=None):
-        """Align with what the ledger says is left (e.g. other apps share the quota)."""
-        with self._lock:
-            now = self.clock()
-            self._prune(now)
-            if minute_remaining is not None and self.per_minute:
-                # pretend the calls we do not know about happened now
-                missing = self.per_minute - minute_remaining - len(self._calls)
-                self._calls.extend([now] * max(0, missing))
-            if day_remaining is not None and self.per_day:
-                missing = self.per_day - day_remaining - len(self._day_calls)
-                self._day_calls.extend([now] * max(0, missing))
+        """Align with what the ledger says is left (other apps share the quota): the calls
+        we do not know of are counted as made now."""
+        checks = [(minute_remaining, self.per_minute, self.window),
+                  (day_remaining, self.per_day, self.day)]
+        checks = [(int(left), limit, seconds) for left, limit, seconds in checks
+                  if left is not None and limit]
+        if not checks:
+            return
+        with self.cursor() as cr:
+            budget_id, now, _blocked = self._row(cr, lock=True)
+            for left, limit, seconds in checks:
+                cr.execute("""SELECT count(*) FROM billing_sync_rate_call
+                               WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
+                           """, [budget_id, now - seconds])
+                missing = min(limit, limit - left - cr.fetchone()[0])
+                if missing > 0:
+                    cr.execute("""
+                        INSERT INTO billing_sync_rate_call (budget_id, at)
+                        SELECT %s, to_timestamp(%s) AT TIME ZONE 'UTC'
+                          FROM generate_series(1, %s)
+                    """, [budget_id, now, missing])
 
     def block(self, seconds):
-        """The ledger answered 429: nothing goes out for ``seconds``."""
-        with self._lock:
-            self._blocked_until = max(self._blocked_until, self.clock() + seconds)
+        """The ledger answered 429: nobody calls this organisation for ``seconds``."""
+        with self.cursor() as cr:
+            self._row(cr, lock=True)
+            cr.execute("""
+                UPDATE billing_sync_rate_budget
+                   SET blocked_until = GREATEST(COALESCE(blocked_until, 'epoch'::timestamp),
+                       clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => %s))
+                 WHERE key = %s
+            """, [float(seconds), self.key])
+
