@@ -13,12 +13,17 @@ Environment (all optional):
     TEST_DB DEMO_DB   database names; HTTP_PORT  the demo's port (8069)
 
 Databases created here carry a COMMENT marking them as ours; a database without
-it is never dropped nor touched.
+it is never dropped nor touched. On this machine's server, a missing role (or one
+without CREATEDB) is created as the postgres OS user when we may act as it (root, or
+sudo without a password). The demo's ledger sandbox keeps its state in
+.build/sandbox-<demo db>, emptied whenever that database is created anew.
 """
 
 import argparse
 import configparser
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -144,7 +149,11 @@ def _start_local_server():
 
 
 def ensure_postgres():
-    """Make sure a server answers and our role can log in and create databases."""
+    """Make sure a server answers and our role can log in and create databases.
+
+    On this machine's server, a missing role (or one without CREATEDB) is created (or
+    granted CREATEDB) as the postgres OS user when we may act as it: root, or sudo
+    without a password. Otherwise the one line says how to do it by hand."""
     import psycopg2
 
     params = db_params()
@@ -155,28 +164,140 @@ def ensure_postgres():
             "(create one: sudo -u postgres createuser --createdb $USER)"
         )
     try:
-        conn = _connect()
+        conn = _reach_server(params)
     except psycopg2.OperationalError as exc:
-        msg = str(exc)
-        if _server_down(msg):
-            if not _is_local(params.get("host")):
-                raise HarnessError(
-                    f"no PostgreSQL server answers at {params.get('host')}:"
-                    f"{params.get('port', 5432)}; start it or fix PGHOST/PGPORT"
-                ) from exc
-            _start_local_server()
-            conn = _wait_for_server()
-        else:
-            raise HarnessError(_login_problem(role, msg)) from exc
+        done = _provision_role(role, params)
+        if done is None:
+            raise HarnessError(_login_problem(role, str(exc))) from exc
+        print(f"billing_sync: {done}", flush=True)
+        try:
+            conn = _connect()
+        except psycopg2.OperationalError as again:
+            raise HarnessError(_login_problem(role, str(again))) from again
     with conn, conn.cursor() as cr:
         cr.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
         can_create = cr.fetchone()[0]
     conn.close()
     if not can_create:
+        done = _provision_role(role, params)
+        if done is None:
+            how = (f"sudo -u postgres psql -c 'ALTER ROLE \"{role}\" CREATEDB'"
+                   if _plain_role(role) else "ALTER ROLE ... CREATEDB as a superuser")
+            raise HarnessError(
+                f"PostgreSQL role '{role}' may not create databases; grant it: {how}")
+        print(f"billing_sync: {done}", flush=True)
+
+
+def _reach_server(params):
+    """Connect as our role, starting the local cluster when no server answers.
+
+    A server that answers but refuses the login raises psycopg2's OperationalError."""
+    import psycopg2
+
+    try:
+        return _connect()
+    except psycopg2.OperationalError as exc:
+        if not _server_down(str(exc)):
+            raise
+        if not _is_local(params.get("host")):
+            raise HarnessError(
+                f"no PostgreSQL server answers at {params.get('host')}:"
+                f"{params.get('port', 5432)}; start it or fix PGHOST/PGPORT"
+            ) from exc
+    _start_local_server()
+    return _wait_for_server()
+
+
+# The role names the harness creates or alters: a plain identifier, or an OS user
+# name with '.' or '-' (63 bytes at most: PostgreSQL would truncate a longer one).
+# Anything else (quotes, spaces, $, ;) is refused, not quoted.
+PLAIN_ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
+
+
+def _plain_role(role):
+    return bool(PLAIN_ROLE.fullmatch(role))
+
+
+def _postgres_psql(params):
+    """A function running SQL through psql as the postgres OS user, or None when this
+    process may not act as postgres (not root and no password-less sudo to it)."""
+    import pwd
+
+    psql = shutil.which("psql")
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    if psql is None:
+        return None
+    if os.geteuid() == 0:
+        as_postgres = (["runuser", "-u", "postgres", "--"] if shutil.which("runuser")
+                       else None)
+    elif shutil.which("sudo") and subprocess.run(
+            ["sudo", "-n", "-u", "postgres", "true"], capture_output=True,
+            stdin=subprocess.DEVNULL, timeout=30, check=False).returncode == 0:
+        as_postgres = ["sudo", "-n", "-u", "postgres", "--"]
+    else:
+        return None
+    # the postgres user logs in on the local socket as itself, whatever PG* we were given
+    cmd = [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "postgres"]
+    host, port = params.get("host"), params.get("port")
+    if host and host.startswith("/"):
+        cmd += ["-h", host]
+    if port:
+        cmd += ["-p", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+    def run(sql, role):
+        # the role reaches the server only as a psql variable, quoted by psql
+        # (:'role' a literal, :"role" an identifier); no shell sees it but su's, quoted
+        argv = [*cmd, "-v", f"role={role}"]
+        if as_postgres is None:  # root without runuser
+            argv = ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(argv)]
+        else:
+            argv = [*as_postgres, *argv]
+        res = subprocess.run(argv, input=sql, capture_output=True, text=True, env=env,
+                             cwd="/", timeout=60, check=False)
+        if res.returncode != 0:
+            why = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            raise HarnessError(
+                f"could not set up PostgreSQL role '{role}' as the postgres user ({why}); "
+                f"do it by hand: sudo -u postgres createuser --createdb {role}"
+            )
+        return res.stdout.strip()
+
+    return run
+
+
+def _provision_role(role, params):
+    """Create ``role`` (LOGIN CREATEDB), or give it CREATEDB, as the postgres OS user.
+
+    Only on this machine's server and when we may act as postgres; returns the line
+    saying what was done, or None when that cannot be done or there is nothing to do."""
+    if not _is_local(params.get("host")):
+        return None
+    psql = _postgres_psql(params)
+    if psql is None:
+        return None
+    if not _plain_role(role):
         raise HarnessError(
-            f"PostgreSQL role '{role}' may not create databases; grant it: "
-            f"sudo -u postgres psql -c 'ALTER ROLE \"{role}\" CREATEDB'"
+            f"PostgreSQL role {role!r} is not a plain name (letters, digits, _ . -, starting "
+            "with a letter or _); the harness does not create it: set PGUSER to such a name"
         )
+    found = psql("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = :'role';", role)
+    if found == "t":
+        return None
+    if found == "f":
+        psql('ALTER ROLE :"role" CREATEDB;', role)
+        return f"gave PostgreSQL role '{role}' the right to create databases (CREATEDB)"
+    if params.get("password"):
+        # a role made here would have no password: the login would still fail
+        raise HarnessError(
+            f"PostgreSQL role '{role}' does not exist; create it with the password you "
+            f"set: sudo -u postgres createuser --createdb --pwprompt {role}"
+        )
+    psql('CREATE ROLE :"role" LOGIN CREATEDB;', role)
+    return f"created PostgreSQL role '{role}' (LOGIN CREATEDB) as the postgres user"
 
 
 def _server_down(msg):
@@ -186,6 +307,9 @@ def _server_down(msg):
 
 def _login_problem(role, msg):
     if "does not exist" in msg and "role" in msg:
+        if not _plain_role(role):
+            return (f"PostgreSQL role {role!r} does not exist; set PGUSER to an existing "
+                    "role (or a plain name: letters, digits, _ . -)")
         return (f"PostgreSQL role '{role}' does not exist; create it "
                 f"(sudo -u postgres createuser --createdb {role}) or set PGUSER/PGPASSWORD")
     if "password authentication failed" in msg or "no password supplied" in msg:
@@ -209,7 +333,7 @@ def _wait_for_server(seconds=30):
             return _connect()
         except psycopg2.OperationalError as exc:
             if not _server_down(str(exc)):
-                raise HarnessError(_login_problem(_role(), str(exc))) from exc
+                raise  # it answers: the login itself is refused
             if time.monotonic() > deadline:
                 raise HarnessError(
                     "PostgreSQL was started but does not answer after 30 s; "
@@ -390,19 +514,48 @@ def fresh_db(dbname, conf, demo):
     _run_odoo(conf, args, f"install-{dbname}.log")
 
 
-def demo_db(dbname, conf):
-    """Create the demo database, or update billing_sync in our existing one."""
+def sandbox_state_dir(dbname):
+    """Where the demo's ledger sandbox keeps its state: one folder per demo database."""
+    if "/" in dbname or "\0" in dbname or (os.altsep and os.altsep in dbname):
+        raise HarnessError(f"database name {dbname!r} cannot name a folder; "
+                           "choose another: DEMO_DB=...")
+    return BUILD / f"sandbox-{dbname}"
+
+
+def demo_plan(dbname):
+    """What demo_db does with ``dbname``: 'create', 'update' or 'recreate' it.
+
+    The sandbox's state (.build/sandbox-<db>) holds the ledger objects the demo database
+    links to, so the two go together: a database made anew starts with an empty ledger
+    (the folder is emptied here), an updated one keeps its ledger, and an existing
+    database whose ledger state is gone (`make clean`) is made anew ('recreate')."""
     state = _db_state(dbname)
-    if state is None:
-        fresh_db(dbname, conf, demo=True)
-        return "created"
-    if not state.startswith(MARKER):
+    if state is not None and not state.startswith(MARKER):
         raise HarnessError(
             f"database '{dbname}' exists and was not created by billing_sync's harness; "
             "it is left untouched: choose another name (DEMO_DB=...)"
         )
-    _run_odoo(conf, ["-d", dbname, "-u", MODULE], f"update-{dbname}.log")
-    return "updated"
+    folder = sandbox_state_dir(dbname)
+    if state is not None and folder.is_dir():
+        return "update"
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return "create" if state is None else "recreate"
+
+
+def demo_db(dbname, conf):
+    """Create the demo database, or update billing_sync in our existing one."""
+    plan = demo_plan(dbname)
+    if plan == "update":
+        _run_odoo(conf, ["-d", dbname, "-u", MODULE], f"update-{dbname}.log")
+        return "updated"
+    fresh_db(dbname, conf, demo=True)
+    if plan == "recreate":
+        return f"recreated (its sandbox ledger {sandbox_state_dir(dbname)} was gone)"
+    return "created"
 
 
 # Ensures the demo's two ledger connections point at the local sandbox (run
@@ -436,18 +589,27 @@ def demo_connections(dbname, conf, xero_url, qbo_url):
         raise HarnessError(f"could not set up the demo's ledger connections: {last}")
 
 
+def sandbox_command(dbname, sandbox_port):
+    """The demo's ledger sandbox: Xero on ``sandbox_port``, QuickBooks on the next port,
+    its ledgers kept on disk beside the demo database they belong to."""
+    state_dir = sandbox_state_dir(dbname)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return [sys.executable, "-m", "ledger_sandbox", "--provider", "both",
+            "--port", str(sandbox_port), "--qbo-port", str(sandbox_port + 1),
+            "--currency", os.environ.get("DEMO_CURRENCY", "USD"),
+            "--state-dir", str(state_dir)]
+
+
 def serve_demo(dbname, conf, sandbox_port):
     """Run the ledger sandbox beside Odoo; whichever way this ends, stop both."""
     import signal
 
     # SIGTERM (kill, a closing terminal) must clean up like Ctrl-C does
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    children = [subprocess.Popen(  # noqa: S603 -- our own module
-        [sys.executable, "-m", "ledger_sandbox", "--provider", "both",
-         "--port", str(sandbox_port), "--qbo-port", str(sandbox_port + 1),
-         "--currency", os.environ.get("DEMO_CURRENCY", "USD")],
-        cwd=ROOT, stdout=subprocess.DEVNULL)]
+    children = [subprocess.Popen(sandbox_command(dbname, sandbox_port),
+                                 cwd=ROOT, stdout=subprocess.DEVNULL)]
     try:
+        _wait_for_sandbox(children[0], (sandbox_port, sandbox_port + 1))
         children.append(subprocess.Popen(
             [_odoo_python(), "-m", "odoo", "-c", str(conf), "-d", dbname, "--log-level=warn"]))
         return children[-1].wait()
@@ -461,6 +623,32 @@ def serve_demo(dbname, conf, sandbox_port):
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _wait_for_sandbox(process, ports, seconds=30):
+    """Return once the sandbox listens on every one of ``ports``; fail if it exits first."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    waiting = list(ports)
+    while process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
+                waiting.pop(0)
+            if not waiting:
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"the ledger sandbox does not answer on port {waiting[0]} after "
+                    f"{seconds} s; see the lines above"
+                ) from None
+            time.sleep(0.2)
+    raise HarnessError(
+        f"the ledger sandbox stopped at start (exit code {process.returncode}): see the "
+        f"lines above; try it alone: python3 -m ledger_sandbox --provider both "
+        f"--port {ports[0]}"
+    )
 
 
 def main(argv=None):
@@ -509,7 +697,8 @@ def main(argv=None):
         elif args.cmd == "serve-demo":
             return serve_demo(args.dbname, args.conf, args.sandbox_port)
     except HarnessError as exc:
-        print(f"billing_sync: {exc}", file=sys.stderr)
+        # one line, whatever a name from the environment holds
+        print(f"billing_sync: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except ImportError as exc:
         print(f"billing_sync: {exc.name} is missing from {sys.executable}; it comes with "
