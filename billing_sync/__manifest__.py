@@ -35,6 +35,7 @@
         "views/billing_sync_job_views.xml",
         "views/billing_sync_status_views.xml",
         "data/ir_cron_push.xml",
+        "data/billing_sync_job_data.xml",
         "views/billing_sync_menus.xml",
     ],
     "demo": [

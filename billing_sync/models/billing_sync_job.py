@@ -51,6 +51,8 @@ CHUNK_BATCHES = 20
 CHUNK_SECONDS = 10.0
 # a job waiting for another record's link looks again by itself after this (a wake missed)
 LINK_WAIT = datetime.timedelta(hours=1)
+# finished jobs are deleted after this many days (Settings › Billing Sync)
+DEFAULT_RETENTION_DAYS = 30
 MISMATCH_HINT = ("The ledger computed other figures than Odoo: check that the tax is mapped "
                  "to a ledger tax of the same rate and that the connection has a rounding "
                  "account, then Retry: the document is sent again as an update.")
@@ -310,6 +312,7 @@ class BillingSyncJob(models.Model):
     @api.model
     def _due_count(self):
         """Jobs due now whose connection may send (the rest waits for a person)."""
+        self.env.flush_all()
         self.env.cr.execute("""
             SELECT count(*) FROM billing_sync_job j
               JOIN billing_sync_connection c ON c.id = j.connection_id
@@ -370,6 +373,7 @@ class BillingSyncJob(models.Model):
         cr = self.env.cr
         now = fields.Datetime.now()
         self.flush_model()
+        self.env["billing_sync.connection"].flush_model(["state", "org_id", "api_url"])
         cr.execute("""
             SELECT c.id FROM billing_sync_connection c
              WHERE c.state = 'connected'
@@ -382,11 +386,11 @@ class BillingSyncJob(models.Model):
         if not connections:
             return self.browse()
         keys = {connection: _budget_key(connection) for connection in connections}
-        cr.execute("SELECT key, last_call_at FROM billing_sync_rate_budget WHERE key = ANY(%s)",
+        cr.execute("SELECT key, served_at FROM billing_sync_rate_budget WHERE key = ANY(%s)",
                    [list(keys.values())])
-        last_call = dict(cr.fetchall())
+        served = dict(cr.fetchall())
         for connection in sorted(connections, key=lambda c: (
-                last_call.get(keys[c]) or datetime.datetime.min, c.id)):
+                served.get(keys[c]) or datetime.datetime.min, c.id)):
             wait = _pacer(connection).peek()
             if wait > 0:
                 if waits is not None:
@@ -442,6 +446,8 @@ class BillingSyncJob(models.Model):
                    wait_res_id = NULL
              WHERE id = ANY(%s)
         """), [key, now, lease, ids])
+        # its organisation was served now: the others go first next time
+        _pacer(connection).served()
         self._plan_sweep(now)
         # a replay must repeat its first request exactly (see _send_batch)
         jobs = self.browse(ids).with_context(billing_sync_replay=bool(head[2]),
@@ -860,6 +866,89 @@ class BillingSyncJob(models.Model):
             connection.sudo().message_post(body=self.env._(
                 "Gave up sending %(records)s after %(n)s attempts: %(reason)s",
                 records=names, n=max(jobs.mapped("attempts")), reason=reason))
+
+    # ------------------------------------------------------------------ on demand
+    @api.model
+    def _send_on_demand(self, records):
+        """Queue ``records`` (clients, posted invoices and credit notes, payments) for their
+        company's ledgers now, whatever happened before: one posted while its ledger was
+        disconnected, or one never sent. A Manager's action; what cannot go (a draft, a
+        vendor bill) is counted and said. Returns the notification to show."""
+        if not self.env.user.has_group("billing_sync.group_billing_sync_manager"):
+            raise AccessError(self.env._("Only Billing Sync Managers send records to the "
+                                         "ledger on demand."))
+        records.check_access("read")
+        Connection = self.env["billing_sync.connection"].sudo()
+        now = fields.Datetime.now()
+        queued, skipped, no_ledger = 0, 0, set()
+        for record in records:
+            kind = self._on_demand_kind(record)
+            if not kind:
+                skipped += 1
+                continue
+            if record._name == "res.partner":
+                record = record.commercial_partner_id
+            company = ("company_id" in record._fields and record.company_id) or self.env.company
+            connections = Connection.search([("company_id", "=", company.id),
+                                             *Connection._SYNCING_DOMAIN])
+            if not connections:
+                no_ledger.add(company.name)
+                continue
+            for connection in connections:
+                self._enqueue_one(connection, record, kind, now)
+                queued += 1
+        if queued:
+            self._trigger_push()
+        message = self.env._("%(n)s sent to the ledger's queue.", n=queued)
+        if skipped:
+            message += " " + self.env._(
+                "%(n)s left out: only clients, posted customer invoices and credit notes, and "
+                "posted payments go to the ledger.", n=skipped)
+        if no_ledger:
+            message += " " + self.env._("No ledger is connected for %s.",
+                                        ", ".join(sorted(no_ledger)))
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"type": "success" if queued else "warning", "sticky": False,
+                           "title": self.env._("Send to ledger"), "message": message}}
+
+    @api.model
+    def _on_demand_kind(self, record):
+        if record._name == "res.partner":
+            return "contact"
+        if record._name == "account.move" and record.state == "posted":
+            return {"out_invoice": "invoice", "out_refund": "credit_note"}.get(record.move_type)
+        if record._name == "account.payment" and record.state in ("in_process", "paid"):
+            return "payment"
+        return None
+
+    # ------------------------------------------------------------------ retention
+    @api.model
+    def _cron_prune(self, chunk=5000):
+        """Delete the jobs finished (done, or cancelled) longer ago than the retention
+        period (Settings › Billing Sync; 0 keeps them), in bulk, a chunk per transaction.
+        A cancelled job whose outcome stayed unknown is kept: it may be the only trace of
+        a ledger copy no link knows."""
+        days = int(self.env["ir.config_parameter"].sudo().get_param(
+            "billing_sync.job_retention_days", DEFAULT_RETENTION_DAYS) or 0)
+        if days <= 0:
+            return 0
+        limit = fields.Datetime.now() - datetime.timedelta(days=days)
+        pruned = 0
+        while True:
+            self.env.cr.execute("""
+                DELETE FROM billing_sync_job WHERE id IN (
+                    SELECT id FROM billing_sync_job
+                     WHERE (state = 'done' AND COALESCE(done_at, write_date) < %s)
+                        OR (state = 'cancelled' AND NOT COALESCE(outcome_unknown, FALSE)
+                            AND write_date < %s)
+                     LIMIT %s)
+            """, [limit, limit, chunk])
+            pruned += self.env.cr.rowcount
+            if self.env.cr.rowcount < chunk:
+                break
+            self._commit()
+        self.invalidate_model()
+        return pruned
 
     # ------------------------------------------------------------------ access
     # A job names what the superuser worker sends where (record, connection, ledger id

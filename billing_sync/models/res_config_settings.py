@@ -36,3 +36,9 @@ class ResConfigSettings(models.TransientModel):
     billing_sync_edit_policy = fields.Selection(
         related="company_id.billing_sync_edit_policy", readonly=False
     )
+
+    # Sync engine (issue 17): finished jobs are deleted after this many days
+    billing_sync_job_retention_days = fields.Integer(
+        string="Keep finished sync jobs", config_parameter="billing_sync.job_retention_days",
+        default=30, help="Done and cancelled sync jobs are deleted after this many days by a "
+                         "daily scheduled action (0 keeps them).")

@@ -7,7 +7,8 @@ Odoo worker makes them. So the budget lives in the database every worker shares:
 
 - ``billing_sync_rate_budget``: one row per organisation (its key names the provider,
   the API and the organisation) with ``blocked_until`` (a 429's Retry-After: nobody
-  calls before) and ``last_call_at`` (claiming rotates over organisations with it);
+  calls before) and ``served_at`` (when a worker last claimed work for it: claiming
+  rotates over organisations with it);
 - ``billing_sync_rate_call``: the calls made in the last day (or minute), one row each,
   stamped with the database's clock, the one clock every host shares.
 
@@ -33,7 +34,7 @@ TABLES = """
         id serial PRIMARY KEY,
         key varchar NOT NULL UNIQUE,
         blocked_until timestamp,
-        last_call_at timestamp
+        served_at timestamp
     );
     CREATE TABLE IF NOT EXISTS billing_sync_rate_call (
         budget_id integer NOT NULL REFERENCES billing_sync_rate_budget ON DELETE CASCADE,
@@ -126,11 +127,9 @@ class SharedBudget:
             cr.execute("""
                 INSERT INTO billing_sync_rate_call (budget_id, at)
                      VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC');
-                UPDATE billing_sync_rate_budget SET last_call_at = to_timestamp(%s)
-                       AT TIME ZONE 'UTC' WHERE id = %s;
                 DELETE FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at < to_timestamp(%s) AT TIME ZONE 'UTC';
-            """, [budget_id, now, now, budget_id, budget_id,
+            """, [budget_id, now, budget_id,
                   now - max(seconds for _limit, seconds in self.windows or [(0, 0)])])
             return 0.0
 
@@ -209,6 +208,15 @@ class SharedBudget:
                         SELECT %s, to_timestamp(%s) AT TIME ZONE 'UTC'
                           FROM generate_series(1, %s)
                     """, [budget_id, now, missing])
+
+    def served(self):
+        """A worker claimed work for this organisation now (claiming takes turns)."""
+        with self.cursor() as cr:
+            cr.execute("""
+                INSERT INTO billing_sync_rate_budget (key, served_at)
+                VALUES (%s, clock_timestamp() AT TIME ZONE 'UTC')
+                ON CONFLICT (key) DO UPDATE SET served_at = EXCLUDED.served_at
+            """, [self.key])
 
     def block(self, seconds):
         """The ledger answered 429: nobody calls this organisation for ``seconds``."""

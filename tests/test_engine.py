@@ -1,0 +1,190 @@
+"""The sync engine in one process (issue 17): waiting for a link, a refused refresh,
+changes made while disconnected, sending on demand, bounded chunks, fair claiming, the
+shared budget and 429s, retention. Several processes: test_engine_processes.py."""
+
+import datetime
+
+from odoo import fields
+from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, tagged
+
+from .common import MANAGER, USER, make_user
+from .test_outbound import OutboundMixin
+
+
+@tagged("post_install", "-at_install")
+class TestEngine(OutboundMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
+    def pay(self, moves):
+        return self.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=moves.ids).create(
+            {"journal_id": self.bank_journal.id})._create_payments()
+
+    def expire(self, connection):
+        connection._token_sudo().expires_at = datetime.datetime(2000, 1, 1)
+
+    def test_a_payment_waits_for_its_invoice_and_goes_without_a_retry(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connected(provider)
+                move = self.invoice(self.partner(f"Waits {provider}"))
+                payment = self.pay(move)
+                invoice_job, payment_job = self.jobs(move), self.jobs(payment)
+                # the invoice is held back (busy ledger): the payment is claimed first
+                invoice_job.next_attempt_at = fields.Datetime.now() + datetime.timedelta(hours=1)
+                self.run_worker()
+                self.assertEqual(payment_job.state, "pending")
+                self.assertEqual(payment_job.waiting_for, move.display_name)
+                self.assertEqual(payment_job.attempts, 0, "waiting is not an attempt")
+                self.assertGreater(payment_job.next_attempt_at, fields.Datetime.now())
+                # the invoice goes: its link wakes the payment, sent in the same run
+                invoice_job.next_attempt_at = fields.Datetime.now()
+                self.run_worker()
+                self.assertEqual(invoice_job.state, "done", invoice_job.last_error)
+                self.assertEqual(payment_job.state, "done", payment_job.last_error)
+                self.assertFalse(payment_job.waiting_for)
+                self.assertTrue(self.env["billing_sync.link"]._of(connection, payment))
+
+    def test_a_waiting_payment_queues_an_invoice_nobody_sent(self):
+        connection = self.connected("xero")
+        move = self.invoice(self.partner("Never sent"))
+        self.jobs(move).write({"state": "cancelled"})
+        payment = self.pay(move)
+        self.run_worker()
+        self.assertEqual(self.jobs(move, "done").state, "done", "the invoice was queued")
+        self.assertEqual(self.jobs(payment).state, "done", self.jobs(payment).last_error)
+        self.assertTrue(self.env["billing_sync.link"]._of(connection, payment))
+
+    def test_a_refused_refresh_spends_no_attempt_and_says_it_once(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connected(provider)
+                partner = self.partner(f"Revoked {provider}")
+                moves = self.invoice(partner) | self.invoice(partner) | self.invoice(partner)
+                connection._adapter().revoke(connection._cipher().decrypt(
+                    connection._token_sudo().refresh_token))
+                self.expire(connection)
+                said = connection.message_ids.filtered("body")
+                # several cron runs meet the refusal
+                self.run_worker()
+                self.run_worker()
+                jobs = self.jobs(moves)
+                self.assertEqual(connection.state, "needs_reconnect")
+                self.assertEqual(set(jobs.mapped("state")), {"pending"})
+                self.assertEqual(set(jobs.mapped("attempts")), {0}, "no attempt spent")
+                self.assertEqual(len(connection.message_ids.filtered("body") - said), 1,
+                                 "said once")
+                self.assertEqual(len(connection.activity_ids), 1)
+                # a change made meanwhile is queued and held too
+                later = self.invoice(partner)
+                self.assertEqual(self.jobs(later).state, "pending")
+                self.connect(connection)
+                self.run_worker()
+                self.assertEqual(set(self.jobs(moves | later).mapped("state")), {"done"})
+                self.assertEqual(len(self.ledger_invoices(provider)), 4, "each once")
+
+    def test_an_invoice_posted_while_disconnected_goes_after_reconnect(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connected(provider)
+                connection.with_user(self.admin).action_disconnect()
+                move = self.invoice(self.partner(f"Offline {provider}"))
+                job = self.jobs(move)
+                self.assertEqual(job.state, "pending", "queued, held")
+                self.run_worker()
+                self.assertEqual((job.state, job.attempts), ("pending", 0))
+                self.connect(connection)
+                self.run_worker()
+                self.assertEqual(job.state, "done", job.last_error)
+                self.assertTrue(self.env["billing_sync.link"]._of(connection, move))
+
+    def test_managers_send_any_record_on_demand(self):
+        connection = self.connected("xero")
+        Move = self.env["account.move"].with_context(billing_sync_no_push=True)
+        partner = self.partner("On demand")
+        move = self.invoice(partner, post=False)
+        Move.browse(move.id).action_post()  # posted without a job (as before a connection)
+        self.assertFalse(self.jobs(move))
+        draft = self.invoice(partner, post=False)
+        manager = make_user(self.env, "bs_engine_manager",
+                            f"{MANAGER},account.group_account_invoice")
+        user = make_user(self.env, "bs_engine_user", f"{USER},account.group_account_invoice")
+        action = self.env.ref("billing_sync.action_send_to_ledger_move")
+        with self.assertRaises(AccessError):
+            self.env["billing_sync.job"].with_user(user)._send_on_demand(
+                (move | draft).with_user(user))
+        result = action.with_user(manager).with_context(
+            active_model="account.move", active_ids=(move | draft).ids).run()
+        self.assertIn("1 sent", result["params"]["message"])
+        self.assertIn("1 left out", result["params"]["message"])
+        self.run_worker()
+        self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
+        self.assertTrue(self.env["billing_sync.link"]._of(connection, move))
+
+    def test_one_bounded_chunk_per_call_with_progress(self):
+        self.connected("qbo")
+        partner = self.partner("Chunks")
+        for _ in range(3):
+            self.invoice(partner)
+        Job = self.env["billing_sync.job"]
+        # contacts go with their invoices: one invoice batch per call here
+        Job.search([("state", "=", "pending")]).filtered(
+            lambda j: j.kind == "invoice")[:2].write({"kind": "credit_note"})
+        self.assertEqual(Job._cron_push(max_batches=1), 1)
+        self.assertTrue(Job._due_count(), "the rest waits for the next call")
+        self.assertEqual(Job._cron_push(max_batches=1), 1)
+        self.assertEqual(Job._cron_push(max_batches=5), 0 if not Job._due_count() else 1)
+
+    def test_claiming_takes_turns_across_connections(self):
+        backfill = self.connected("xero")
+        company = self.env["res.company"].create({"name": "Second firm",
+                                                  "currency_id": self.env.company.currency_id.id})
+        other = self.env["billing_sync.connection"].create({
+            **self.sandbox_values("qbo"), "company_id": company.id})
+        other.sudo().write({"state": "connected", "org_id": "other-org"})
+        Job = self.env["billing_sync.job"]
+        partner = self.partner("Backfill")
+        now = fields.Datetime.now()
+        for _ in range(4):
+            Job._enqueue_one(backfill, partner, "contact", now)
+            partner = self.partner("Backfill")
+        Job._enqueue_one(other, self.partner("Quiet"), "contact", now)
+        first, second = Job._claim_batch(), Job._claim_batch()
+        # the connection never called goes first; the backfill does not hold it back
+        self.assertEqual({first.connection_id, second.connection_id}, {backfill, other})
+        (first | second)._release_lease()
+
+    def test_a_429_blocks_the_organisation_for_every_worker(self):
+        connection = self.connected("xero")
+        move = self.invoice(self.partner("Busy"))
+        self.xero.faults.next("http429", count=1, retry_after=30)
+        self.run_worker()
+        job = self.jobs(move)
+        self.assertEqual((job.state, job.attempts), ("pending", 0))
+        from odoo.addons.billing_sync.models.billing_sync_job import _pacer
+
+        # another worker (another budget object, as in another process) waits as long
+        self.assertGreater(_pacer(connection).peek(), 25)
+        job.next_attempt_at = fields.Datetime.now()
+        self.assertFalse(self.env["billing_sync.job"]._claim_batch(), "nobody calls it")
+
+    def test_finished_jobs_are_pruned_after_the_retention_period(self):
+        self.connected("xero")
+        partner = self.partner("Old news")
+        moves = self.invoice(partner) | self.invoice(partner)
+        self.run_worker()
+        jobs = self.jobs(moves)
+        self.assertEqual(set(jobs.mapped("state")), {"done"})
+        kept = self.invoice(partner)
+        self.jobs(kept).write({"state": "cancelled", "outcome_unknown": True})
+        old = fields.Datetime.now() - datetime.timedelta(days=40)
+        self.env.cr.execute("UPDATE billing_sync_job SET done_at = %s, write_date = %s "
+                            "WHERE id = ANY(%s)", [old, old, (jobs | self.jobs(kept)).ids])
+        self.env["ir.config_parameter"].sudo().set_param("billing_sync.job_retention_days", 30)
+        self.assertGreaterEqual(self.env["billing_sync.job"]._cron_prune(chunk=1), 2)
+        self.assertFalse(jobs.exists())
+        self.assertTrue(self.jobs(kept), "an unknown outcome is kept")
