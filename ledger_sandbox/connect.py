@@ -41,6 +41,5 @@ def consent(connection, **params):
 def authorise(connection, **params):
     """Authorise ``connection`` end to end, as the callback controller does."""
     query = {k: v[0] for k, v in parse_qs(consent(connection, **params)).items()}
-    connection._from_state(query["state"])._oauth_complete(
-        query["code"], realm_id=query.get("realmId"))
+    connection._from_state(query["state"])._oauth_complete(query["code"], callback=query)
     return connection

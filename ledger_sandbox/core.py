@@ -19,6 +19,7 @@ through :meth:`SandboxApp.render_error`.
 
 from __future__ import annotations
 
+import base64
 import collections
 import copy
 import datetime as dt
@@ -48,6 +49,9 @@ FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401", "red
 # true one, so a retry under the same key gets it.
 ANSWER_FAULTS = ("bad_json", "no_ids", "one_fewer", "no_access_token", "empty_object",
                  "no_status")
+# Version of the shape of SandboxApp.dump() (the --state-dir files): bump it when a dump of
+# this version can no longer be loaded as-is; a state file of another version is refused.
+STATE_VERSION = 1
 
 
 def utcnow() -> dt.datetime:
@@ -403,6 +407,43 @@ class IdempotencyStore:
             self._answers.clear()
             self._locks.clear()
 
+    def dump(self) -> list[dict]:
+        """The stored answers as JSON-serialisable data (for :meth:`load`)."""
+        with self._lock:
+            return [{"scope": scope, "key": key, **_response_data(response)}
+                    for (scope, key), response in self._answers.items()]
+
+    def load(self, items: list[dict]) -> None:
+        """Replace the stored answers with :meth:`dump` output."""
+        answers = {(str(item["scope"]), str(item["key"])): _response_from(item)
+                   for item in items}
+        with self._lock:
+            self._answers = answers
+
+
+def _response_data(response: Response) -> dict:
+    # A stored answer as JSON data: its body kept as JSON, text or base64 bytes.
+    body = response.body
+    if isinstance(body, (dict, list)):
+        kind, value = "json", body
+    elif isinstance(body, str):
+        kind, value = "text", body
+    else:
+        kind, value = "base64", base64.b64encode(bytes(body)).decode("ascii")
+    return {"status": response.status, "headers": dict(response.headers), "body_type": kind,
+            "body": value}
+
+
+def _response_from(item: dict) -> Response:
+    kind, value = item.get("body_type", "json"), item.get("body")
+    if kind == "base64":
+        value = base64.b64decode(value or "")
+    elif kind == "text":
+        value = str(value)
+    elif kind != "json":
+        raise ValueError(f"unknown body type {kind!r} of a stored idempotent answer")
+    return Response(int(item["status"]), value, dict(item.get("headers") or {}))
+
 
 # --------------------------------------------------------------------------- faults
 
@@ -594,6 +635,9 @@ class SandboxApp:
         self.latency_seconds = 0.0
         # Set by SandboxServer.start(): the public base URL (e.g. for webhook resource URLs).
         self.base_url: str | None = None
+        # Called (no arguments) after every request that may have changed the state; the
+        # --state-dir persister sets it to schedule a save.
+        self.on_change: Callable[[], None] | None = None
         self._routes: list[Route] = []
 
     # ---- routes
@@ -628,12 +672,21 @@ class SandboxApp:
     def handle(self, request: Request) -> Response:
         """Answer one request (control API, or the full provider pipeline)."""
         if request.path.startswith("/_sandbox/") or request.path == "/_sandbox":
-            return self._control(request)
-        route = self.match(request)
-        label = route.label if route else f"{request.method} <unrouted>"
-        response = self._pipeline(request, route)
-        self.counters.hit(label, response.action or response.status)
+            response = self._control(request)
+        else:
+            route = self.match(request)
+            label = route.label if route else f"{request.method} <unrouted>"
+            response = self._pipeline(request, route)
+            self.counters.hit(label, response.action or response.status)
+        if self.on_change is not None and self.may_have_changed(request, response):
+            self.on_change()
         return response
+
+    @staticmethod
+    def may_have_changed(request: Request, response: Response) -> bool:
+        """Whether answering ``request`` may have changed the state: every method but GET
+        and HEAD, and the GET redirects of the authorize pages (they issue a code)."""
+        return request.method not in ("GET", "HEAD") or 300 <= response.status < 400
 
     def _pipeline(self, request: Request, route: Route | None) -> Response:
         fault = self.faults.take(request.path)
@@ -684,9 +737,12 @@ class SandboxApp:
             if stored is not None:
                 self.on_idempotent_replay(request, stored)
                 return stored
-            response = self._call(request, route)
-            if self.should_store_idempotent(request, response):
-                self.idempotency.put(scope, key, response)
+            # under the app lock: a state snapshot (dump) never holds what a request did
+            # without the answer a replay of its key must give
+            with self.lock:
+                response = self._call(request, route)
+                if self.should_store_idempotent(request, response):
+                    self.idempotency.put(scope, key, response)
             return response
 
     def _call(self, request: Request, route: Route) -> Response:
@@ -809,6 +865,27 @@ class SandboxApp:
     def load_state(self, data: dict) -> None:
         """Replace provider state with ``data`` from :meth:`dump_state`."""
 
+    # keys every dump_state() holds, and those each item of its lists holds (check_state)
+    STATE_SHAPE: dict[str, Any] = {}
+
+    def check_state(self, data: dict) -> None:
+        """Raise ValueError unless ``data`` is a complete :meth:`dump` of this provider (a
+        state file must be one; seeds may leave parts out, state files may not)."""
+        shape = {**self.STATE_SHAPE, "settings": dict, "idempotency": list}
+        _check_shape(data, shape, "the state")
+
+    def dump_settings(self) -> dict:
+        """Run-time settings kept with the state (webhook URL and key); providers extend it
+        with theirs.  Rate limits, faults, hang and latency are per run, not kept."""
+        return {"webhook_url": self.webhook.url, "webhook_key": self.webhook.key}
+
+    def load_settings(self, settings: dict) -> None:
+        """Apply :meth:`dump_settings` output (absent names keep their current value)."""
+        if "webhook_url" in settings:
+            self.webhook.url = settings["webhook_url"]
+        if "webhook_key" in settings:
+            self.webhook.key = settings["webhook_key"]
+
     def configure(self, **options: Any) -> dict:
         """Apply run-time options; returns the effective configuration.
 
@@ -847,20 +924,34 @@ class SandboxApp:
         """Reset provider state, quotas, stored idempotent answers, faults and counters."""
         with self.lock:
             self.reset_state()
+            self.idempotency.reset()
         self.limiter.reset()
-        self.idempotency.reset()
         self.faults.clear()
         self.counters.reset()
 
-    def dump(self) -> dict:
-        """Return the provider state as JSON-serialisable data."""
+    def dump_json(self) -> str:
+        """The whole state as one JSON text, taken under the app lock (a consistent
+        snapshot): the provider's :meth:`dump_state` plus ``provider``, ``state_version``,
+        ``settings`` (:meth:`dump_settings`) and ``idempotency`` (the stored answers)."""
         with self.lock:
-            return json.loads(json.dumps(self.dump_state(), default=str))
+            data = dict(self.dump_state())
+            data.setdefault("provider", self.name)
+            data["state_version"] = STATE_VERSION
+            data["settings"] = self.dump_settings()
+            data["idempotency"] = self.idempotency.dump()
+            return json.dumps(data, default=str, separators=(",", ":"))
+
+    def dump(self) -> dict:
+        """Return the whole state as JSON-serialisable data (see :meth:`dump_json`)."""
+        return json.loads(self.dump_json())
 
     def load(self, data: dict) -> None:
-        """Load provider state previously produced by :meth:`dump`."""
+        """Load a state produced by :meth:`dump`: provider state, stored idempotent answers
+        (replaced; none when ``data`` has none) and settings (those present)."""
         with self.lock:
             self.load_state(data)
+            self.idempotency.load(data.get("idempotency") or [])
+            self.load_settings(data.get("settings") or {})
 
     # ---- control API
 
@@ -930,6 +1021,26 @@ class SandboxApp:
 # --------------------------------------------------------------------------- the server
 
 
+def _check_shape(data: Any, shape: dict, where: str) -> None:
+    # ``shape`` maps a key to its type, to a nested shape (a dict) or to ``[shape]`` (a list
+    # whose items have that shape)
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is not an object")
+    for key, kind in shape.items():
+        if key not in data:
+            raise ValueError(f"{where} has no {key!r}")
+        value = data[key]
+        if isinstance(kind, dict):
+            _check_shape(value, kind, f"{where}.{key}")
+        elif isinstance(kind, list):
+            if not isinstance(value, list):
+                raise ValueError(f"{where}.{key} is not a list")
+            for index, item in enumerate(value):
+                _check_shape(item, kind[0], f"{where}.{key}[{index}]")
+        elif not isinstance(value, kind):
+            raise ValueError(f"{where}.{key} is not of type {kind.__name__}")
+
+
 def _strip_status(body: Any, top: bool = True) -> None:
     """Fault ``no_status``: remove, in place, ``Status``/``status`` from every object of a
     JSON answer but the envelope itself (Xero's answers carry a request-level Status)."""
@@ -969,6 +1080,29 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _serve(self) -> None:
+        server = self.server
+        with server.activity:
+            refused = server.stopping.is_set()
+            if not refused:
+                server.active += 1
+        if refused:
+            # stopping: nothing more is done (the final state save has to see every
+            # request that was answered); a client retries after the restart
+            self.close_connection = True
+            self.send_response(503)
+            self.send_header("Retry-After", "1")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        try:
+            self._answer()
+        finally:
+            with server.activity:
+                server.active -= 1
+                server.activity.notify_all()
+
+    def _answer(self) -> None:
         split = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
@@ -1035,6 +1169,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.stopping = threading.Event()
+        # requests being handled (not idle keep-alive connections), guarded by ``activity``
+        self.active = 0
+        self.activity = threading.Condition()
+
 
 class SandboxServer:
     """Serves a :class:`SandboxApp` on loopback from a background thread.
@@ -1043,13 +1184,14 @@ class SandboxServer:
     """
 
     def __init__(self, app: SandboxApp, host: str = "127.0.0.1", port: int = 0,
-                 verbose: bool = False):
+                 verbose: bool = False, drain_seconds: float = 5.0):
         if not is_loopback(host):
             raise ValueError(f"the sandbox binds loopback only, not {host!r}")
         self.app = app
         self.host = host
         self.port = port
         self.verbose = verbose
+        self.drain_seconds = drain_seconds
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -1063,7 +1205,6 @@ class SandboxServer:
         httpd = _Server((self.host, self.port), _Handler)
         httpd.app = self.app
         httpd.verbose = self.verbose
-        httpd.stopping = threading.Event()
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self.app.base_url = self.url
@@ -1084,12 +1225,26 @@ class SandboxServer:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving, wake hanging requests and close the socket."""
-        if self._httpd is None:
+        """Stop serving, wake hanging requests, close the socket and wait (up to
+        ``drain_seconds``) for the requests being handled to finish.
+
+        Once stopping, a further request on a kept-alive connection is answered 503 without
+        being handled, so when this returns (drained) no request changes the state any more.
+        """
+        httpd = self._httpd
+        if httpd is None:
             return
-        self._httpd.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        with httpd.activity:
+            httpd.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        deadline = time.monotonic() + self.drain_seconds
+        with httpd.activity:
+            while httpd.active > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                httpd.activity.wait(left)
         self._httpd = None
 
     def __enter__(self) -> SandboxServer:

@@ -86,7 +86,7 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
         routes: list = [
             ("GET", r"/\.well-known/openid(?:_sandbox)?_configuration/?", self.oauth.discovery,
              {**open_route, "label": "GET /.well-known/openid_configuration"}),
-            ("GET", r"/connect/oauth2", self.oauth.authorize,
+            ("GET", r"/connect/oauth2", self._locked(self.oauth.authorize),
              {**open_route, "label": "GET /connect/oauth2"}),
             ("POST", r"/oauth2/v1/tokens/bearer", self._locked(self.oauth.token),
              {**open_route, "label": "POST /oauth2/v1/tokens/bearer"}),
@@ -152,9 +152,12 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
                 stored = self.idempotency.get(scope, request_id)
                 if stored is not None:
                     return stored  # Intuit answers a repeated requestid with the first answer
-                response = self._execute(handler, request, realm_id, entity)
-                if response.status < 500:
-                    self.idempotency.put(scope, request_id, response)
+                # one step under the app lock: a state snapshot never holds the change
+                # without the answer a replay of this requestid must give
+                with self.lock:
+                    response = self._execute(handler, request, realm_id, entity)
+                    if response.status < 500:
+                        self.idempotency.put(scope, request_id, response)
                 return response
 
         return run
@@ -360,6 +363,13 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
 
     # ------------------------------------------------------------------ state
 
+    STATE_SHAPE = {  # a complete dump_state() (state files are checked against it)
+        "realms": [{"realm_id": str, "entities": dict, "deleted": dict, "stamps": dict,
+                    "next_id": dict, "next_doc_number": dict}],
+        "oauth": {"clients": dict, "codes": dict, "refresh_tokens": dict,
+                  "access_tokens": dict},
+    }
+
     def reset_state(self) -> None:
         """Back to the seed: realms re-created, tokens forgotten, clients re-registered."""
         self.oauth.clear_tokens()
@@ -380,6 +390,20 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
         self.ledgers = {realm.realm_id: Ledger(realm, self.now) for realm in realms}
         if data.get("oauth"):
             self.oauth.load(data["oauth"])
+
+    def dump_settings(self) -> dict:
+        """Core settings (webhook URL, verifier token) plus the access-token lifetime and
+        whether API changes are notified."""
+        return {**super().dump_settings(), "access_lifetime": self.oauth.access_lifetime,
+                "notify_api_changes": self.notify_api_changes}
+
+    def load_settings(self, settings: dict) -> None:
+        """Apply :meth:`dump_settings` output (absent names keep their value)."""
+        super().load_settings(settings)
+        if "access_lifetime" in settings:
+            self.oauth.access_lifetime = int(settings["access_lifetime"])
+        if "notify_api_changes" in settings:
+            self.notify_api_changes = bool(settings["notify_api_changes"])
 
     def add_realm(self, realm: Realm) -> None:
         """Add a company (tests use several realms)."""

@@ -108,6 +108,7 @@ class Realm:
             "stamps": dict(self.stamps), "next_id": dict(self.next_id),
             "next_doc_number": dict(self.next_doc_number),
             "multicurrency": self.multicurrency, "exchange_rates": dict(self.exchange_rates),
+            "using_sales_tax": self.using_sales_tax,
         }
 
     @classmethod
@@ -116,6 +117,7 @@ class Realm:
         realm = cls(data["realm_id"], data.get("company_name", "Sandbox Company"),
                     data.get("country", "GB"), data.get("currency", "GBP"))
         realm.multicurrency = bool(data.get("multicurrency", False))
+        realm.using_sales_tax = bool(data.get("using_sales_tax", True))
         realm.exchange_rates = dict(data.get("exchange_rates") or {})
         for name in ENTITY_TYPES:
             realm.entities[name] = {str(k): v for k, v in

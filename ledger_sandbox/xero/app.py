@@ -146,6 +146,16 @@ class XeroSandbox(SandboxApp):
 
     # ================================================================== state
 
+    STATE_SHAPE = {  # a complete dump_state() (state files are checked against it)
+        "tenants": [{"tenant_id": str, "organisation": dict, "accounts": list,
+                     "tax_rates": list, "items": list, "tracking_categories": list,
+                     "contacts": list, "invoices": list, "credit_notes": list,
+                     "payments": list, "invoice_seq": int, "credit_note_seq": int}],
+        "identity": {"clients": dict, "codes": dict, "access": dict, "refresh": dict,
+                     "grants": dict, "connections": dict, "signing_key": str},
+        "webhook_sequence": int,
+    }
+
     def reset_state(self) -> None:
         """Drop everything and load the seed (default: one organisation, one app)."""
         self.identity = Identity(self.now, self.token_seconds, self.refresh_grace_seconds)
@@ -184,6 +194,27 @@ class XeroSandbox(SandboxApp):
         if not self.identity.clients:
             self.identity.register_client(default_client(**self._client_defaults))
         self.webhooks.sequence = int(data.get("webhook_sequence", 0))
+
+    def dump_settings(self) -> dict:
+        """Core settings plus token lifetimes, the consent page switch and the webhook
+        event categories."""
+        return {**super().dump_settings(), "token_seconds": self.token_seconds,
+                "refresh_grace_seconds": self.refresh_grace_seconds,
+                "authorize_auto_approve": self.authorize_auto_approve,
+                "webhook_categories": sorted(self.webhook_categories)}
+
+    def load_settings(self, settings: dict) -> None:
+        """Apply :meth:`dump_settings` output (absent names keep their value)."""
+        super().load_settings(settings)
+        if "token_seconds" in settings:
+            self.token_seconds = self.identity.access_seconds = int(settings["token_seconds"])
+        if "refresh_grace_seconds" in settings:
+            self.refresh_grace_seconds = int(settings["refresh_grace_seconds"])
+            self.identity.grace_seconds = self.refresh_grace_seconds
+        if "authorize_auto_approve" in settings:
+            self.authorize_auto_approve = bool(settings["authorize_auto_approve"])
+        if "webhook_categories" in settings:
+            self.webhook_categories = set(settings["webhook_categories"])
 
     def add_tenant(self, name: str) -> str:
         """Add an organisation (connected at the next authorisation); returns its tenant id."""
