@@ -514,6 +514,30 @@ def fresh_db(dbname, conf, demo):
     _run_odoo(conf, args, f"install-{dbname}.log")
 
 
+def workers_db(dbname):
+    """The copy of a test database the multi-process engine tests commit in (each worker
+    process must see what the test wrote, which a test's own transaction never shows)."""
+    return f"{dbname}_workers"
+
+
+def copy_db(source, target):
+    """``target`` anew as a copy of ``source`` (dropping only our own ``target``)."""
+    from psycopg2 import sql
+
+    drop_db(target)
+    conn = _connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cr:
+            ident = sql.Identifier(target)
+            cr.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                ident, sql.Identifier(source)))
+            cr.execute(sql.SQL("COMMENT ON DATABASE {} IS %s").format(ident),
+                       (f"{MARKER} (test, workers)",))
+    finally:
+        conn.close()
+
+
 def sandbox_state_dir(dbname):
     """Where the demo's ledger sandbox keeps its state: one folder per demo database."""
     if "/" in dbname or "\0" in dbname or (os.altsep and os.altsep in dbname):
@@ -686,6 +710,7 @@ def main(argv=None):
             write_config(args.path, args.dbname, args.http_port, args.allowed_endpoints)
         elif args.cmd == "test-db":
             fresh_db(args.dbname, args.conf, demo=False)
+            copy_db(args.dbname, workers_db(args.dbname))
         elif args.cmd == "demo-db":
             print(f"demo database '{args.dbname}' {demo_db(args.dbname, args.conf)}")
         elif args.cmd == "drop-db":

@@ -1,4 +1,5 @@
 import datetime
+import functools
 import logging
 import secrets
 import threading
@@ -22,7 +23,7 @@ from ..services.ledger.errors import (
     RateLimited,
 )
 from ..services.ratelimit import TABLES as RATE_TABLES
-from ..services.ratelimit import BudgetExhausted, SharedBudget
+from ..services.ratelimit import BudgetExhausted, SharedBudget, read_committed
 
 _logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ SWEEP_AFTER = datetime.timedelta(seconds=30)
 CHUNK_BATCHES = 20
 CHUNK_SECONDS = 10.0
 # a job waiting for another record's link looks again by itself after this (a wake missed)
-LINK_WAIT = datetime.timedelta(hours=1)
+LINK_WAIT = datetime.timedelta(minutes=10)
 # finished jobs are deleted after this many days (Settings › Billing Sync)
 DEFAULT_RETENTION_DAYS = 30
 MISMATCH_HINT = ("The ledger computed other figures than Odoo: check that the tax is mapped "
@@ -69,11 +70,35 @@ def _pacer(connection):
     limits = connection._adapter_class().LIMITS
     env = connection.env
     return SharedBudget(
-        env.registry.cursor, env.cr, _budget_key(connection),
+        functools.partial(read_committed, env.registry), env.cr,
+        _budget_key(connection),
         per_minute=limits.get("batch_per_minute") or limits.get("per_minute"),
         per_day=limits.get("per_day"), per_second=limits.get("per_second"),
         concurrent=limits.get("concurrent"),
         window_seconds=float(connection.rate_window_seconds or 60.0))
+
+
+def _wake(cr, res_model, res_id, connection_id):
+    """Jobs of ``connection_id`` waiting for that record's link: due now. Their ids."""
+    cr.execute("""
+        UPDATE billing_sync_job SET next_attempt_at = now() AT TIME ZONE 'UTC',
+               wait_res_model = NULL, wait_res_id = NULL
+         WHERE state = 'pending' AND wait_res_model = %s AND wait_res_id = %s
+           AND connection_id = %s
+     RETURNING id
+    """, [res_model, res_id, connection_id])
+    return cr.fetchall()
+
+
+def _wake_after(registry, waiting):
+    with registry.cursor() as cr:
+        if _wake(cr, *waiting):
+            cr.execute("SELECT id FROM ir_cron WHERE id = (SELECT res_id FROM ir_model_data "
+                       "WHERE module = 'billing_sync' AND name = 'ir_cron_push_jobs')")
+            cron = cr.fetchone()
+            if cron:
+                cr.execute("INSERT INTO ir_cron_trigger (cron_id, call_at) "
+                           "VALUES (%s, now() AT TIME ZONE 'UTC')", [cron[0]])
 
 
 def _unbelievable(results, sent):
@@ -297,6 +322,7 @@ class BillingSyncJob(models.Model):
         """Send this claimed batch, keep its outcome (commit), then let its lease go: a
         lease let go before the outcome is kept would let a sweep resend the batch."""
         try:
+            self._read_committed()
             self._send_batch()
             self._commit()
         except Exception:
@@ -326,6 +352,15 @@ class BillingSyncJob(models.Model):
         if not getattr(threading.current_thread(), "testing", False):
             self.env.cr.commit()  # pylint: disable=invalid-commit
 
+    def _read_committed(self):
+        """Keep what is done, and run the next transaction READ COMMITTED: a worker that
+        waited for another (a lock on a ledger's contacts, rows another worker claims)
+        must then see what that one kept. Odoo's REPEATABLE READ would show it the world
+        as it was when its transaction began, and fail on rows changed since."""
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+            self.env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
     def _rollback(self):
         if not getattr(threading.current_thread(), "testing", False):
             self.env.cr.rollback()  # pylint: disable=invalid-commit
@@ -338,6 +373,16 @@ class BillingSyncJob(models.Model):
         however long its call takes. Jobs claimed without a lease (before leases existed)
         go again after STUCK_AFTER."""
         self.flush_model()
+        self._read_committed()
+        try:
+            return self._requeue_dead_leases()
+        except psycopg2.errors.SerializationFailure:
+            # another worker swept them in the same instant
+            self._rollback()
+            return self.browse()
+
+    @api.model
+    def _requeue_dead_leases(self):
         self.env.cr.execute("""
             SELECT j.id FROM billing_sync_job j
              WHERE j.state = 'started'
@@ -376,7 +421,7 @@ class BillingSyncJob(models.Model):
         self.env["billing_sync.connection"].flush_model(["state", "org_id", "api_url"])
         cr.execute("""
             SELECT c.id FROM billing_sync_connection c
-             WHERE c.state = 'connected'
+             WHERE c.state = 'connected' AND c.active
                AND EXISTS (SELECT 1 FROM billing_sync_job j
                             WHERE j.connection_id = c.id AND j.state = 'pending'
                               AND j.next_attempt_at <= %s)
@@ -396,7 +441,13 @@ class BillingSyncJob(models.Model):
                 if waits is not None:
                     waits.append(wait)
                 continue
-            jobs = self._claim_from(connection, now)
+            try:
+                self._read_committed()
+                jobs = self._claim_from(connection, now)
+            except psycopg2.errors.SerializationFailure:
+                # another worker claimed or changed these rows in the same instant
+                self._rollback()
+                continue
             if jobs:
                 return jobs
         return self.browse()
@@ -656,14 +707,15 @@ class BillingSyncJob(models.Model):
         (a payment for its invoice, a credit note for the invoice it credits) go now."""
         woke = False
         for link in links:
-            self.env.cr.execute("""
-                UPDATE billing_sync_job SET next_attempt_at = %s, wait_res_model = NULL,
-                       wait_res_id = NULL
-                 WHERE state = 'pending' AND wait_res_model = %s AND wait_res_id = %s
-                   AND connection_id = %s
-             RETURNING id
-            """, [fields.Datetime.now(), link.res_model, link.res_id, link.connection_id.id])
-            woke = bool(self.env.cr.fetchall()) or woke
+            waiting = [link.res_model, link.res_id, link.connection_id.id]
+            try:
+                with self.env.cr.savepoint():
+                    woke = bool(_wake(self.env.cr, *waiting)) or woke
+            except psycopg2.errors.SerializationFailure:
+                # parked by another worker after this transaction began: woken once this
+                # one is kept, in a transaction of its own
+                self.env.cr.postcommit.add(
+                    lambda db=self.env.registry, w=waiting: _wake_after(db, w))
         if woke:
             self.invalidate_model(["next_attempt_at", "wait_res_model", "wait_res_id"])
             self._trigger_push()

@@ -22,6 +22,7 @@ Nobody sleeps long here: a call that cannot go within ``max_sleep`` raises
 ``BudgetExhausted`` with the wait, and the caller gives its jobs back due at that time.
 """
 
+import contextlib
 import time
 
 # the first key of the advisory locks this module takes (its second: budget and slot)
@@ -53,6 +54,18 @@ ROW = """
 ROW_FOR_UPDATE = ROW + " FOR UPDATE"
 
 
+@contextlib.contextmanager
+def read_committed(registry):
+    """A cursor of ``registry`` (Odoo's) whose transaction is READ COMMITTED, for a
+    SharedBudget: its short transactions lock one organisation's row and must then count
+    the calls the worker before them kept, which Odoo's REPEATABLE READ would hide. (A
+    test's cursor shares the test's transaction as it is.)"""
+    with registry.cursor() as cr:
+        if type(cr).__name__ != "TestCursor":
+            cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        yield cr
+
+
 class BudgetExhausted(Exception):  # noqa: N818 -- an outcome, not an error
     """No call to this organisation may go within the caller's patience: ``wait``
     seconds until one may."""
@@ -64,7 +77,8 @@ class BudgetExhausted(Exception):  # noqa: N818 -- an outcome, not an error
 
 class SharedBudget:
     """One organisation's budget. ``cursor`` opens a new cursor on the database (its own
-    transaction, committed on leaving its ``with``); ``session_cr`` is the caller's cursor,
+    READ COMMITTED transaction, committed on leaving its ``with``: ``read_committed``);
+    ``session_cr`` is the caller's cursor,
     whose connection holds the concurrency slots while the call runs."""
 
     def __init__(self, cursor, session_cr, key, per_minute=None, per_day=None,
