@@ -50,6 +50,9 @@ SWEEP_AFTER = datetime.timedelta(seconds=30)
 # one cron call sends at most this much, then reports its progress: Odoo calls it again
 CHUNK_BATCHES = 20
 CHUNK_SECONDS = 10.0
+# Odoo's cron threads look for work this often (ir.cron's SLEEP_INTERVAL): a push run
+# waits itself for jobs due sooner
+LINGER = 60.0
 # a job waiting for another record's link looks again by itself after this (a wake missed)
 LINK_WAIT = datetime.timedelta(minutes=10)
 # finished jobs are deleted after this many days (Settings › Billing Sync)
@@ -254,7 +257,7 @@ class BillingSyncJob(models.Model):
                     self._enqueue_one(connection, record, kind, now)
                     enqueued = True
         if enqueued:
-            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+            self._trigger_push()
 
     @api.model
     def _enqueue_one(self, connection, record, kind, now):
@@ -294,8 +297,12 @@ class BillingSyncJob(models.Model):
         call, nor its worker, for long. Returns the number of batches sent.
 
         A worker waits (holding no job) only for an organisation's budget that frees within
-        the chunk; otherwise it stops and the cron is triggered for when it frees."""
+        the chunk; otherwise it stops and the cron is triggered for when it frees. Run by
+        the scheduled action, it also waits for jobs due within LINGER (given back for the
+        budget, backing off, waiting for another record): Odoo's cron threads look for work
+        only that often, and such a job would otherwise wait for them."""
         self._requeue_stuck()
+        linger = bool(self.env.context.get("cron_id"))
         sent = 0
         deadline = time.monotonic() + max_seconds
         waits = []
@@ -303,8 +310,11 @@ class BillingSyncJob(models.Model):
             waits = []
             jobs = self._claim_batch(waits)
             if not jobs:
-                if waits and time.monotonic() + min(waits) < deadline:
-                    time.sleep(min(min(waits), 0.5))
+                naps = waits + ([self._next_due_in()] if linger else [])
+                naps = [nap for nap in naps if nap is not None]
+                if naps and time.monotonic() + min(naps) < deadline:
+                    # holding nothing; a change made meanwhile is claimed at the next look
+                    time.sleep(min(min(naps), 0.5))
                     continue
                 break
             jobs._send_claimed()
@@ -315,8 +325,25 @@ class BillingSyncJob(models.Model):
             remaining = 0
             self._trigger_push(fields.Datetime.now() + datetime.timedelta(
                 seconds=min(waits)))
+        elif not remaining and linger and self._next_due_in() is not None:
+            remaining = 1  # due within LINGER: the next call waits for it
         self.env["ir.cron"]._notify_progress(done=sent, remaining=remaining)
         return sent
+
+    @api.model
+    def _next_due_in(self):
+        """Seconds until the next job of a connection that may send falls due, if within
+        LINGER (None otherwise); jobs already due are the claim's business."""
+        self.env.cr.execute("""
+            SELECT EXTRACT(epoch FROM min(j.next_attempt_at) - (now() AT TIME ZONE 'UTC'))
+              FROM billing_sync_job j
+              JOIN billing_sync_connection c ON c.id = j.connection_id
+             WHERE j.state = 'pending' AND c.state = 'connected' AND c.active
+               AND j.next_attempt_at > now() AT TIME ZONE 'UTC'
+               AND j.next_attempt_at <= now() AT TIME ZONE 'UTC' + make_interval(secs => %s)
+        """, [LINGER])
+        due = self.env.cr.fetchone()[0]
+        return None if due is None else max(0.0, float(due))
 
     def _send_claimed(self):
         """Send this claimed batch, keep its outcome (commit), then let its lease go: a
@@ -333,7 +360,18 @@ class BillingSyncJob(models.Model):
 
     @api.model
     def _trigger_push(self, at=None):
-        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger(at)
+        """Ask for a push run at ``at`` (now by default). A run asked for already and not
+        started yet covers this change too: no second trigger, and no second NOTIFY to the
+        cron threads (a connection to the postgres database, on every save otherwise)."""
+        cron = self.env.ref("billing_sync.ir_cron_push_jobs").sudo()
+        if at is None:
+            self.env.cr.execute("""
+                SELECT 1 FROM ir_cron_trigger
+                 WHERE cron_id = %s AND call_at <= now() AT TIME ZONE 'UTC' LIMIT 1
+            """, [cron.id])
+            if self.env.cr.fetchone():
+                return
+        cron._trigger(at)
 
     @api.model
     def _due_count(self):
@@ -343,6 +381,7 @@ class BillingSyncJob(models.Model):
             SELECT count(*) FROM billing_sync_job j
               JOIN billing_sync_connection c ON c.id = j.connection_id
              WHERE j.state = 'pending' AND j.next_attempt_at <= %s AND c.state = 'connected'
+               AND c.active
         """, [fields.Datetime.now()])
         return self.env.cr.fetchone()[0]
 
@@ -856,7 +895,7 @@ class BillingSyncJob(models.Model):
         released = len(cr.fetchall())
         self.invalidate_model()
         if released:
-            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+            self._trigger_push()
         return released
 
     @api.model
@@ -907,7 +946,7 @@ class BillingSyncJob(models.Model):
                 self._enqueue_one(connection, record, kind, now)
                 queued = True
         if queued:
-            self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+            self._trigger_push()
 
     def _tell_managers(self, reason):
         """One message on each connection for these jobs given up (a batch is one)."""
@@ -1051,7 +1090,7 @@ class BillingSyncJob(models.Model):
         jobs.write({
             "state": "pending", "attempts": 0, "batch_key": False,
             "next_attempt_at": fields.Datetime.now()})
-        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+        self._trigger_push()
         return True
 
     def action_cancel(self):

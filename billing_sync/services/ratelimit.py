@@ -41,6 +41,7 @@ TABLES = """
         budget_id integer NOT NULL REFERENCES billing_sync_rate_budget ON DELETE CASCADE,
         at timestamp NOT NULL
     );
+    ALTER TABLE billing_sync_rate_budget ADD COLUMN IF NOT EXISTS served_at timestamp;
     CREATE INDEX IF NOT EXISTS billing_sync_rate_call_at
         ON billing_sync_rate_call (budget_id, at);
 """
