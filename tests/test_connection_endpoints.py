@@ -213,8 +213,10 @@ class TestConnectionEndpoints(LedgerSandboxMixin, TransactionCase):
                 Job = self.env["billing_sync.job"].sudo()
                 Job._enqueue(partner, "contact")
                 Job._cron_push()
+                # (the other provider's connection, disconnected above, holds its own job)
                 job = Job.search([("res_model", "=", "res.partner"),
-                                  ("res_id", "=", partner.id)])
+                                  ("res_id", "=", partner.id),
+                                  ("connection_id", "=", connection.id)])
                 self.assertEqual(job.state, "pending")
                 self.assertIn("is refused", job.last_error)
                 # disconnect: the tokens are erased here; the refused address is not told
