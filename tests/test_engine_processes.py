@@ -131,18 +131,18 @@ class Ledger:
         moves.action_post()
         return moves.ids
 
-    def ledger_numbers(self, provider, connection_id):
-        app = self.sandboxes[provider][0]
+    def _org(self, connection_id):
         with self.registry.cursor() as cr:
-            org = self.env(cr)["billing_sync.connection"].browse(connection_id).org_id
+            return self.env(cr)["billing_sync.connection"].browse(connection_id).org_id
+
+    def ledger_numbers(self, provider, connection_id):
+        app, org = self.sandboxes[provider][0], self._org(connection_id)
         if provider == "xero":
             return [inv.get("InvoiceNumber") for inv in app.ledger(org).invoices.values()]
         return [inv.get("DocNumber") for inv in app.realms[org].all("Invoice")]
 
     def ledger_contacts(self, provider, connection_id):
-        app = self.sandboxes[provider][0]
-        with self.registry.cursor() as cr:
-            org = self.env(cr)["billing_sync.connection"].browse(connection_id).org_id
+        app, org = self.sandboxes[provider][0], self._org(connection_id)
         if provider == "xero":
             return [c.get("Name") for c in app.ledger(org).contacts.values()]
         return [c.get("DisplayName") for c in app.realms[org].all("Customer")]

@@ -195,3 +195,19 @@ class QboPush:
         """Start counting requests from zero."""
         self.app.counters.reset()
 
+
+
+def service_invoice(qb, customer, amount):
+    """An unsaved QuickBooks invoice of one line of the seeded "Services" item."""
+    from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+    from quickbooks.objects.invoice import Invoice
+    from quickbooks.objects.item import Item
+
+    line = SalesItemLine()
+    line.Amount = amount
+    line.SalesItemLineDetail = SalesItemLineDetail()
+    line.SalesItemLineDetail.ItemRef = Item.filter(Name="Services", qb=qb)[0].to_ref()
+    invoice = Invoice()
+    invoice.CustomerRef = customer.to_ref()
+    invoice.Line = [line]
+    return invoice

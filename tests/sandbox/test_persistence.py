@@ -24,9 +24,8 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from qbo_support import QboConnection
-from quickbooks.objects import Customer, Invoice, Item
-from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from qbo_support import QboConnection, service_invoice
+from quickbooks.objects import Customer, Invoice
 from xero_python.accounting import Contact, Contacts, Invoices, LineItem
 from xero_python.accounting import Invoice as XeroInvoice
 from xero_support import REDIRECT, XeroClient, oauth_login
@@ -202,17 +201,6 @@ def test_xero_state_survives_a_restart(tmp_path, running, monkeypatch):
 # --------------------------------------------------------------------------- QuickBooks
 
 
-def _qbo_invoice(qb, customer: Customer, amount: float) -> Invoice:
-    line = SalesItemLine()
-    line.Amount = amount
-    line.SalesItemLineDetail = SalesItemLineDetail()
-    line.SalesItemLineDetail.ItemRef = Item.filter(Name="Services", qb=qb)[0].to_ref()
-    invoice = Invoice()
-    invoice.CustomerRef = customer.to_ref()
-    invoice.Line = [line]
-    return invoice
-
-
 def test_qbo_state_survives_a_restart(tmp_path, running, monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # requests-oauthlib on http
     # a long interval: only the save of the clean stop can have written the changes
@@ -222,8 +210,8 @@ def test_qbo_state_survives_a_restart(tmp_path, running, monkeypatch):
     customer = Customer()
     customer.DisplayName = "Persisted Ltd"
     customer = customer.save(qb=qb)
-    first = _qbo_invoice(qb, customer, 100).save(qb=qb)
-    keyed = _qbo_invoice(qb, customer, 250).save(qb=qb, request_id="odoo-job-17")
+    first = service_invoice(qb, customer, 100).save(qb=qb)
+    keyed = service_invoice(qb, customer, 250).save(qb=qb, request_id="odoo-job-17")
     assert (first.DocNumber, keyed.DocNumber) == ("1001", "1002")
     held = connection.auth.refresh_token
 
@@ -238,10 +226,10 @@ def test_qbo_state_survives_a_restart(tmp_path, running, monkeypatch):
         assert (after.DocNumber, after.TotalAmt, after.CustomerRef.value) == (
             before.DocNumber, before.TotalAmt, customer.Id)
     assert [c.Id for c in Customer.filter(DisplayName="Persisted Ltd", qb=qb)] == [customer.Id]
-    replay = _qbo_invoice(qb, customer, 250).save(qb=qb, request_id="odoo-job-17")
+    replay = service_invoice(qb, customer, 250).save(qb=qb, request_id="odoo-job-17")
     assert (replay.Id, replay.DocNumber) == (keyed.Id, "1002")
     assert Invoice.count(qb=qb) == 2
-    fresh = _qbo_invoice(qb, customer, 10).save(qb=qb)
+    fresh = service_invoice(qb, customer, 10).save(qb=qb)
     assert fresh.DocNumber == "1003"
     assert int(fresh.Id) > max(int(first.Id), int(keyed.Id))
     other = Customer()
@@ -290,7 +278,7 @@ def test_snapshots_taken_under_concurrent_writes_are_consistent(tmp_path, runnin
         qb = connection.client()
         for key in keys[worker * 12:(worker + 1) * 12]:
             try:
-                invoice = _qbo_invoice(qb, customer, 10)
+                invoice = service_invoice(qb, customer, 10)
                 invoice.PrivateNote = key
                 invoice.save(qb=qb, request_id=key)
             except Exception as error:  # noqa: BLE001 - the kill -9 ends every worker
@@ -315,7 +303,7 @@ def test_snapshots_taken_under_concurrent_writes_are_consistent(tmp_path, runnin
     connection.auth.refresh()
     qb = connection.client()
     for key in keys:
-        invoice = _qbo_invoice(qb, customer, 10)
+        invoice = service_invoice(qb, customer, 10)
         invoice.PrivateNote = key
         assert invoice.save(qb=qb, request_id=key).PrivateNote == key
     notes = [i.PrivateNote for i in Invoice.filter(CustomerRef=customer.Id, max_results=1000,

@@ -3,10 +3,11 @@
 import datetime as dt
 
 import pytest
+from qbo_support import service_invoice
 from quickbooks.batch import BatchManager, batch_create, batch_delete, batch_update
 from quickbooks.cdc import change_data_capture
 from quickbooks.exceptions import ValidationException
-from quickbooks.objects import Customer, Invoice, Item
+from quickbooks.objects import Customer, Invoice
 
 
 def _new_customers(*names):
@@ -16,19 +17,6 @@ def _new_customers(*names):
         customer.DisplayName = name
         out.append(customer)
     return out
-
-
-def _invoice(qb, customer, amount):
-    from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
-
-    line = SalesItemLine()
-    line.Amount = amount
-    line.SalesItemLineDetail = SalesItemLineDetail()
-    line.SalesItemLineDetail.ItemRef = Item.filter(Name="Services", qb=qb)[0].to_ref()
-    invoice = Invoice()
-    invoice.CustomerRef = customer.to_ref()
-    invoice.Line = [line]
-    return invoice
 
 
 def test_batch_create_splits_into_calls_of_thirty(qbo):
@@ -59,7 +47,8 @@ def test_batch_update_and_delete(qbo):
     assert [c.Notes for c in updated.successes] == ["batched", "batched"]
     stale = batch_update(created, qb=qb)  # same SyncTokens again: both stale
     assert [f.Error[0].code for f in stale.faults] == ["5010", "5010"]
-    invoices = batch_create([_invoice(qb, c, 10) for c in updated.successes], qb=qb).successes
+    invoices = batch_create([service_invoice(qb, c, 10) for c in updated.successes],
+                            qb=qb).successes
     deleted = batch_delete(invoices, qb=qb)
     assert len(deleted.successes) == 2 and Invoice.count(qb=qb) == 0
 
@@ -86,8 +75,8 @@ def test_cdc_returns_changes_and_deletions_since(qbo):
     old = Customer.save(_new_customers("Before Ltd")[0], qb=qb)
     app.clock = lambda: start
     new = Customer.save(_new_customers("After Ltd")[0], qb=qb)
-    invoice = _invoice(qb, new, 25).save(qb=qb)
-    gone = _invoice(qb, new, 5).save(qb=qb)
+    invoice = service_invoice(qb, new, 25).save(qb=qb)
+    gone = service_invoice(qb, new, 5).save(qb=qb)
     gone.delete(qb=qb)
     since = (start - dt.timedelta(hours=1)).replace(tzinfo=None)  # the SDK sends no offset
     changes = change_data_capture([Customer, Invoice], since, qb=qb)

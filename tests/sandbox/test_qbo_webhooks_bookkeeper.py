@@ -4,8 +4,8 @@ import json
 
 import pytest
 import requests
-from quickbooks.objects import CreditMemo, Customer, Invoice, Item, Payment
-from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from qbo_support import service_invoice
+from quickbooks.objects import CreditMemo, Customer, Invoice, Payment
 
 from ledger_sandbox.qbo.seed import DEFAULT_REALM_ID
 
@@ -16,14 +16,7 @@ def _setup(qb, amount=100, name="Hooked Ltd"):
     customer = Customer()
     customer.DisplayName = name
     customer = customer.save(qb=qb)
-    line = SalesItemLine()
-    line.Amount = amount
-    line.SalesItemLineDetail = SalesItemLineDetail()
-    line.SalesItemLineDetail.ItemRef = Item.filter(Name="Services", qb=qb)[0].to_ref()
-    invoice = Invoice()
-    invoice.CustomerRef = customer.to_ref()
-    invoice.Line = [line]
-    return customer, invoice.save(qb=qb)
+    return customer, service_invoice(qb, customer, amount).save(qb=qb)
 
 
 def _events(app, receiver):
