@@ -56,12 +56,13 @@ demo: deps
 	@echo "billing_sync: preparing demo database $(DEMO_DB)"
 	@$(HARNESS) demo-db $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf
 	@$(HARNESS) demo-connections $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)
-	@echo "billing_sync: ledger sandbox: Xero http://127.0.0.1:$(SANDBOX_PORT), QuickBooks http://127.0.0.1:$$(($(SANDBOX_PORT) + 1))"
+	@echo "billing_sync: ledger sandbox: Xero http://127.0.0.1:$(SANDBOX_PORT), QuickBooks http://127.0.0.1:$$(($(SANDBOX_PORT) + 1)), state kept in $(BUILD)/sandbox-$(DEMO_DB)"
 	@echo "billing_sync: serving http://localhost:$(HTTP_PORT)  (login admin / password admin; Ctrl-C stops)"
 	@$(HARNESS) serve-demo $(DEMO_DB) $(BUILD)/odoo-$(DEMO_DB).conf $(SANDBOX_PORT)
 
 # Backfill benchmark (issue 6): 10,000 invoices for 2,000 clients into each
-# sandbox, rate limits on, a rate-limit "minute" of BENCH_WINDOW seconds.
+# sandbox, rate limits on, a rate-limit "minute" of BENCH_WINDOW seconds, pushed by
+# --workers N push worker processes (BENCH_ARGS="--workers 3"; default 1).
 bench-outbound: test-deps
 	@$(HARNESS) postgres
 	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
@@ -69,6 +70,30 @@ bench-outbound: test-deps
 	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
 	@$(ODOO_PYTHON) bench/outbound.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
 	    --database $(BENCH_DB) --window-seconds $(BENCH_WINDOW) $(BENCH_ARGS)
+
+# Benchmarks of issue 17 (BENCH_ARGS as above; each prints one JSON line per provider
+# with its figures and their ratios to the targets).
+# Latency: a real Odoo server (cron threads on), invoices posted through XML-RPC one a
+# second for 2 minutes, time until each is in the sandbox, on a quiet queue and then while
+# a second company backfills 10,000 invoices. Quick run: BENCH_ARGS="--seconds 20 --backfill 500"
+.PHONY: bench-latency bench-overhead
+bench-latency: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
+	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
+	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
+	@$(ODOO_PYTHON) bench/latency.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
+	    --database $(BENCH_DB) $(BENCH_ARGS)
+
+# Overhead: 1,000 invoices posted with sync on and 1,000 with sync off, alternating
+# chunks, one transaction each. Quick run: BENCH_ARGS="--invoices 100"
+bench-overhead: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
+	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
+	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
+	@$(ODOO_PYTHON) bench/overhead.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
+	    --database $(BENCH_DB) $(BENCH_ARGS)
 
 # Totals benchmark (issue 15): 2,000 generated documents into each sandbox, then
 # every ledger figure compared with Odoo's to the cent.

@@ -1,7 +1,9 @@
-"""What every benchmark shares: its command line and one JSON line per provider."""
+"""What every benchmark shares: its command line, the Odoo registry, one JSON line per
+provider, and the figures' ratios against their targets."""
 
 import argparse
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -18,16 +20,66 @@ def parser(description):
     return out
 
 
-def each_provider(args, run):
-    """Open the Odoo database of ``args`` and print ``run(env, provider, args)`` as one
-    JSON line per provider."""
+def registry(args):
+    """The Odoo registry of ``args.database`` (configured from ``args.config``)."""
     import odoo
-    from odoo import SUPERUSER_ID, api
 
     odoo.tools.config.parse_config(["-c", args.config, "-d", args.database,
                                     "--log-level=warn"])
-    registry = odoo.modules.registry.Registry(args.database)
+    return odoo.modules.registry.Registry(args.database)
+
+
+def each_provider(args, run):
+    """Open the Odoo database of ``args`` and print ``run(env, provider, args)`` as one
+    JSON line per provider."""
+    from odoo import SUPERUSER_ID, api
+
+    reg = registry(args)
     for provider in args.providers.split(","):
-        with registry.cursor() as cr:
+        with reg.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             print(json.dumps(run(env, provider, args)), flush=True)
+
+
+def ratios(result, targets):
+    """Add ``ratio_<name>`` = value / target for each ``{name: (op, target)}`` (op "<=" or
+    ">="), and ``targets_missed``: the names whose value misses its target. A ratio of 1 or
+    less meets a "<=" target, 1 or more a ">=" one; against a target of 0 the ratio is the
+    value itself (0 meets it)."""
+    missed = []
+    for name, (op, target) in targets.items():
+        value = result.get(name)
+        if value is None:
+            missed.append(name)
+            continue
+        result[f"ratio_{name}"] = round(value / target, 3) if target else value
+        if (value > target) if op == "<=" else (value < target):
+            missed.append(name)
+    result["targets_missed"] = missed
+    return result
+
+
+def percentile(values, fraction):
+    """The ``fraction`` percentile of ``values`` (nearest rank), None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def free_port():
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quiesce(env):
+    """Archive every ledger connection and cancel every unsent job of the benchmark's
+    database, so that nothing left by an earlier (interrupted) run is sent or measured."""
+    env["billing_sync.connection"].search([]).write({"active": False})
+    env.cr.execute("UPDATE billing_sync_job SET state = 'cancelled' "
+                   "WHERE state NOT IN ('done', 'cancelled', 'dead')")
+    env.invalidate_all()
+    env.cr.commit()

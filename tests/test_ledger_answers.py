@@ -76,7 +76,7 @@ class TestLedgerAnswers(OutboundMixin, TransactionCase):
     def _complete(connection, query):
         """What completing the authorisation said (None when it worked)."""
         try:
-            connection._oauth_complete(query["code"], realm_id=query.get("realmId"))
+            connection._oauth_complete(query["code"], callback=query)
         except UserError as exc:
             return str(exc)
         return None

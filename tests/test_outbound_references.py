@@ -136,6 +136,9 @@ class TestArchivedReferences(OutboundMixin, TransactionCase):
                 ledger = "Xero" if provider == "xero" else "QuickBooks Online"
                 self.assertIn("Analytic account “Consulting” is mapped to "
                               f"{ledger} ", job.last_error)
+                # in the ledger's own words: QuickBooks' tracking is a class
+                self.assertIn("tracking option “Region / North”" if provider == "xero"
+                              else "class “Consulting”", job.last_error)
                 self.assertIn(f"Tax “{self.tax.display_name}” is mapped to", job.last_error)
                 self.assertIn("Mappings", job.hint)
                 self.assertIn("Analytic account “Consulting”", move.message_ids[0].body)
@@ -183,6 +186,36 @@ class TestArchivedReferences(OutboundMixin, TransactionCase):
                     detail = sent["Line"][0]["SalesItemLineDetail"]
                     self.assertEqual(detail["ClassRef"]["name"], "Training")
                     self.assertEqual(detail["TaxCodeRef"]["name"], new_tax)
+
+    def test_tracking_goes_as_the_ledgers_own_category_and_option(self):
+        expected = {"xero": ("Region", "North"), "qbo": ("Class", "Consulting")}
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connected(provider)
+                option = self.ref(connection, "tracking", TRACKING[provider][0])
+                self.assertEqual((option.category, option.option), expected[provider])
+                # codes imported before these fields existed get them from their old name
+                self.env.flush_all()
+                self.env.cr.execute("UPDATE billing_sync_ledger_ref SET category = NULL, "
+                                    "option = NULL WHERE id = %s", [option.id])
+                option.invalidate_recordset()
+                self.env["billing_sync.ledger.ref"].init()
+                self.assertEqual((option.category, option.option), expected[provider])
+                self.map_consulting(connection, TRACKING[provider][0])
+                # what is sent is never parsed back out of the name Odoo shows
+                option.name = "North, as shown in Odoo"
+                move = self.consulting_invoice(self.partner(f"Tracked {provider} Ltd"))
+                self.run_worker()
+                self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
+                [sent] = self.ledger_invoices(provider)
+                if provider == "xero":
+                    line = self.xero.ledger().invoices[sent["InvoiceID"]]["LineItems"][0]
+                    self.assertEqual([(t["Name"], t["Option"]) for t in line["Tracking"]],
+                                     [expected[provider]])
+                else:
+                    detail = sent["Line"][0]["SalesItemLineDetail"]
+                    self.assertEqual((detail["ClassRef"]["value"], detail["ClassRef"]["name"]),
+                                     (option.ledger_id.split(":")[1], "Consulting"))
 
     def test_archived_bank_account_holds_the_payment(self):
         for provider in ("xero", "qbo"):

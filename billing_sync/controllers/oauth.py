@@ -18,7 +18,7 @@ class BillingSyncOAuthController(http.Controller):
     @http.route("/billing_sync/oauth/callback", type="http", auth="user", methods=["GET"],
                 save_session=False)
     def oauth_callback(self, state=None, code=None, error=None, error_description=None,
-                       realmId=None, **kwargs):  # noqa: N803 -- Intuit's parameter name
+                       **query):
         Connection = request.env["billing_sync.connection"]
         try:
             connection = Connection._from_state(state)
@@ -30,7 +30,8 @@ class BillingSyncOAuthController(http.Controller):
             connection._oauth_denied(error or "no_code", error_description)
             return request.redirect(self._form_url(connection), local=True)
         try:
-            connection._oauth_complete(code, realm_id=realmId)
+            # the rest of the query is the ledger's own (its adapter's callback_params)
+            connection._oauth_complete(code, callback=query)
         except UserError as exc:
             # answered normally, so what was written (last_error, the message) is kept
             connection._note(str(exc))

@@ -47,9 +47,12 @@ class BillingSyncConnection(models.Model):
     _name = "billing_sync.connection"
     _description = "Ledger connection"
     # the connections changes are queued for: connected, or waiting for a person (to
-    # reconnect, or to pick its organisation again), so that nothing made meanwhile is lost
+    # reconnect, to pick its organisation again, or disconnected by one after it had an
+    # organisation), so that nothing made meanwhile is lost: the worker claims the jobs
+    # of connected connections only, and connecting again releases them
     _SYNCING_DOMAIN = ["|", ("state", "in", ("connected", "needs_reconnect")),
-                       "&", ("state", "=", "choose_org"), ("org_id", "!=", False)]
+                       "&", ("state", "in", ("choose_org", "disconnected")),
+                       ("org_id", "!=", False)]
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "company_id, provider, id"
 
@@ -515,13 +518,23 @@ class BillingSyncConnection(models.Model):
                                         **kwargs)
 
     def _needs_reconnect(self, reason):
-        """Mark the connection broken and tell its administrators, once."""
+        """Mark the connection broken and tell its administrators, once: one message and
+        one activity for the connection, however many workers, batches and jobs meet the
+        refusal (their jobs wait, attempts unspent, until it is connected again)."""
         self.ensure_one()
+        # two workers meeting the refusal at once: the second waits here, then sees it said
+        self.env.cr.execute("SELECT state FROM billing_sync_connection WHERE id = %s "
+                            "FOR NO KEY UPDATE", [self.id])
+        if self.env.cr.fetchone()[0] == "needs_reconnect":
+            self.sudo().write({"last_error": reason})
+            return
         self.sudo().write({"state": "needs_reconnect", "last_error": reason})
         admins = self._admin_users()
         self._note(
-            body=self.env._("The ledger refused to renew access: %(reason)s. Click Connect to "
-                   "authorise Odoo again; nothing is synced until then.", reason=reason),
+            body=self.env._("The ledger refused to renew access: %(reason)s Changes made "
+                            "meanwhile are kept and go to the ledger once it is connected "
+                            "again.", reason=reason if reason.rstrip().endswith(".")
+                            else reason.rstrip() + "."),
             partner_ids=admins.partner_id.ids,
             subtype_xmlid="mail.mt_comment",
         )
@@ -596,12 +609,16 @@ class BillingSyncConnection(models.Model):
         self._note(body=self.env._(
             "Connecting was cancelled at the ledger: %s. Nothing changed.", reason))
 
-    def _oauth_complete(self, code, realm_id=None):
-        """Exchange the code, keep the tokens (committed at once), find the organisation."""
+    def _oauth_complete(self, code, callback=None):
+        """Exchange the code, keep the tokens (committed at once), find the organisation.
+
+        ``callback``: the other parameters of the callback's query, as the ledger sent
+        them; what the adapter needs of them (callback_params) is opaque here."""
         self.ensure_one()
         adapter = self._adapter()
+        params = adapter.callback_params(callback or {})
         try:
-            tokens = adapter.exchange_code(code, self._redirect_uri(), realm_id=realm_id)
+            tokens = adapter.exchange_code(code, self._redirect_uri(), params)
         except ClientCredentialsRejected as exc:
             # Connect again would fail the same way: the message says where to fix the client
             # id or secret, and a connection that was connected no longer says so
@@ -620,7 +637,7 @@ class BillingSyncConnection(models.Model):
         # on the row this transaction just locked.)
         self._store_tokens(tokens)
         try:
-            orgs = adapter.organisations(tokens.access_token, realm_id=realm_id)
+            orgs = adapter.organisations(tokens.access_token, params)
         except LedgerError as exc:
             raise UserError(str(exc)) from exc
         values = {"connected_by_id": self.env.uid, "connected_at": fields.Datetime.now(),
@@ -716,7 +733,7 @@ class BillingSyncConnection(models.Model):
         self._note(body=note or self.env._("Connected to %s.", self.org_name))
         self.activity_unlink(["mail.mail_activity_data_todo"])
         # what waited while it was not connected goes now
-        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+        self.env["billing_sync.job"]._trigger_push()
 
     def action_disconnect(self):
         """Revoke the grant at the provider and forget the tokens."""
@@ -791,7 +808,8 @@ class BillingSyncConnection(models.Model):
             active = rec.active and not (rec.kind == "tracking" and rec.parent_ledger_id
                                          and rec.parent_ledger_id in closed)
             values = {"name": rec.name, "code": rec.code, "rate": rec.rate,
-                      "active": active, "parent_ledger_id": rec.parent_ledger_id}
+                      "active": active, "parent_ledger_id": rec.parent_ledger_id,
+                      "category": rec.category, "option": rec.option}
             ref = existing.get(key)
             if ref:
                 if any((ref[k] or False) != (v or False) for k, v in values.items()):

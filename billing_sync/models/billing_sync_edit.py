@@ -96,16 +96,22 @@ class BillingSyncEdit(models.AbstractModel):
                 held=self._held_text(link, move)) for link, move in held))
 
     @api.model
-    def _waiting(self, connection, move):
-        """Why ``move`` cannot go to ``connection`` yet (its ledger copy is not retired),
-        or ""."""
-        job = self._jobs(connection, move, RETIRE, UNFINISHED)[:1]
-        if not job:
-            return ""
-        return self.env._(
-            "Waits until %(ledger)s has voided (or credited) its earlier copy %(number)s: "
-            "see its “Void invoice” ledger job.", ledger=connection.name,
-            number=job.ledger_number or job.ledger_id)
+    def _waiting_all(self, connection, moves):
+        """{move id: why it cannot go to ``connection`` yet} of the ``moves`` whose
+        earlier ledger copy is not retired yet (one query for all of them)."""
+        if not moves:
+            return {}
+        jobs = self.env["billing_sync.job"].sudo().search([
+            ("connection_id", "=", connection.id), ("res_model", "=", moves._name),
+            ("res_id", "in", moves.ids), ("kind", "=", RETIRE), ("state", "in", UNFINISHED)],
+            order="id desc")
+        out = {}
+        for job in jobs:
+            out.setdefault(job.res_id, self.env._(
+                "Waits until %(ledger)s has voided (or credited) its earlier copy %(number)s: "
+                "see its “Void invoice” ledger job.", ledger=connection.name,
+                number=job.ledger_number or job.ledger_id))
+        return out
 
     # ------------------------------------------------------------------ payments
     @api.model
@@ -299,7 +305,7 @@ class BillingSyncEdit(models.AbstractModel):
                 "ledger_payment_ids": payments or False,
                 "last_error": self.env._("Retry once the job retiring %s is done.",
                                          busy.ledger_number) if busy else False})
-        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger()
+        self.env["billing_sync.job"]._trigger_push()
         return job
 
     @api.model

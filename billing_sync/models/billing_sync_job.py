@@ -648,7 +648,7 @@ class BillingSyncJob(models.Model):
                 # no certain answer for this record: its outcome is unknown (it goes again
                 # under a new key, looked up by number first)
                 job._retry_later(str(result.error), known=False, retire_key=True)
-            elif not result.ok and getattr(result.error, "retryable", False):
+            elif not result.ok and isinstance(result.error, LedgerError) and result.error.retryable:
                 # the ledger answered for this record that it failed, for now: nothing was
                 # created, so it goes again later under a new key
                 job._retry_later(str(result.error), known=True)
@@ -745,10 +745,19 @@ class BillingSyncJob(models.Model):
         """The records of ``links`` are in their ledger now: the jobs waiting for them
         (a payment for its invoice, a credit note for the invoice it credits) go now."""
         woke = False
+        self.flush_model(["state", "wait_res_model", "wait_res_id"])
         for link in links:
             waiting = [link.res_model, link.res_id, link.connection_id.id]
+            # most links have nobody waiting: one look at the waiting jobs' index
+            self.env.cr.execute("""
+                SELECT 1 FROM billing_sync_job
+                 WHERE state = 'pending' AND wait_res_model = %s AND wait_res_id = %s
+                   AND connection_id = %s LIMIT 1
+            """, waiting)
+            if not self.env.cr.fetchone():
+                continue
             try:
-                with self.env.cr.savepoint():
+                with self.env.cr.savepoint(flush=False):
                     woke = bool(_wake(self.env.cr, *waiting)) or woke
             except psycopg2.errors.SerializationFailure:
                 # parked by another worker after this transaction began: woken once this

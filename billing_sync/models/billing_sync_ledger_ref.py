@@ -25,6 +25,14 @@ class BillingSyncLedgerRef(models.Model):
     name = fields.Char(required=True)
     rate = fields.Float(digits=(16, 4), help="Tax rate in percent, for taxes.")
     parent_ledger_id = fields.Char(help="The tracking category of a tracking option.")
+    # a tracking option's category and its own name, as the ledger gives them at import:
+    # what a document line sends, never parsed back out of the display name
+    category = fields.Char(
+        string="Tracking category", readonly=True,
+        help="For a tracking option: its category as the ledger names it (Xero: the "
+             "tracking category; QuickBooks: Class or Department).")
+    option = fields.Char(string="Option", readonly=True,
+                         help="For a tracking option: its own name, without its category.")
     active = fields.Boolean(default=True)
     ledger_org_id = fields.Char(string="Ledger organisation", readonly=True,
                                 help="The organisation this code was imported from.")
@@ -38,6 +46,15 @@ class BillingSyncLedgerRef(models.Model):
             UPDATE billing_sync_ledger_ref r SET ledger_org_id = c.org_id
               FROM billing_sync_connection c
              WHERE r.connection_id = c.id AND r.ledger_org_id IS NULL
+        """)
+        # tracking options imported before category and option were fields were named
+        # "<category> / <option>" (both ledgers): filled once from it; the next import
+        # (daily) writes them from the ledger itself
+        self.env.cr.execute("""
+            UPDATE billing_sync_ledger_ref
+               SET category = split_part(name, ' / ', 1),
+                   option = substr(name, strpos(name, ' / ') + 3)
+             WHERE kind = 'tracking' AND category IS NULL AND strpos(name, ' / ') > 0
         """)
         self.env.cr.execute("""
             CREATE UNIQUE INDEX IF NOT EXISTS billing_sync_ledger_ref_org_uniq

@@ -1,5 +1,50 @@
 from odoo import api, fields, models
 
+# what the push reads of a link
+LINK_READ = ("res_model", "res_id", "ledger_id", "ledger_version", "ledger_number",
+             "ledger_parts", "ledger_name", "ledger_total")
+
+
+class LinkIndex:
+    """The active links of one connection, by record, loaded at once for the records a
+    batch needs (``billing_sync.link._index``): one query per model instead of one per
+    record. A record the loading did not foresee is looked up when asked, so an index is
+    never wrong, only slower. One is built per batch and dropped with it, after the links
+    the batch itself writes first (its customers'): nothing needs invalidating."""
+
+    def __init__(self, connection, records):
+        Link = connection.env["billing_sync.link"]
+        self._connection = connection
+        self._empty = Link.browse()
+        self._by = {}
+        ids = {}
+        for recs in records:
+            for rec in recs:
+                if rec.id:
+                    ids.setdefault(rec._name, set()).add(rec.id)
+        for model, res_ids in ids.items():
+            self._by.update(dict.fromkeys(((model, res_id) for res_id in res_ids), self._empty))
+            for link in Link.search_fetch(self._domain(model, list(res_ids)), LINK_READ):
+                self._by[(link.res_model, link.res_id)] = link
+
+    def _domain(self, model, res_ids):
+        return [("connection_id", "=", self._connection.id), ("res_model", "=", model),
+                ("res_id", "in", res_ids)]
+
+    def of(self, record):
+        """The active link of ``record`` (empty if it never reached the ledger)."""
+        if not record:
+            return self._empty
+        key = (record._name, record.id)
+        if key not in self._by:
+            self._by[key] = self._empty.search(self._domain(record._name, [record.id]),
+                                               limit=1)
+        return self._by[key]
+
+    def keep(self, record, link):
+        """``link`` is ``record``'s active link now (the batch just wrote it)."""
+        self._by[(record._name, record.id)] = link
+
 
 class BillingSyncLink(models.Model):
     """An Odoo record and the ledger object it is, for one connection.
@@ -94,6 +139,11 @@ class BillingSyncLink(models.Model):
             "Ledger links are written by the sync engine only, from the ledger's answers.")
 
     @api.model
+    def _index(self, connection, records):
+        """The LinkIndex of ``records`` (recordsets) for ``connection``."""
+        return LinkIndex(connection, records)
+
+    @api.model
     def _of(self, connection, record):
         """The link of ``record`` for ``connection`` (empty if it never reached the ledger)."""
         return self.search([("connection_id", "=", connection.id),
@@ -102,12 +152,15 @@ class BillingSyncLink(models.Model):
 
     @api.model
     def _record(self, connection, record, ledger_id, number=None, version=None, url=None,
-                ledger_type="contact", parts=None):
+                ledger_type="contact", parts=None, link=None, values=None):
         """Create or refresh the link after the ledger accepted ``record``; ``parts``
-        ({invoice id: object id}) adds to the parts already recorded."""
-        link = self._of(connection, record)
-        values = {"ledger_id": ledger_id, "synced_at": fields.Datetime.now(),
-                  "ledger_type": ledger_type}
+        ({invoice id: object id}) adds to the parts already recorded; ``values``: more of
+        the link's fields, written with it (the ledger's figures). ``link``: the record's
+        active link as the caller already read it (empty: none), looked up if None."""
+        if link is None:
+            link = self._of(connection, record)
+        values = {**(values or {}), "ledger_id": ledger_id,
+                  "synced_at": fields.Datetime.now(), "ledger_type": ledger_type}
         if parts:
             known = link._parts()
             known.update(parts)
@@ -120,10 +173,13 @@ class BillingSyncLink(models.Model):
             values["ledger_url"] = url
         if link:
             link.write(values)
-            return link
-        return self.create({**values, "connection_id": connection.id,
-                            "ledger_org_id": connection.org_id,
-                            "res_model": record._name, "res_id": record.id})
+        else:
+            link = self.create({**values, "connection_id": connection.id,
+                                "ledger_org_id": connection.org_id,
+                                "res_model": record._name, "res_id": record.id})
+        # what waited for this record to reach the ledger (its payments, credit notes) goes
+        self.env["billing_sync.job"]._wake_waiting(link)
+        return link
 
     def _parts(self):
         """{invoice id: ledger object id} of ``ledger_parts`` (empty without parts)."""

@@ -21,6 +21,49 @@ ANY_OF = {"product", "product_category"}
 # every ledger-code field of a mapping, and the connection's defaults
 REF_FIELDS = tuple(dict.fromkeys(f for spec in KINDS.values() for f in spec[1]))
 DEFAULT_FIELDS = ("default_item_id", "default_account_id", "default_term_id")
+# what the sync reads of the ledger codes a mapping names
+REF_READ = ("ledger_id", "code", "name", "kind", "rate", "active", "category", "option")
+
+
+def _key(record):
+    return f"{record._name},{record.id}"
+
+
+class MappingIndex:
+    """The live mappings of one connection, by the Odoo record each maps, loaded at once
+    for the records a batch of documents names (``_mapping_index``): one query for the
+    mappings and one for the ledger codes they name, instead of one per lookup.
+
+    A record the loading did not foresee is looked up when asked, so an index is never
+    wrong, only slower. One is built per batch (or per call) and dropped with it: nothing
+    is kept between batches, so nothing needs invalidating."""
+
+    def __init__(self, connection, keys):
+        Mapping = connection.env["billing_sync.mapping"]
+        self._connection = connection
+        self._empty = Mapping.browse()
+        self._by_key = dict.fromkeys(keys, self._empty)
+        found = self._search(list(keys)) if keys else self._empty
+        for mapping in found:
+            self._by_key[mapping.source_key] = mapping
+        codes = connection.env["billing_sync.ledger.ref"].browse(
+            {mapping[fname].id for mapping in found for fname in REF_FIELDS
+             if mapping[fname]} | {connection[fname].id for fname in DEFAULT_FIELDS
+                                   if connection[fname]})
+        codes.fetch(REF_READ)
+
+    def _search(self, keys):
+        return self._empty.search([("connection_id", "=", self._connection.id),
+                                   ("source_key", "in", keys)])
+
+    def of(self, record):
+        """The mapping of ``record`` (empty when it has none)."""
+        if not record:
+            return self._empty
+        key = _key(record)
+        if key not in self._by_key:
+            self._by_key[key] = self._search([key])[:1]
+        return self._by_key[key]
 
 
 def _ledger_ref(string, kind):
@@ -157,55 +200,108 @@ class BillingSyncConnectionMapping(models.Model):
 
     _inherit = "billing_sync.connection"
 
-    def _map_tax(self, tax):
-        """The ledger tax of ``tax``; never guessed, never defaulted."""
-        return self.env["billing_sync.mapping"]._lookup(self, "tax", tax).tax_ref_id
+    # ------------------------------------------------------------------ lookups
+    # Each takes ``maps``, the MappingIndex of the batch being sent; without one it loads
+    # what it needs itself (one query).
+    def _mapping_index(self, records):
+        """The MappingIndex of every mapping sending ``records`` (recordsets: invoices and
+        credit notes, payments, partners) may read, loaded in a few queries."""
+        self.ensure_one()
+        keys = {_key(rec) for recs in self._mapping_sources(records) for rec in recs
+                if rec.id}
+        return MappingIndex(self, keys)
 
-    def _product_mappings(self, product):
+    @api.model
+    def _mapping_sources(self, records):
+        """The Odoo records whose mappings sending ``records`` may read: the products
+        (templates and their categories), taxes, analytic accounts, sales teams and payment
+        terms of documents, the payment terms of customers, the journals of payments."""
+        out = []
+        for recs in records:
+            if recs._name == "account.move":
+                lines = recs.line_ids.filtered(lambda ln: ln.display_type == "product")
+                templates = lines.product_id.product_tmpl_id
+                categs = templates.categ_id
+                while categs:
+                    out.append(categs)
+                    categs = categs.parent_id - categs
+                out += [templates, lines.tax_ids, self._analytic_accounts(lines),
+                        recs.team_id, recs.invoice_payment_term_id,
+                        recs.commercial_partner_id.property_payment_term_id]
+            elif recs._name == "account.payment":
+                out.append(recs.journal_id)
+            elif recs._name == "res.partner":
+                out.append(recs.commercial_partner_id.property_payment_term_id)
+        return out
+
+    @api.model
+    def _analytic_accounts(self, lines):
+        """The analytic accounts of ``lines``' analytic distributions."""
+        return self.env["account.analytic.account"].browse(dict.fromkeys(
+            int(k) for line in lines for key in (line.analytic_distribution or {})
+            for k in key.split(",")))
+
+    def _map_tax(self, tax, maps=None):
+        """The ledger tax of ``tax``; never guessed, never defaulted."""
+        maps = maps or self._mapping_index_of([tax])
+        return maps.of(tax).tax_ref_id
+
+    def _product_mappings(self, product, maps=None):
         """The mappings that may name a product's item or account: its own, then its
         categories', nearest first."""
-        Mapping = self.env["billing_sync.mapping"]
         tmpl = product.product_tmpl_id if product._name == "product.product" else product
-        candidates = Mapping._lookup(self, "product", tmpl)
+        categs = []
         categ = tmpl.categ_id
-        while categ:
-            candidates |= Mapping._lookup(self, "product_category", categ)
+        while categ and categ not in categs:
+            categs.append(categ)
             categ = categ.parent_id
+        maps = maps or MappingIndex(self, {_key(rec) for rec in [tmpl, *categs] if rec})
+        candidates = maps.of(tmpl)
+        for categ in categs:
+            candidates |= maps.of(categ)
         return candidates
 
-    def _map_product(self, product):
+    def _map_product(self, product, maps=None):
         """(item, revenue account) of a product: its own mapping, its category's
         (nearest first), then the connection's defaults."""
-        candidates = self._product_mappings(product)
+        candidates = self._product_mappings(product, maps)
         item = next((m.item_id for m in candidates if m.item_id), self.default_item_id)
         account = next((m.account_id for m in candidates if m.account_id),
                        self.default_account_id)
         return item, account
 
-    def _map_tracking(self, analytic_accounts=None, team=None):
+    def _map_tracking(self, analytic_accounts=None, team=None, maps=None):
         """Tracking options for the given analytic accounts and sales team."""
-        Mapping = self.env["billing_sync.mapping"]
+        accounts = analytic_accounts or self.env["account.analytic.account"]
+        team = team or self.env["crm.team"]
+        maps = maps or self._mapping_index_of([accounts, team])
         refs = self.env["billing_sync.ledger.ref"]
-        for account in analytic_accounts or []:
-            refs |= Mapping._lookup(self, "analytic", account).tracking_id
+        for account in accounts:
+            refs |= maps.of(account).tracking_id
         if team:
-            refs |= Mapping._lookup(self, "team", team).tracking_id
+            refs |= maps.of(team).tracking_id
         return refs
 
-    def _map_journal(self, journal):
-        return self.env["billing_sync.mapping"]._lookup(self, "journal", journal).bank_account_id
+    def _map_journal(self, journal, maps=None):
+        maps = maps or self._mapping_index_of([journal])
+        return maps.of(journal).bank_account_id
 
-    def _map_payment_term(self, term):
-        found = self.env["billing_sync.mapping"]._lookup(self, "payment_term", term).term_id
-        return found or self.default_term_id
+    def _map_payment_term(self, term, maps=None):
+        maps = maps or self._mapping_index_of([term])
+        return maps.of(term).term_id or self.default_term_id
 
-    def _line_tax(self, line):
+    def _mapping_index_of(self, sources):
+        """The MappingIndex of the mappings of ``sources`` themselves (recordsets)."""
+        return MappingIndex(self, {_key(rec) for recs in sources for rec in recs if rec.id})
+
+    def _line_tax(self, line, maps=None):
         """The one ledger tax of an invoice line (empty for an untaxed line). A line with
         several Odoo taxes needs them all mapped to one ledger tax (a combined rate):
         a ledger line carries one tax code."""
+        maps = maps or self._mapping_index_of([line.tax_ids])
         refs = self.env["billing_sync.ledger.ref"]
         for tax in line.tax_ids:
-            refs |= self._map_tax(tax)
+            refs |= self._map_tax(tax, maps)
         return refs if len(refs) == 1 else refs[:0]
 
     @staticmethod
@@ -225,18 +321,19 @@ class BillingSyncConnectionMapping(models.Model):
                 return None
         return total
 
-    def _line_tax_problems(self, line):
+    def _line_tax_problems(self, line, maps=None):
         """Why the taxes of ``line`` cannot be named in this ledger (empty when they can)."""
+        maps = maps or self._mapping_index_of([line.tax_ids])
         label = line.name or line.product_id.display_name
         problems = []
-        unmapped = line.tax_ids.filtered(lambda t: not self._map_tax(t))
+        unmapped = line.tax_ids.filtered(lambda t: not self._map_tax(t, maps))
         for tax in unmapped:
             problems.append(self.env._(
                 "Tax “%(tax)s” (line “%(line)s”) has no %(ledger)s tax mapped.",
                 tax=tax.display_name, line=label, ledger=self.name))
         if problems or not line.tax_ids:
             return problems
-        ledger_tax = self._line_tax(line)
+        ledger_tax = self._line_tax(line, maps)
         if not ledger_tax:
             return [self.env._(
                 "Line “%(line)s” has the taxes %(taxes)s, mapped to different %(ledger)s taxes; "
@@ -253,23 +350,24 @@ class BillingSyncConnectionMapping(models.Model):
                 ref=ledger_tax.display_name, ledger=self.name))
         return problems
 
-    def _invoice_mapping_problems(self, move):
+    def _invoice_mapping_problems(self, move, maps=None):
         """What is missing before ``move`` can be pushed, one readable sentence each."""
         self.ensure_one()
+        maps = maps or self._mapping_index([move])
         problems = []
         for line in move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product"):
-            problems += self._line_tax_problems(line)
-            item, account = self._map_product(line.product_id)
+            problems += self._line_tax_problems(line, maps)
+            item, account = self._map_product(line.product_id, maps)
             if not item and not account:
                 problems.append(self.env._(
                     "Product “%(product)s” has neither an item nor a revenue account mapped, "
                     "and the connection has no default.",
                     product=line.product_id.display_name or line.name))
         if move.invoice_payment_term_id and not self._map_payment_term(
-                move.invoice_payment_term_id):
+                move.invoice_payment_term_id, maps):
             problems.append(self.env._("Payment terms “%s” are not mapped and there is no default.",
                               move.invoice_payment_term_id.display_name))
-        problems += self._inactive_code_problems(move)
+        problems += self._inactive_code_problems(move, maps)
         return list(dict.fromkeys(problems))
 
     def _check_invoice_mappable(self, move):
@@ -289,10 +387,10 @@ class BillingSyncConnectionMapping(models.Model):
             self.env["billing_sync.job"].sudo()._release_mapping_holds(self)
         return result
 
-    def _product_refs(self, product):
+    def _product_refs(self, product, maps=None):
         """The (item, revenue account) ``_map_product`` picks, each as
         (ledger code, the mapping naming it or None, the default field or None)."""
-        candidates = self._product_mappings(product)
+        candidates = self._product_mappings(product, maps)
         refs = []
         for fname, default in (("item_id", "default_item_id"),
                                ("account_id", "default_account_id")):
@@ -305,7 +403,8 @@ class BillingSyncConnectionMapping(models.Model):
         """The sentence naming the Odoo mapping (or connection default) to fix because
         its ledger code ``ref`` is archived (or gone) in the ledger."""
         adapter = self._adapter_class()
-        noun, code = adapter.describe_reference(ref.kind, ref.ledger_id, ref.display_name)
+        noun, code = adapter.describe_reference(ref.kind, ref.display_name, ref.category,
+                                                ref.option)
         words = {"ledger": adapter.label, "noun": noun, "code": code,
                  "state": adapter.INACTIVE_WORD}
         if mapping:
@@ -322,37 +421,36 @@ class BillingSyncConnectionMapping(models.Model):
             field=self._fields[default_field]._description_string(self.env),
             connection=self.display_name, **words)
 
-    def _inactive_code_problems(self, move):
+    def _inactive_code_problems(self, move, maps=None):
         """One sentence per mapping (or default) ``move`` needs whose ledger code the
         ledger archived: the ledger would refuse it, so it is not sent."""
         self.ensure_one()
-        Mapping = self.env["billing_sync.mapping"]
+        maps = maps or self._mapping_index([move])
         used = []  # (ledger code, mapping, default field)
         lines = move.invoice_line_ids.filtered(lambda ln: ln.display_type == "product")
         for line in lines:
             for tax in line.tax_ids:
-                mapping = Mapping._lookup(self, "tax", tax)
+                mapping = maps.of(tax)
                 used.append((mapping.tax_ref_id, mapping, None))
-            used += self._product_refs(line.product_id)
-            analytic = self.env["account.analytic.account"].browse(
-                [int(k) for key in (line.analytic_distribution or {}) for k in key.split(",")])
-            for account in analytic:
-                mapping = Mapping._lookup(self, "analytic", account)
+            used += self._product_refs(line.product_id, maps)
+            for account in self._analytic_accounts(line):
+                mapping = maps.of(account)
                 used.append((mapping.tracking_id, mapping, None))
         if move.team_id:
-            mapping = Mapping._lookup(self, "team", move.team_id)
+            mapping = maps.of(move.team_id)
             used.append((mapping.tracking_id, mapping, None))
-        mapping = Mapping._lookup(self, "payment_term", move.invoice_payment_term_id)
+        mapping = maps.of(move.invoice_payment_term_id)
         used.append((mapping.term_id, mapping, None) if mapping.term_id
                     else (self.default_term_id, None, "default_term_id"))
         problems = [self._inactive_problem(ref, mapping, default)
                     for ref, mapping, default in used if ref and not ref.active]
         return list(dict.fromkeys(problems))
 
-    def _payment_mapping_problems(self, payment):
+    def _payment_mapping_problems(self, payment, maps=None):
         """What is missing before ``payment`` can be pushed: its journal's bank account."""
         self.ensure_one()
-        mapping = self.env["billing_sync.mapping"]._lookup(self, "journal", payment.journal_id)
+        maps = maps or self._mapping_index_of([payment.journal_id])
+        mapping = maps.of(payment.journal_id)
         if not mapping.bank_account_id:
             return [self.env._("The journal %s is not mapped to a ledger bank account.",
                                payment.journal_id.display_name)]

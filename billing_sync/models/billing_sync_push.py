@@ -14,8 +14,9 @@ CONTACT_FIELDS = ("name", "email", "billing_sync_billing_email", "phone", "vat",
                   "property_payment_term_id")
 
 
-# customers matched in one go when the queue is long
-LOOKAHEAD = 1000
+# the first key of the advisory lock one worker holds while it matches and creates the
+# contacts of a ledger (its second: the connection)
+CONTACT_LOCKS = 0x42534331  # "BSC1"
 # decimals both ledgers keep on every amount
 LEDGER_DIGITS = 2
 # decimals of an exchange rate sent to the ledger (company currency per document unit)
@@ -24,6 +25,95 @@ RATE_DIGITS = 8
 
 def _money(value):
     return round(float(value or 0.0), 2)
+
+
+# where _items leaves the _Batch it built, on the cursor, for _record_success to find it
+# again by the batch's key: one at a time, the next batch's replaces it
+BATCH_CACHE = "billing_sync.push.batch"
+# what building an invoice's values reads of each of its journal items (Odoo's own tax
+# computation, _line_taxes, reads the many2many ones line by line)
+DOCUMENT_LINE_READ = ("tax_ids", "tax_tag_ids")
+
+
+class _Batch:
+    """What one batch of jobs reads from the database, loaded once for all its records: a
+    few queries per batch, not one per line or record.
+
+    ``maps``: the connection's mappings of every product, tax, tracking source, journal
+    and payment term the batch's records name (MappingIndex); ``links``: the active links
+    of the records, of their customers and of the documents they apply to (LinkIndex),
+    loaded by ``load_links`` once the batch's customers are in the ledger; the currencies
+    the ledger has enabled. Built by ``_items`` for one batch and dropped with it (the
+    next batch's replaces it): nothing is kept from one batch to the next, so nothing
+    needs invalidating. Recording the ledger's answers (``_record_success``) finds it
+    again by the batch's key (``answered``)."""
+
+    def __init__(self, connection, records):
+        self.connection = connection
+        for recs in records:
+            if recs._name == "account.move":
+                recs.line_ids.fetch(DOCUMENT_LINE_READ)
+        self.maps = connection._mapping_index(records)
+        self.links = None
+        self._currencies = None
+        self._answered = None
+        # {job id: its record} (see BillingSyncPush._job_records)
+        self.records = {}
+
+    def answered(self, job):
+        """(record, its active link) of ``job`` as its answer is recorded, read again for
+        the whole batch the first time (a few queries): the ledger answered after a while,
+        a record may be gone meanwhile (empty record), another worker may have linked a
+        customer. Kept current by ``keep``."""
+        if self._answered is None:
+            present = [recs.exists() for recs in _by_model(
+                [rec for rec in self.records.values() if rec])]
+            self._answered = {(rec._name, rec.id) for recs in present for rec in recs}
+            self.links = self.connection.env["billing_sync.link"]._index(self.connection,
+                                                                         present)
+        record = self.records[job.id]
+        if record is None or (record._name, record.id) not in self._answered:
+            return (record.browse() if record is not None else None), None
+        return record, self.links.of(record)
+
+    def keep(self, record, link):
+        """``link`` is ``record``'s active link now (its answer was just recorded)."""
+        self.links.keep(record, link)
+
+    def load_links(self, records):
+        """Read the links of ``records`` (recordsets), and of what they name, at once."""
+        self.links = self.connection.env["billing_sync.link"]._index(
+            self.connection, _link_sources(records))
+
+    def currencies(self):
+        """The ledger's enabled currency codes (see ``_enabled_currencies``)."""
+        if self._currencies is None:
+            self._currencies = _enabled_currencies(self.connection)
+        return self._currencies
+
+
+def _enabled_currencies(connection):
+    """The ledger's enabled currency codes as last imported (empty before any import: the
+    ledger itself decides then)."""
+    return set(connection.env["billing_sync.ledger.ref"].search_fetch(
+        [("connection_id", "=", connection.id), ("kind", "=", "currency")],
+        ["ledger_id"]).mapped("ledger_id"))
+
+
+def _link_sources(records):
+    """The records whose links building values for ``records`` reads: the records, their
+    customers, a credit note's invoice, the invoices a payment pays."""
+    out = []
+    for recs in records:
+        out.append(recs)
+        if recs._name == "account.move":
+            out += [recs.commercial_partner_id, recs.reversed_entry_id]
+        elif recs._name == "account.payment":
+            invoices = recs.reconciled_invoice_ids
+            out += [invoices, invoices.commercial_partner_id]
+        elif recs._name == "res.partner":
+            out.append(recs.commercial_partner_id)
+    return out
 
 
 class BillingSyncPush(models.AbstractModel):
@@ -39,12 +129,14 @@ class BillingSyncPush(models.AbstractModel):
     # ------------------------------------------------------------------ items
     @api.model
     def _items(self, connection, adapter, jobs, pacer=None):
-        """(PushItem list, [(job, reason)] for jobs that cannot go) for one batch; jobs
-        whose mappings need a fix are held here (``_hold_for_mapping``), unsent.
+        """(PushItem list, [(job, reason, record it waits for or None)] for jobs that cannot
+        go) for one batch; jobs whose mappings need a fix are held here
+        (``_hold_for_mapping``), unsent.
 
-        ``pacer`` spaces the calls made to match or create customers first."""
+        ``pacer`` spaces the calls made to match or create customers first. What the batch
+        needs of mappings and links is read once for all of it (``_Batch``)."""
         items, skipped = [], []
-        records = {job: job._record() for job in jobs}
+        records = self._job_records(jobs)
         # an edit after sync (void_invoice, delete_payment) carries its ledger id: it goes
         # even when its record was deleted
         # seen under the company rule alone from now on (billing_sync.record.access)
@@ -52,49 +144,59 @@ class BillingSyncPush(models.AbstractModel):
             [job.id for job, rec in records.items() if not rec and not job.record_gone]
         ).write({"record_gone": True})
         gone = [job for job, rec in records.items() if not rec and not job.ledger_id]
-        skipped += [(job, self.env._("The record was deleted.")) for job in gone]
+        skipped += [(job, self.env._("The record was deleted."), None) for job in gone]
         # a job names what the superuser worker sends: never another company's record,
         # never another organisation's document
         for job in list(records):
             problem = job._sending_problem(records[job])
             if problem:
-                skipped.append((job, problem))
+                skipped.append((job, problem, None))
                 del records[job]
+        kind = jobs[0].kind
+        # the records to build values for, by model (one recordset each: read together)
+        sending = _by_model([rec for job, rec in records.items() if rec and not job.ledger_id])
+        batch = _Batch(connection, sending)
+        batch.records = {job.id: rec for job, rec in records.items()}
+        if jobs[0].batch_key:
+            self.env.cr.cache[BATCH_CACHE] = (jobs[0].batch_key, batch)
         # held before any request (the customer's included): a mapping to fix, missing or
         # naming a code the ledger archived, is for an administrator to cure, not for the
         # ledger to refuse
         for job, record in list(records.items()):
-            problems = record and self._mapping_problems(connection, job.kind, record)
+            problems = record and self._mapping_problems(connection, job.kind, record, batch)
             if problems:
                 job._hold_for_mapping(" ".join(problems))
                 del records[job]
-        kind = jobs[0].kind
         refused = {}
         if kind in ("invoice", "credit_note"):
             partners = self.env["res.partner"].browse(
                 {rec.commercial_partner_id.id for rec in records.values() if rec})
             refused = self._ensure_contacts(connection, adapter, partners, pacer)
-        Link = self.env["billing_sync.link"]
+        # read after the customers were linked (just above)
+        batch.load_links(sending)
+        waiting = {}
+        if kind == "invoice":
+            waiting = self.env["billing_sync.edit"]._waiting_all(
+                connection, self.env["account.move"].union(
+                    *[rec for job, rec in records.items() if rec and not job.ledger_id]))
         for job, record in records.items():
             if job.ledger_id:
                 items.append(self.env["billing_sync.edit"]._item(job))
                 continue
             if not record:
                 continue
-            waiting = kind == "invoice" and self.env["billing_sync.edit"]._waiting(
-                connection, record)
-            if waiting:  # its earlier ledger copy goes first (edits after sync)
-                skipped.append((job, waiting))
+            if waiting.get(record.id):  # its earlier ledger copy goes first (edits after sync)
+                skipped.append((job, waiting[record.id], None))
                 continue
             if kind in ("invoice", "credit_note") and record.commercial_partner_id.id in refused:
-                skipped.append((job, refused[record.commercial_partner_id.id]))
+                skipped.append((job, refused[record.commercial_partner_id.id], None))
                 continue
             try:
-                values = getattr(self, f"_values_{kind}")(connection, record)
+                values = getattr(self, f"_values_{kind}")(connection, record, batch)
             except _Skip as skip:
-                skipped.append((job, str(skip)))
+                skipped.append((job, str(skip), skip.waits_for))
                 continue
-            link = Link._of(connection, record)
+            link = batch.links.of(record)
             ledger_id = link.ledger_id or (values.pop("_ledger_id", None))
             items.append(PushItem(key=f"{record._name},{record.id}", kind=kind, values=values,
                                   ledger_id=ledger_id or None,
@@ -131,12 +233,27 @@ class BillingSyncPush(models.AbstractModel):
                 item.ledger_id, item.version = hit
 
     @api.model
-    def _mapping_problems(self, connection, kind, record):
+    def _job_records(self, jobs):
+        """{job: its record}, read in one query per model rather than one per job: empty
+        when the record was deleted, None when its model is gone (as ``job._record()``)."""
+        ids = {}
+        for job in jobs:
+            ids.setdefault(job.res_model, []).append(job.res_id)
+        found = {}
+        for model, res_ids in ids.items():
+            if model in self.env:
+                found[model] = {rec.id: rec for rec in self.env[model].browse(res_ids).exists()}
+        return {job: found[job.res_model].get(job.res_id) or self.env[job.res_model]
+                if job.res_model in found else None for job in jobs}
+
+    @api.model
+    def _mapping_problems(self, connection, kind, record, batch=None):
         """What ``connection``'s mappings lack for sending ``record`` as ``kind``."""
+        maps = batch.maps if batch else None
         if kind in ("invoice", "credit_note"):
-            return connection._invoice_mapping_problems(record)
+            return connection._invoice_mapping_problems(record, maps)
         if kind == "payment":
-            return connection._payment_mapping_problems(record)
+            return connection._payment_mapping_problems(record, maps)
         return []
 
     @api.model
@@ -145,15 +262,25 @@ class BillingSyncPush(models.AbstractModel):
         differs from Odoo's ("" when it is equal)."""
         if job.ledger_id and job.kind in ("void_invoice", "delete_payment"):
             return self.env["billing_sync.edit"]._done(connection, job, result)
-        record = job._record()
+        batch = self._sent_batch(job)
+        record, link = batch.answered(job) if batch else (job._record(), None)
         mismatch = ""
         if record:
             ledger_type = "invoice" if job.kind == "void_invoice" else job.kind
+            checked = {}
+            if result.totals is not None and job.kind in ("invoice", "credit_note"):
+                checked, mismatch = self._totals_verdict(connection, record, result)
             link = self.env["billing_sync.link"]._record(
                 connection, record, result.ledger_id, result.number, result.version,
-                result.url, ledger_type=ledger_type, parts=result.parts)
-            if result.totals is not None and job.kind in ("invoice", "credit_note"):
-                mismatch = self._check_totals(connection, record, link, result)
+                result.url, ledger_type=ledger_type, parts=result.parts, link=link,
+                values=checked)
+            if batch:
+                batch.keep(record, link)
+            if result.adjustment and checked:
+                record.sudo().message_post(body=self.env._(
+                    "Sent to %(ledger)s with a rounding line of %(amount)s %(currency)s, so "
+                    "that its total equals Odoo's.", ledger=connection.name,
+                    amount=f"{result.adjustment:.2f}", currency=record.currency_id.name))
             if job.kind == "payment":
                 self._note_unapplied(connection, record)
             # an incomplete result parks the job, and the parking tells the record
@@ -166,9 +293,19 @@ class BillingSyncPush(models.AbstractModel):
         return mismatch
 
     @api.model
-    def _check_totals(self, connection, move, link, result):
-        """Compare the ledger's total, tax and amount due with Odoo's and write the
-        verdict on the link. Returns the mismatch sentence ("" when equal)."""
+    def _sent_batch(self, job):
+        """The _Batch ``_items`` built for ``job``'s batch in this transaction, or None
+        (a result recorded without it: its record and link are read one by one)."""
+        key, batch = self.env.cr.cache.get(BATCH_CACHE) or (None, None)
+        if batch is None or not job.batch_key or key != job.batch_key or \
+                job.id not in batch.records:
+            return None
+        return batch
+
+    @api.model
+    def _totals_verdict(self, connection, move, result):
+        """Compare the ledger's total, tax and amount due with Odoo's: (the link's values
+        saying so, the mismatch sentence: "" when equal)."""
         odoo = {"total": move.amount_total, "tax": move.amount_tax,
                 # payments and credits travel as their own jobs: until they have, the
                 # amount due is comparable only for a document nothing was applied to
@@ -178,18 +315,12 @@ class BillingSyncPush(models.AbstractModel):
         diffs = differences(odoo, result.totals, LEDGER_DIGITS)
         mismatch = describe(diffs, connection.name, move.currency_id.name)
         totals = result.totals
-        link.write({"sync_state": "mismatch" if diffs else "synced",
-                    "mismatch": mismatch or False,
-                    "ledger_total": totals.get("total") or 0.0,
-                    "ledger_tax": totals.get("tax") or 0.0,
-                    "ledger_amount_due": totals.get("amount_due") or 0.0,
-                    "adjustment": result.adjustment or 0.0})
-        if result.adjustment:
-            move.sudo().message_post(body=self.env._(
-                "Sent to %(ledger)s with a rounding line of %(amount)s %(currency)s, so that "
-                "its total equals Odoo's.", ledger=connection.name,
-                amount=f"{result.adjustment:.2f}", currency=move.currency_id.name))
-        return mismatch
+        return {"sync_state": "mismatch" if diffs else "synced",
+                "mismatch": mismatch or False,
+                "ledger_total": totals.get("total") or 0.0,
+                "ledger_tax": totals.get("tax") or 0.0,
+                "ledger_amount_due": totals.get("amount_due") or 0.0,
+                "adjustment": result.adjustment or 0.0}, mismatch
 
     # ------------------------------------------------------------------ contacts
     @api.model
@@ -201,14 +332,24 @@ class BillingSyncPush(models.AbstractModel):
         {partner id: why} for the partners the ledger refused."""
         Link = self.env["billing_sync.link"]
         refused = {}
-        missing = partners.filtered(lambda p: not Link._of(connection, p))
+        linked = Link._index(connection, [partners])
+        missing = partners.filtered(lambda p: not linked.of(p))
+        if not missing:
+            return refused
+        # One worker at a time matches and creates a ledger's contacts, until its batch is
+        # kept: two workers whose invoices share a client would otherwise both link it (or
+        # link two clients to one contact). The one that waited sees the other's links
+        # (the worker's transactions are READ COMMITTED: billing_sync.job._read_committed).
+        self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                            [CONTACT_LOCKS, connection.id])
+        linked = Link._index(connection, [partners])
+        missing = partners.filtered(lambda p: not linked.of(p))
         if not missing:
             return refused
         # A backfill brings many new customers: match those of the invoices queued
         # behind this batch as well, so matching costs a request per hundreds of
         # customers rather than one per batch.
-        lookahead = getattr(adapter, "FIND_LIMIT", LOOKAHEAD)
-        missing |= self._queued_customers(connection, lookahead - len(missing)) - missing
+        missing |= self._queued_customers(connection, adapter.FIND_LIMIT - len(missing)) - missing
         missing = missing.sorted("id")  # the oldest partner keeps the plain name
         token = connection._access_token()
         candidates = [{"key": f"res.partner,{p.id}", "tax_id": p.vat or None,
@@ -216,19 +357,24 @@ class BillingSyncPush(models.AbstractModel):
                        "name": p.name} for p in missing]
         found = _paced(pacer, adapter, adapter.find_contacts, token, connection.org_id,
                        candidates)
-        holders = getattr(found, "name_holders", None) or {}
+        holders = found.name_holders
         # a ledger contact already linked to another partner (same email, say)
         # is that partner's: this one gets its own
         taken = set(Link.search([("connection_id", "=", connection.id),
                                  ("ledger_type", "=", "contact"),
                                  ("ledger_id", "in", list(found.values()))]).mapped("ledger_id"))
-        for partner in missing:
+        # read again after the lookup: another worker may have linked some meanwhile
+        linked = Link._index(connection, [missing])
+        to_create = self.env["res.partner"]
+        for partner in missing.filtered(lambda p: not linked.of(p)):
             ledger_id = found.get(f"res.partner,{partner.id}")
             if ledger_id and ledger_id not in taken:
                 taken.add(ledger_id)
                 Link._record(connection, partner, ledger_id,
-                             url=adapter.web_url("contact", ledger_id, connection.org_id))
-        to_create = missing.filtered(lambda p: not Link._of(connection, p))
+                             url=adapter.web_url("contact", ledger_id, connection.org_id),
+                             link=linked.of(partner))
+            else:
+                to_create |= partner
         # The name of each new contact is decided before it is sent: the partner's own,
         # unless a ledger contact that is not this partner's (the lookup saw it) or a
         # partner created just before in this run has it.
@@ -258,10 +404,11 @@ class BillingSyncPush(models.AbstractModel):
         uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
         size = adapter.batch_size("contact")
         retry = self.env["res.partner"]
+        batch = _Batch(connection, [partners])
         for start in range(0, len(partners), size):
             chunk = partners[start:start + size]
             items = [PushItem(key=f"res.partner,{p.id}", kind="contact",
-                              values=self._values_contact(connection, p, name=names[p.id]))
+                              values=self._values_contact(connection, p, batch, name=names[p.id]))
                      for p in chunk]
             # keyed by the partners AND what is sent: a retry of the same values (after a
             # crash) replays the ledger's answer and creates nothing new, while a fixed
@@ -270,12 +417,13 @@ class BillingSyncPush(models.AbstractModel):
                             [f"{item.key}:{_digest(item.values)}" for item in items])
             results = _paced(pacer, adapter, adapter.push, token, connection.org_id,
                              "contact", items, key)
+            linked = Link._index(connection, [chunk])  # as the ledger's answer came back
             for partner, result in zip(chunk, results, strict=True):
                 name = names[partner.id]
                 if result.ok:
                     link = Link._record(connection, partner, result.ledger_id,
                                         number=result.number, version=result.version,
-                                        url=result.url)
+                                        url=result.url, link=linked.of(partner))
                     if name != partner.name:
                         link.ledger_name = name
                         partner.sudo().message_post(body=self.env._(
@@ -329,18 +477,22 @@ class BillingSyncPush(models.AbstractModel):
         return self.env["res.partner"].browse([row[0] for row in self.env.cr.fetchall()])
 
     # ------------------------------------------------------------------ values
+    # Each _values_<kind>(connection, record, batch=None) is what the ledger is sent for
+    # ``record`` as ``kind``; ``batch``: the _Batch being built (without one, a batch of
+    # this record alone).
     @api.model
-    def _values_contact(self, connection, partner, name=None):
+    def _values_contact(self, connection, partner, batch=None, name=None):
         """The contact's values; ``name``: the name to create it under (default: the
         partner's, or its distinct name when it was created under one)."""
         partner = partner.commercial_partner_id
+        batch = batch or _Batch(connection, [partner])
         if name is None:
-            link = self.env["billing_sync.link"]._of(connection, partner)
+            link = _links(batch, [partner]).of(partner)
             # its plain name belongs to another ledger contact: an update keeps a
             # distinct one (following a rename in Odoo)
             name = (self._distinct_contact_name(connection, partner) if link.ledger_name
                     else partner.name)
-        term = connection._map_payment_term(partner.property_payment_term_id)
+        term = connection._map_payment_term(partner.property_payment_term_id, batch.maps)
         return {
             "name": name,
             "email": partner.billing_sync_invoice_email or partner.email or None,
@@ -358,7 +510,7 @@ class BillingSyncPush(models.AbstractModel):
         }
 
     @api.model
-    def _values_invoice(self, connection, move):
+    def _values_invoice(self, connection, move, batch=None):
         """An invoice or credit note in neutral values, with Odoo's own amounts per line.
 
         Every line carries its net amount and its tax exactly as Odoo's accounting holds
@@ -366,7 +518,9 @@ class BillingSyncPush(models.AbstractModel):
         global rounding, included or excluded prices), so the adapters can send the tax
         explicitly and the ledger's totals equal Odoo's. Mappings were checked by
         ``_items`` before (``_mapping_problems``)."""
-        partner_link = self.env["billing_sync.link"]._of(connection, move.commercial_partner_id)
+        batch = batch or _Batch(connection, [move])
+        maps = batch.maps
+        partner_link = _links(batch, [move]).of(move.commercial_partner_id)
         if not partner_link:
             raise _Skip(self.env._("The customer is not in the ledger yet."))
         currency = move.currency_id
@@ -388,11 +542,10 @@ class BillingSyncPush(models.AbstractModel):
             if line.display_type == "rounding":
                 lines.append(self._rounding_line_values(connection, line, net))
                 continue
-            item, account = connection._map_product(line.product_id)
-            ledger_tax = connection._line_tax(line)
-            analytic = self.env["account.analytic.account"].browse(
-                [int(k) for key in (line.analytic_distribution or {}) for k in key.split(",")])
-            tracking = connection._map_tracking(analytic, move.team_id)
+            item, account = connection._map_product(line.product_id, maps)
+            ledger_tax = connection._line_tax(line, maps)
+            tracking = connection._map_tracking(connection._analytic_accounts(line),
+                                                move.team_id, maps)
             lines.append({
                 "description": line.name or line.product_id.display_name,
                 "quantity": line.quantity,
@@ -408,8 +561,8 @@ class BillingSyncPush(models.AbstractModel):
                 "account_code": account.code or None,
                 "tax_ref": ledger_tax.ledger_id or None,
                 "tax_code": ledger_tax.code or None,
-                "tracking": [{"ledger_id": t.ledger_id, "category": t.name.split(" / ")[0],
-                              "option": t.name.split(" / ", 1)[-1]} for t in tracking],
+                "tracking": [{"ledger_id": t.ledger_id, "category": t.category or None,
+                              "option": t.option or None} for t in tracking],
                 "line_total": net,
             })
         values = {
@@ -419,9 +572,10 @@ class BillingSyncPush(models.AbstractModel):
             "currency": currency.name,
             "contact_ref": partner_link.ledger_id,
             "reference": move.invoice_origin or move.ref or None,
-            "status": "AUTHORISED",
-            "term_ref": connection._map_payment_term(move.invoice_payment_term_id).ledger_id
-            or None,
+            # posted in Odoo: approved, a document the client owes (not a draft)
+            "approved": True,
+            "term_ref": connection._map_payment_term(
+                move.invoice_payment_term_id, maps).ledger_id or None,
             "lines": lines,
             "amount_untaxed": currency.round(move.amount_untaxed),
             "amount_tax": currency.round(move.amount_tax),
@@ -430,7 +584,7 @@ class BillingSyncPush(models.AbstractModel):
             "rounding_account_code": connection.rounding_account_id.code or None,
         }
         self._check_ledger_precision(connection, move, values)
-        values.update(self._currency_values(connection, move))
+        values.update(self._currency_values(connection, move, batch))
         return values
 
     @api.model
@@ -442,6 +596,22 @@ class BillingSyncPush(models.AbstractModel):
         hand) put elsewhere are spread over the lines of that tax."""
         currency = move.currency_id
         sign = move.direction_sign
+        posted = {}
+        for tax_line in move.line_ids.filtered("tax_line_id"):
+            posted[tax_line.tax_line_id.id] = posted.get(tax_line.tax_line_id.id, 0.0) + (
+                tax_line.amount_currency * sign)
+        carriers = {}  # tax id -> the invoice lines it is on (a group: its taxes)
+        for line in move.line_ids.filtered(lambda ln: ln.display_type == "product"):
+            for tax in line.tax_ids.flatten_taxes_hierarchy():
+                carriers.setdefault(tax.id, []).append(line.id)
+        if posted.keys() <= carriers.keys() and all(len(ids) == 1 for ids in carriers.values()):
+            # each tax on one line only: all Odoo posted for it is that line's (what the
+            # spreading below would give), without running Odoo's tax computation again
+            out = {}
+            for tax_id, (line_id,) in carriers.items():
+                out[line_id] = out.get(line_id, 0.0) + round(posted.get(tax_id, 0.0),
+                                                              currency.decimal_places)
+            return out
         base_lines, _tax_lines = move._get_rounded_base_and_tax_lines()
         shares = {}  # tax id -> {line id: amount}
         for base_line in base_lines:
@@ -451,10 +621,6 @@ class BillingSyncPush(models.AbstractModel):
             for data in base_line["tax_details"]["taxes_data"]:
                 per_line = shares.setdefault(data["tax"].id, {})
                 per_line[line.id] = per_line.get(line.id, 0.0) + data["tax_amount_currency"]
-        posted = {}
-        for tax_line in move.line_ids.filtered("tax_line_id"):
-            posted[tax_line.tax_line_id.id] = posted.get(tax_line.tax_line_id.id, 0.0) + (
-                tax_line.amount_currency * sign)
         out = {}
         for tax_id in shares.keys() | posted.keys():
             if tax_id not in shares:
@@ -499,14 +665,16 @@ class BillingSyncPush(models.AbstractModel):
                 currency=move.currency_id.name, places=move.currency_id.decimal_places))
 
     @api.model
-    def _values_credit_note(self, connection, move):
-        values = self._values_invoice(connection, move)
+    def _values_credit_note(self, connection, move, batch=None):
+        batch = batch or _Batch(connection, [move])
+        values = self._values_invoice(connection, move, batch)
         allocations = []
         origin = move.reversed_entry_id
         if origin:
-            origin_link = self.env["billing_sync.link"]._of(connection, origin)
+            origin_link = _links(batch, [move]).of(origin)
             if not origin_link:
-                raise _Skip(self.env._("Its invoice %s is not in the ledger yet.", origin.name))
+                raise _Skip(self.env._("Its invoice %s is not in the ledger yet.", origin.name),
+                            waits_for=origin)
             amount = self._credit_applied(move, origin)
             if amount > 0:
                 # what Odoo applied; the adapter never allocates more than the ledger's
@@ -530,34 +698,35 @@ class BillingSyncPush(models.AbstractModel):
         return currency.round(min(credit_note.amount_total, invoice.amount_residual))
 
     @api.model
-    def _values_payment(self, connection, payment):
+    def _values_payment(self, connection, payment, batch=None):
         """One Odoo payment and the invoices it pays, as the ledger's allocations.
 
         The amount of each allocation is what Odoo reconciled with that invoice, in the
         invoice's currency (a USD payment of a EUR invoice applies EUR), with the rate
         that converts it to the company's currency; what no invoice took stays in Odoo
         as the customer's outstanding credit and is not sent."""
-        Link = self.env["billing_sync.link"]
+        batch = batch or _Batch(connection, [payment])
+        links = _links(batch, [payment])
         applied = self._payment_applications(payment)
         if not applied:
             raise _Skip(self.env._("The payment is not matched with an invoice."))
-        bank = connection._map_journal(payment.journal_id)
+        bank = connection._map_journal(payment.journal_id, batch.maps)
         if not bank:
             raise _Skip(self.env._("The journal %s is not mapped to a ledger bank account.",
                                    payment.journal_id.display_name))
         allocations = []
         for invoice, amount, rate in applied:
-            link = Link._of(connection, invoice)
+            link = links.of(invoice)
             if not link:
                 raise _Skip(self.env._("Its invoice %s is not in the ledger yet.",
-                                       invoice.name))
-            self._check_currency(connection, invoice.currency_id, invoice.company_id)
+                                       invoice.name), waits_for=invoice)
+            self._check_currency(connection, invoice.currency_id, invoice.company_id, batch)
             allocations.append({"invoice_ref": link.ledger_id, "invoice_number": invoice.name,
                                 "amount": amount, "currency": invoice.currency_id.name,
                                 "currency_rate": rate})
-        customer = Link._of(connection, applied[0][0].commercial_partner_id)
+        customer = links.of(applied[0][0].commercial_partner_id)
         first = allocations[0]
-        own = Link._of(connection, payment)
+        own = links.of(payment)
         return {
             "allocations": allocations,
             # the invoices the ledger has this payment's part for already (Xero); a link
@@ -627,13 +796,13 @@ class BillingSyncPush(models.AbstractModel):
 
     # ------------------------------------------------------------------ currencies
     @api.model
-    def _currency_values(self, connection, move):
+    def _currency_values(self, connection, move, batch=None):
         """The currency of an invoice or credit note and Odoo's rate for it (company
         currency per document unit, None in the company's currency), so that both sides
         book the same company-currency amount. _Skip when the ledger lacks the currency."""
         currency = move.currency_id
         company_currency = move.company_id.currency_id
-        self._check_currency(connection, currency, move.company_id)
+        self._check_currency(connection, currency, move.company_id, batch)
         if currency == company_currency:
             return {"currency": currency.name, "currency_rate": None}
         if move.amount_total and move.amount_total_signed:
@@ -646,11 +815,11 @@ class BillingSyncPush(models.AbstractModel):
         return {"currency": currency.name, "currency_rate": round(rate, RATE_DIGITS)}
 
     @api.model
-    def _check_currency(self, connection, currency, company):
+    def _check_currency(self, connection, currency, company, batch=None):
         """_Skip unless the ledger has ``currency`` enabled (as last imported; before any
         import the ledger itself decides)."""
-        enabled = connection.reference_ids.filtered(lambda r: r.kind == "currency")
-        if enabled and currency.name not in enabled.mapped("ledger_id"):
+        enabled = batch.currencies() if batch else _enabled_currencies(connection)
+        if enabled and currency.name not in enabled:
             raise _Skip(self.env._(
                 "%(currency)s is not enabled in %(org)s; enable it there or invoice in "
                 "%(base)s (then import the reference data again).", currency=currency.name,
@@ -658,11 +827,27 @@ class BillingSyncPush(models.AbstractModel):
                 base=company.currency_id.name))
 
     @api.model
-    def _values_void_invoice(self, connection, move):
-        link = self.env["billing_sync.link"]._of(connection, move)
+    def _values_void_invoice(self, connection, move, batch=None):
+        link = _links(batch, [move]).of(move) if batch else self.env["billing_sync.link"]._of(
+            connection, move)
         if not link:
             raise _Skip(self.env._("The invoice never reached the ledger: nothing to void."))
         return {"_ledger_id": link.ledger_id}
+
+
+def _by_model(records):
+    """``records`` (single records) as one recordset per model, in their order."""
+    out = {}
+    for record in records:
+        out[record._name] = out.get(record._name, record.browse()) | record
+    return list(out.values())
+
+
+def _links(batch, records):
+    """The batch's LinkIndex, read for ``records`` when the batch has none yet."""
+    if batch.links is None:
+        batch.load_links(records)
+    return batch.links
 
 
 def _digest(values):
@@ -677,10 +862,15 @@ def _paced(pacer, adapter, call, *args):
         return call(*args)
     with pacer:
         result = call(*args)
-    headroom = getattr(adapter, "last_headroom", None) or {}
+    headroom = adapter.last_headroom or {}
     pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
     return result
 
 
 class _Skip(Exception):  # noqa: N818 -- an outcome, not an error
-    """This record cannot go as it is; the message says why."""
+    """This record cannot go as it is; the message says why. ``waits_for``: the record
+    whose link it needs (its invoice): the job then waits for that link, not for a fix."""
+
+    def __init__(self, message, waits_for=None):
+        super().__init__(message)
+        self.waits_for = waits_for

@@ -221,7 +221,7 @@ def _code(adapter, provider):
     answer = requests.get(url, allow_redirects=False, timeout=5)
     assert answer.status_code == 302, answer.text
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(answer.headers["Location"]).query)
-    return query["code"][0], (query.get("realmId") or [None])[0]
+    return query["code"][0], adapter.callback_params({k: v[0] for k, v in query.items()})
 
 
 def _wrong_secret(adapter):
@@ -244,25 +244,25 @@ def test_token_answers_told_apart_on_exchange(token_case):
     for fault, expected in (("bad_json", LedgerAnswerInvalid),
                             ("no_access_token", LedgerAnswerInvalid),
                             ("reset", LedgerUnavailable)):
-        code, realm = _code(adapter, provider)
+        code, callback = _code(adapter, provider)
         push.app.faults.next(fault, 1, path=path)
         with pytest.raises(expected) as caught:
-            adapter.exchange_code(code, REDIRECT, realm_id=realm)
+            adapter.exchange_code(code, REDIRECT, callback=callback)
         messages[fault] = str(caught.value)
     assert "not JSON" in messages["bad_json"]
     assert "without an access token" in messages["no_access_token"]
     assert "could not be reached" in messages["reset"]
     assert all("Connect again" in messages[k] for k in ("bad_json", "no_access_token"))
-    code, realm = _code(adapter, provider)
+    code, callback = _code(adapter, provider)
     with pytest.raises(ClientCredentialsRejected) as caught:
-        _wrong_secret(adapter).exchange_code(code, REDIRECT, realm_id=realm)
+        _wrong_secret(adapter).exchange_code(code, REDIRECT, callback=callback)
     assert "client id or client secret is wrong" in str(caught.value)
     assert "developer portal" in str(caught.value)
     assert "not-the-secret" not in str(caught.value)
-    code, realm = _code(adapter, provider)
-    assert adapter.exchange_code(code, REDIRECT, realm_id=realm).access_token
+    code, callback = _code(adapter, provider)
+    assert adapter.exchange_code(code, REDIRECT, callback=callback).access_token
     with pytest.raises(AuthorizationRevoked) as caught:
-        adapter.exchange_code(code, REDIRECT, realm_id=realm)  # already used
+        adapter.exchange_code(code, REDIRECT, callback=callback)  # already used
     assert not isinstance(caught.value, ClientCredentialsRejected)
     assert "expired or was already used" in str(caught.value)
     assert "Click Connect again" in str(caught.value)
@@ -273,8 +273,8 @@ def test_token_answers_told_apart_on_refresh(token_case):
     adapter = push.adapter
 
     def connected():
-        code, realm = _code(adapter, provider)
-        return adapter.exchange_code(code, REDIRECT, realm_id=realm)
+        code, callback = _code(adapter, provider)
+        return adapter.exchange_code(code, REDIRECT, callback=callback)
 
     for fault, expected, words in (("bad_json", LedgerAnswerInvalid, "not JSON"),
                                    ("no_access_token", LedgerAnswerInvalid,
@@ -385,8 +385,8 @@ def test_token_endpoint_redirects_are_never_followed(token_case, elsewhere):
     token and the client secret to wherever it points, unchecked."""
     provider, push, path = token_case
     adapter = push.adapter
-    code, realm = _code(adapter, provider)
-    tokens = adapter.exchange_code(code, REDIRECT, realm_id=realm)
+    code, callback = _code(adapter, provider)
+    tokens = adapter.exchange_code(code, REDIRECT, callback=callback)
     for status in (307, 308):
         push.app.faults.next("redirect", 1, path=path, status=status,
                              location=elsewhere.url + "/token")
@@ -403,10 +403,10 @@ def test_token_endpoint_redirects_are_never_followed(token_case, elsewhere):
         adapter.refresh(tokens.refresh_token)
     assert push.app.counters.snapshot()["by_endpoint"][TOKEN_LABEL[provider]] == {"307": 1}
     # a code exchange is not followed either
-    code, realm = _code(adapter, provider)
+    code, callback = _code(adapter, provider)
     push.app.faults.next("redirect", 1, path=path, location=elsewhere.url + "/token")
     with pytest.raises(ConfigurationError):
-        adapter.exchange_code(code, REDIRECT, realm_id=realm)
+        adapter.exchange_code(code, REDIRECT, callback=callback)
     # nothing was spent: the refresh token still works (QuickBooks rotates on first use)
     fresh = adapter.refresh(tokens.refresh_token)
     # a revocation redirected is refused, and the grant lives until one that is not

@@ -50,7 +50,7 @@ def _line(push, price, quantity=1.0, discount=0.0, tax="20.0% S", tracking=(), i
 def _document(customer_id, number, lines, **extra):
     untaxed = round(sum(ln["line_total"] for ln in lines), 2)
     return {"number": number, "date": "2026-03-02", "due_date": "2026-04-01", "currency": "GBP",
-            "contact_ref": customer_id, "reference": "Proposal S00042", "status": "AUTHORISED",
+            "contact_ref": customer_id, "reference": "Proposal S00042", "approved": True,
             "term_ref": None, "lines": lines, "amount_untaxed": untaxed,
             "amount_tax": round(untaxed * 0.2, 2), "amount_total": round(untaxed * 1.2, 2),
             **extra}

@@ -46,7 +46,7 @@ def _document(contact_id, number, lines, rate=0.15, **extra):
     untaxed = round(sum(ln["line_total"] for ln in lines), 2)
     tax = round(sum(round(ln["line_total"] * rate, 2) for ln in lines), 2)
     return {"number": number, "date": "2026-03-02", "due_date": "2026-04-01", "currency": "NZD",
-            "contact_ref": contact_id, "reference": "Proposal S00042", "status": "AUTHORISED",
+            "contact_ref": contact_id, "reference": "Proposal S00042", "approved": True,
             "term_ref": None, "lines": lines, "amount_untaxed": untaxed, "amount_tax": tax,
             "amount_total": round(untaxed + tax, 2), **extra}
 
@@ -481,13 +481,14 @@ def test_adapter_contract_constants():
     assert {XeroAdapter.batch_size(k) for k in ("contact", "invoice", "credit_note",
                                                  "payment", "void_invoice")} == {50}
     assert XeroAdapter.LIMITS == {"per_minute": 60, "per_day": 5000, "concurrent": 5,
-                                  "batch_per_minute": None}
-    assert adapter.web_url("invoice", "i") == \
+                                  "batch_per_minute": None, "per_second": None}
+    assert adapter.web_url("invoice", "i", "org") == \
         "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=i"
-    assert adapter.web_url("contact", "c") == "https://go.xero.com/Contacts/View/c"
-    assert adapter.web_url("credit_note", "n") == \
+    assert adapter.web_url("contact", "c", "org") == "https://go.xero.com/Contacts/View/c"
+    assert adapter.web_url("credit_note", "n", "org") == \
         "https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID=n"
-    assert adapter.web_url("payment", "p") is None
+    assert adapter.web_url("payment", "p", "org") is None
+    assert adapter.web_url("contact", None, "org") is None
     with pytest.raises(ValueError):
         adapter.push("t", "o", "contact", [PushItem(str(n), "contact", {}) for n in range(51)],
                      "k")

@@ -1,6 +1,7 @@
 """The one interface every ledger adapter implements, and the plain values it trades in."""
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -8,6 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .. import endpoints
+from ..contacts import ContactMatches  # noqa: F401 -- find_contacts' answer, importable here
 from . import tokens
 from .errors import ConfigurationError, LedgerUnavailable
 from .tokens import TokenSet  # noqa: F401 -- the adapters' return value, importable from here
@@ -51,6 +53,11 @@ class ReferenceRecord:
     parent_ledger_id: str = ""
     rate: float | None = None
     active: bool = True
+    # a tracking option: its category as the ledger names it (Xero: the tracking
+    # category's name; QuickBooks: "Class" or "Department") and its own name; what a
+    # document line sends, never parsed back out of ``name``
+    category: str = ""
+    option: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -98,8 +105,33 @@ class PushResult:
     note: str | None = None
 
 
+# The kinds of object the engine pushes (PushItem.kind): each adapter declares every one of
+# them in its KINDS table, and nothing else.
 PUSH_KINDS = ("contact", "invoice", "credit_note", "payment", "void_invoice",
               "delete_payment")
+
+# What an adapter's LIMITS says, per organisation (None: the ledger sets no such limit):
+# per_minute and per_day requests, batch_per_minute batch requests, per_second requests,
+# concurrent requests at once. The engine's pacer reads them.
+LIMIT_KEYS = ("per_minute", "batch_per_minute", "per_day", "per_second", "concurrent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kind:
+    """How an adapter pushes one kind of object: one row of its KINDS table, the one
+    declaration a new kind needs in each adapter (the adapter subclasses it with what its
+    ledger needs besides: endpoint, entity, answer).
+
+    ``batch_size``: objects one push of this kind may carry (the provider's ceiling);
+    ``what``: what a message calls sending them ("Sending invoices to Xero");
+    ``web_url``: the object's page in the ledger's web app, "{id}" (and "{org}") filled in,
+    None when it has no page of its own; ``build``: the provider payload of one PushItem
+    (its arguments are the adapter's own: see its KINDS)."""
+
+    batch_size: int
+    what: str
+    web_url: str | None = None
+    build: Callable | None = None
 
 
 # The kinds of reference data, shared by both providers.
@@ -195,6 +227,10 @@ class LedgerAdapter(abc.ABC):
     ``oauth_url`` is the provider's OpenID discovery document; ``api_url`` the API
     base. Both default to production in the connection model; the sandbox
     replaces them with its loopback address.
+
+    Everything the engine and the models use is declared here: the abstract methods, and
+    the class attributes every adapter sets (checked when the class is made, see
+    ``__init_subclass__``). Nothing outside an adapter knows which ledger it is.
     """
 
     provider = None
@@ -209,9 +245,37 @@ class LedgerAdapter(abc.ABC):
                        "currency": "currency"}
     INACTIVE_WORD = "archived"
 
+    # -- declared by every adapter ----------------------------------------------
+    # {kind: Kind} for every kind of PUSH_KINDS: batch size, message words, web page and
+    # payload builder of each (plus the adapter's own endpoint and answer reading)
+    KINDS: dict = {}
+    # the provider's documented rate limits per organisation: every key of LIMIT_KEYS
+    LIMITS: dict = {}
+    # candidates find_contacts matches in one call: the engine matches the customers of
+    # the invoices queued behind a batch too, up to this many
+    FIND_LIMIT: int = 0
+    # {"minute_remaining": int or None, "day_remaining": int or None}: what the last
+    # answer of this adapter said is left of the rate limits (None before any call; both
+    # None when the ledger says nothing); the engine's pacer believes it
+    last_headroom: dict | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.provider is None:
+            return  # an intermediate class, not an adapter
+        missing = set(PUSH_KINDS) ^ set(cls.KINDS)
+        if missing or not all(isinstance(spec, Kind) for spec in cls.KINDS.values()):
+            raise TypeError(f"{cls.__name__}.KINDS must declare exactly {PUSH_KINDS} as Kind "
+                            f"rows (differs on {sorted(missing)})")
+        if set(cls.LIMITS) != set(LIMIT_KEYS):
+            raise TypeError(f"{cls.__name__}.LIMITS must have the keys {LIMIT_KEYS}")
+        if not isinstance(cls.FIND_LIMIT, int) or cls.FIND_LIMIT < 1:
+            raise TypeError(f"{cls.__name__}.FIND_LIMIT must be a positive number")
+
     @classmethod
-    def describe_reference(cls, kind, ledger_id, name):
-        """(noun, name) of a reference as the ledger's own screens call it."""
+    def describe_reference(cls, kind, name, category=None, option=None):
+        """(noun, name) of a reference as the ledger's own screens call it; ``category``
+        and ``option``: a tracking option's (see ReferenceRecord)."""
         return cls.REFERENCE_NOUNS.get(kind, kind), name
 
     def __init__(self, client_id, client_secret, oauth_url, api_url, timeout=DEFAULT_TIMEOUT,
@@ -247,18 +311,68 @@ class LedgerAdapter(abc.ABC):
 
     # -- Push ------------------------------------------------------------------
     @classmethod
-    @abc.abstractmethod
+    def kind_spec(cls, kind):
+        """The KINDS row of ``kind``; ValueError for a kind this adapter does not push."""
+        try:
+            return cls.KINDS[kind]
+        except KeyError:
+            raise ValueError(f"unknown push kind {kind!r}") from None
+
+    @classmethod
     def batch_size(cls, kind):
         """Objects of ``kind`` one push may carry (the provider's batch ceiling)."""
+        return cls.kind_spec(kind).batch_size
+
+    def web_url(self, kind, ledger_id, org_id):
+        """The page of ledger object ``ledger_id`` (a ``kind``) of organisation ``org_id``
+        in the ledger's web app; None when it has none (or there is no id)."""
+        template = self.kind_spec(kind).web_url
+        if not template or not ledger_id:
+            return None
+        return template.format(id=ledger_id, org=org_id or "")
+
+    @abc.abstractmethod
+    def push(self, access_token, org_id, kind, items, idempotency_key):
+        """Create or update ``items`` (PushItem, all of ``kind``, at most batch_size(kind))
+        under ``idempotency_key`` (the same key sent again replays the ledger's first
+        answer). One PushResult per item, in order; raises a LedgerError for a failure of
+        the whole call (RateLimited, LedgerUnavailable, LedgerAnswerInvalid,
+        AccessTokenExpired, AuthorizationRevoked)."""
+
+    @abc.abstractmethod
+    def find_documents(self, access_token, org_id, kind, numbers):
+        """{number: (ledger id, version)} of the invoices or credit notes (``kind``)
+        already in the ledger under these numbers (voided ones excluded)."""
+
+    # -- Contacts -------------------------------------------------------------
+    @abc.abstractmethod
+    def find_contacts(self, access_token, org_id, candidates):
+        """ContactMatches of ``candidates`` ({"key", "tax_id", "email", "name"}, at most
+        FIND_LIMIT): {key: ledger contact id} of those already in the ledger, and
+        ``name_holders``, the ledger contacts bearing each candidate's name (see
+        services/contacts.py, which decides for both ledgers)."""
+
+    @abc.abstractmethod
+    def is_duplicate_name(self, error):
+        """True when ``error`` (a refused contact) says another ledger contact already
+        has its name: the caller then creates it under a distinct name."""
 
     # -- OAuth2 -------------------------------------------------------------
     @abc.abstractmethod
     def authorization_url(self, redirect_uri, state):
         """The consent page URL to send the administrator to."""
 
+    @classmethod
+    def callback_params(cls, query):
+        """What this ledger needs again, of the query its consent page sent back to the
+        callback (``query``: the callback's parameters), for exchange_code and
+        organisations. Opaque to the caller, which only hands it back."""
+        return {}
+
     @abc.abstractmethod
-    def exchange_code(self, code, redirect_uri, realm_id=None):
-        """TokenSet for an authorization code; AuthorizationRevoked if it is refused."""
+    def exchange_code(self, code, redirect_uri, callback=None):
+        """TokenSet for an authorization code; AuthorizationRevoked if it is refused.
+        ``callback``: callback_params of the callback that brought the code."""
 
     @abc.abstractmethod
     def refresh(self, refresh_token):
@@ -270,8 +384,9 @@ class LedgerAdapter(abc.ABC):
 
     # -- Organisation -------------------------------------------------------
     @abc.abstractmethod
-    def organisations(self, access_token, realm_id=None):
-        """The organisations the token reaches, as a list of Organisation."""
+    def organisations(self, access_token, callback=None):
+        """The organisations the token reaches, as a list of Organisation; ``callback``:
+        callback_params of the callback that authorised it."""
 
     @abc.abstractmethod
     def test_connection(self, access_token, org_id):
@@ -282,19 +397,12 @@ class LedgerAdapter(abc.ABC):
     def reference_data(self, access_token, org_id):
         """Every ReferenceRecord the mappings pick from."""
 
-    # -- Contacts -------------------------------------------------------------
-    def is_duplicate_name(self, error):
-        """True when ``error`` (a refused contact) says another ledger contact already
-        has its name: the caller then creates it under a distinct name."""
-        return False
-
-    # -- Push ------------------------------------------------------------------
-    @abc.abstractmethod
-    def find_documents(self, access_token, org_id, kind, numbers):
-        """{number: (ledger id, version)} of the invoices or credit notes (``kind``)
-        already in the ledger under these numbers (voided ones excluded)."""
-
     # -- helpers --------------------------------------------------------------
+    def _keep_headroom(self, minute_remaining=None, day_remaining=None):
+        """Keep what the last answer said is left of the rate limits (``last_headroom``)."""
+        self.last_headroom = {"minute_remaining": minute_remaining,
+                              "day_remaining": day_remaining}
+
     def _consent_url(self, params):
         """The discovery document's authorization endpoint with ``params`` (client_id,
         response_type, scope, redirect_uri, state) as its query."""

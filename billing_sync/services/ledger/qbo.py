@@ -12,6 +12,7 @@ builds every URL from ``api_url_v3``: the only thing set differently for the san
 """
 
 import json
+from dataclasses import dataclass
 
 import requests
 from quickbooks import QuickBooks
@@ -32,6 +33,7 @@ from . import qbo_payloads as payloads
 from . import tokens
 from .base import (
     ConnectionReport,
+    Kind,
     LedgerAdapter,
     Organisation,
     PushResult,
@@ -56,9 +58,6 @@ PAGE = 1000  # QBO's MAXRESULTS ceiling
 BATCH_MAX = 30  # BatchItemRequest per /batch call (Intuit's ceiling)
 IN_LIST_MAX = 50  # values per IN (...) of one query statement
 WEB_APP = "https://app.qbo.intuit.com/app/"
-WEB_PATHS = {"contact": "customerdetail?nameId=", "invoice": "invoice?txnId=",
-             "void_invoice": "invoice?txnId=", "credit_note": "creditmemo?txnId=",
-             "payment": "recvpayment?txnId="}
 BALANCES_BID = "_invoice_balances"
 
 
@@ -66,6 +65,57 @@ SIGN_IN = "Intuit"
 # the one scope asked for (intuitlib's Scopes.ACCOUNTING): no OpenID, no payments
 SCOPE = "com.intuit.quickbooks.accounting"
 UNKNOWN_OUTCOME = unknown_outcome("QuickBooks", "requestid")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QboKind(Kind):
+    """One kind QuickBooks is sent (see base.Kind): ``build(item, version, known)`` is the
+    entity body of one PushItem at SyncToken ``version`` (``known``: {"customers",
+    "balances"} of the invoices payments apply to, read by push); ``entity`` the entity a
+    BatchItemRequest carries; ``operation`` a fixed batch operation (else create, or update
+    for a linked object); ``number``: the answer's DocNumber is the object's number;
+    ``due``: the answered document's amount due properties, the first present wins (set
+    for documents: their totals are read back)."""
+
+    entity: str
+    operation: str | None = None
+    number: bool = False
+    due: tuple = ()
+
+
+def _sales_form(item, version, known):
+    return payloads.sales_form(item.values or {}, item.ledger_id, version)
+
+
+_INVOICE_PAGE = WEB_APP + "invoice?txnId={id}"
+KINDS = {
+    "contact": QboKind(
+        batch_size=BATCH_MAX, what="Sending contacts to QuickBooks",
+        web_url=WEB_APP + "customerdetail?nameId={id}", entity="Customer",
+        build=lambda item, version, known: payloads.customer(item.values or {},
+                                                             item.ledger_id, version)),
+    "invoice": QboKind(
+        batch_size=BATCH_MAX, what="Sending invoices to QuickBooks", web_url=_INVOICE_PAGE,
+        entity="Invoice", build=_sales_form, number=True, due=("Balance",)),
+    # 29, so that the query of their invoices' open balances rides in the same /batch
+    "credit_note": QboKind(
+        batch_size=BATCH_MAX - 1, what="Sending credit notes to QuickBooks",
+        web_url=WEB_APP + "creditmemo?txnId={id}", entity="CreditMemo", build=_sales_form,
+        number=True, due=("RemainingCredit", "Balance")),
+    "payment": QboKind(
+        batch_size=BATCH_MAX, what="Sending payments to QuickBooks",
+        web_url=WEB_APP + "recvpayment?txnId={id}", entity="Payment",
+        build=lambda item, version, known: _payment(item, version, known["customers"],
+                                                    known["balances"])[0]),
+    "void_invoice": QboKind(
+        batch_size=BATCH_MAX, what="Voiding invoices in QuickBooks", web_url=_INVOICE_PAGE,
+        entity="Invoice", operation="void", number=True,
+        build=lambda item, version, known: payloads.void(item.ledger_id, version)),
+    "delete_payment": QboKind(
+        batch_size=BATCH_MAX, what="Removing payments in QuickBooks", entity="Payment",
+        operation="delete",
+        build=lambda item, version, known: {"Id": str(item.ledger_id), "SyncToken": version}),
+}
 
 
 class _BearerSession(requests.Session):
@@ -199,12 +249,11 @@ class QboAdapter(LedgerAdapter):
     INACTIVE_WORD = "inactive"
 
     @classmethod
-    def describe_reference(cls, kind, ledger_id, name):
-        """Tracking is a class or a department ("Class:<id>", named "Class / <name>")."""
-        if kind == "tracking" and ":" in (ledger_id or ""):
-            entity = ledger_id.split(":", 1)[0]
-            return entity.lower(), name.split(" / ", 1)[-1]
-        return super().describe_reference(kind, ledger_id, name)
+    def describe_reference(cls, kind, name, category=None, option=None):
+        """Tracking is a class or a department (its ``category``)."""
+        if kind == "tracking" and category:
+            return category.lower(), option or name
+        return super().describe_reference(kind, name, category, option)
 
     # -- OAuth2 -------------------------------------------------------------
     def authorization_url(self, redirect_uri, state):
@@ -212,7 +261,13 @@ class QboAdapter(LedgerAdapter):
                                   "scope": SCOPE, "redirect_uri": redirect_uri,
                                   "state": state})
 
-    def exchange_code(self, code, redirect_uri, realm_id=None):
+    @classmethod
+    def callback_params(cls, query):
+        """The company (realmId) Intuit names on the callback: organisations reads it."""
+        realm = (query or {}).get("realmId")
+        return {"realm_id": str(realm)} if realm else {}
+
+    def exchange_code(self, code, redirect_uri, callback=None):
         # the realm came with the code on the callback: Intuit's token endpoint takes none
         return self._tokens({"grant_type": tokens.CODE, "code": code,
                              "redirect_uri": redirect_uri}, "Authorising with QuickBooks")
@@ -268,7 +323,12 @@ class QboAdapter(LedgerAdapter):
         qb = self.client(access_token, realm_id)
         return self._call("Reading the QuickBooks company", CompanyInfo.get, realm_id, qb=qb)
 
-    def organisations(self, access_token, realm_id=None):
+    def organisations(self, access_token, callback=None):
+        realm_id = (callback or {}).get("realm_id")
+        if not realm_id:
+            raise LedgerRejected("QuickBooks named no company (realmId) when it sent the "
+                                 "authorisation back: click Connect again and pick the "
+                                 "company at QuickBooks.")
         info = self._company(access_token, realm_id)
         return [Organisation(id=str(realm_id), name=info.CompanyName or "")]
 
@@ -314,7 +374,9 @@ class QboAdapter(LedgerAdapter):
                 records.append(ReferenceRecord(
                     kind="tracking", ledger_id=f"{label}:{rec.Id}",
                     name=f"{label} / {rec.FullyQualifiedName or rec.Name}",
-                    active=bool(rec.Active), extra={"entity": label, "id": str(rec.Id)}))
+                    active=bool(rec.Active), category=label,
+                    option=rec.FullyQualifiedName or rec.Name or "",
+                    extra={"entity": label, "id": str(rec.Id)}))
         for term in self._all("Importing QuickBooks terms", Term, qb):
             records.append(ReferenceRecord(
                 kind="term", ledger_id=str(term.Id), name=term.Name, active=bool(term.Active),
@@ -342,23 +404,12 @@ class QboAdapter(LedgerAdapter):
     # -- Push -----------------------------------------------------------------
     # Intuit's documented ceilings per company (realm): 500 requests a minute, 10 at
     # once, 40 /batch calls a minute; no daily cap.
+    KINDS = KINDS
     LIMITS = {"per_minute": 500, "per_day": None, "concurrent": 10, "batch_per_minute": 40,
               "per_second": 10}
     # candidates find_contacts matches in ONE /batch (3 queries per 50 candidates,
     # 30 queries per batch): the caller's pacer counts one call for it
     FIND_LIMIT = 500
-    last_headroom = None
-
-    @classmethod
-    def batch_size(cls, kind):
-        """Items per push: 30 operations per /batch; credit notes 29, so that the query of
-        their invoices' open balances rides in the same call."""
-        return BATCH_MAX - 1 if kind == "credit_note" else BATCH_MAX
-
-    def web_url(self, kind, ledger_id, org_id):
-        """The object in QuickBooks' web app (the signed-in user's company)."""
-        path = WEB_PATHS.get(kind)
-        return f"{WEB_APP}{path}{ledger_id}" if path and ledger_id else None
 
     def push(self, access_token, org_id, kind, items, idempotency_key):
         """Create or update ``items`` (one kind) in ONE /batch call with requestid =
@@ -372,9 +423,8 @@ class QboAdapter(LedgerAdapter):
         order; raises RateLimited / LedgerUnavailable / AccessTokenExpired /
         AuthorizationRevoked for failures of the whole call.
         """
-        entity = payloads.ENTITY_OF_KIND.get(kind)
-        if entity is None:
-            raise ValueError(f"unknown push kind {kind!r}")
+        spec = self.kind_spec(kind)  # ValueError for a kind QuickBooks is not sent
+        entity = spec.entity
         items = list(items)
         if len(items) > BATCH_MAX:  # the caller sized it wrongly: still one key per call
             out = []
@@ -388,7 +438,7 @@ class QboAdapter(LedgerAdapter):
                 item.values.get("or_credit") for item in items)):
             return self._push_edits(access_token, org_id, kind, items, idempotency_key)
         qb = self.client(access_token, org_id)
-        what = f"Sending {kind.replace('_', ' ')}s to QuickBooks"
+        what = spec.what
         results = {}
 
         # an invoice update is read first, even with its SyncToken: see settled()
@@ -421,13 +471,12 @@ class QboAdapter(LedgerAdapter):
                         f"{held.get('DocNumber')}: it is not changed in place (QuickBooks "
                         "would take the change silently and unapply them). Reset the invoice "
                         "to draft in Odoo to replace it, or change it in QuickBooks.")
-                body = self._body(kind, item, version, customers, open_balances)
+                body = _build(kind, item, version, customers, open_balances)
             except payloads.PayloadError as exc:
                 results[item.key] = PushResult(item.key, False, ledger_id=item.ledger_id,
                                                error=LedgerRejected(str(exc)))
                 continue
-            operation = "void" if kind == "void_invoice" else (
-                "update" if item.ledger_id else "create")
+            operation = spec.operation or ("update" if item.ledger_id else "create")
             planned[item.key] = operation
             operations.append({"bId": item.key, "operation": operation, entity: body})
         if kind == "credit_note" and len(operations) < BATCH_MAX:
@@ -459,7 +508,7 @@ class QboAdapter(LedgerAdapter):
     def find_documents(self, access_token, org_id, kind, numbers):
         """{DocNumber: (Id, SyncToken)}: one query per 50 numbers (voided ones, which
         QuickBooks keeps with a zero total, are left out)."""
-        entity = payloads.ENTITY_OF_KIND[kind]
+        entity = self.kind_spec(kind).entity
         qb = self.client(access_token, org_id)
         found = {}
         numbers = sorted({str(n) for n in numbers if n})
@@ -521,8 +570,7 @@ class QboAdapter(LedgerAdapter):
         return match_contacts([{**cand, "name": payloads.display_name(cand.get("name"))}
                                for cand in candidates], found)
 
-    @staticmethod
-    def is_duplicate_name(error):
+    def is_duplicate_name(self, error):
         """True when ``error`` (a refused customer) is Fault 6240: a customer, vendor or
         employee already has this display name."""
         return any(isinstance(d, dict) and str(d.get("code")) == "6240"
@@ -701,25 +749,6 @@ class QboAdapter(LedgerAdapter):
                     f"{payloads.fault_text(fault)[0]}")
 
     # -- push helpers -----------------------------------------------------------
-    def _body(self, kind, item, version, customers, balances=None):
-        values = item.values or {}
-        if kind == "contact":
-            return payloads.customer(values, item.ledger_id, version)
-        if kind in ("invoice", "credit_note"):
-            return payloads.sales_form(values, item.ledger_id, version)
-        if kind == "payment":
-            return self._payment(item, version, customers, balances)[0]
-        return payloads.void(item.ledger_id, version)
-
-    @staticmethod
-    def _payment(item, version, customers, balances):
-        """(Payment body, [lines capped]); a new payment's lines are capped at the open
-        balances read (an update's own application is in them: it is not capped)."""
-        values = item.values or {}
-        customer = values.get("contact_ref") or customers.get(str(values.get("invoice_ref")))
-        return payloads.payment(values, customer, item.ledger_id, version,
-                                None if item.ledger_id else balances)
-
     def _note_capped(self, items, results, customers, balances):
         """A payment QuickBooks took with a line capped at the invoice's balance is in
         QuickBooks but short: its result is incomplete, with both figures."""
@@ -727,7 +756,7 @@ class QboAdapter(LedgerAdapter):
             result = results[item.key]
             if not result.ok or item.ledger_id:
                 continue
-            _body, capped = self._payment(item, None, customers, balances)
+            _body, capped = _payment(item, None, customers, balances)
             if capped:
                 short = "; ".join(
                     f"{a.get('invoice_number') or a.get('invoice_ref')}: Odoo applied "
@@ -746,19 +775,18 @@ class QboAdapter(LedgerAdapter):
             text, details = payloads.fault_text(answer["Fault"])
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
                 f"QuickBooks refused it: {text}", details=details))
+        spec = KINDS[kind]
         obj = answer.get(entity) or {}
         ledger_id = str(obj.get("Id") or item.ledger_id or "")
         totals = None
-        if kind in ("invoice", "credit_note"):
-            due = obj.get("Balance") if kind == "invoice" else obj.get(
-                "RemainingCredit", obj.get("Balance"))
+        if spec.due:
+            due = next((obj[prop] for prop in spec.due if prop in obj), None)
             totals = {"total": _amount(obj.get("TotalAmt")),
                       "tax": _amount((obj.get("TxnTaxDetail") or {}).get("TotalTax", 0)),
                       "amount_due": _amount(due)}
         return PushResult(
             item.key, True, ledger_id=ledger_id,
-            number=obj.get("DocNumber") if kind in ("invoice", "credit_note", "void_invoice")
-            else None,
+            number=obj.get("DocNumber") if spec.number else None,
             version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
             url=self.web_url(kind, ledger_id, org_id), totals=totals)
 
@@ -779,7 +807,7 @@ class QboAdapter(LedgerAdapter):
             if kind == "invoice" and payloads.settled(row):
                 continue  # paid meanwhile: never changed in place (the stale Fault stands)
             operations.append({"bId": item.key, "operation": planned[item.key],
-                               entity: self._body(kind, item, token, customers)})
+                               entity: _build(kind, item, token, customers)})
             versions.append(f"{item.ledger_id}.{token}")
         if not operations:
             return {}
@@ -894,12 +922,26 @@ class QboAdapter(LedgerAdapter):
                    "User-Agent": "python-quickbooks V3 library"}
         params = {"minorversion": qb.minorversion, **(params or {})}
         data = body if isinstance(body, str) else json.dumps(body)
-        self.last_headroom = {"minute_remaining": None, "day_remaining": None}  # none sent
+        self._keep_headroom()  # QuickBooks sends no remaining-quota header
         try:
             answer = qb.process_request("POST", url, headers=headers, params=params, data=data)
         except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
             raise _translate(exc, what) from exc
         return _read_answer(answer, what)
+
+
+def _build(kind, item, version, customers, balances=None):
+    """The entity body of one PushItem (payloads.PayloadError when it cannot be one)."""
+    return KINDS[kind].build(item, version, {"customers": customers, "balances": balances})
+
+
+def _payment(item, version, customers, balances):
+    """(Payment body, [lines capped]); a new payment's lines are capped at the open
+    balances read (an update's own application is in them: it is not capped)."""
+    values = item.values or {}
+    customer = values.get("contact_ref") or customers.get(str(values.get("invoice_ref")))
+    return payloads.payment(values, customer, item.ledger_id, version,
+                            None if item.ledger_id else balances)
 
 
 def _allocations(values):

@@ -9,7 +9,7 @@ QuickBooks' own, and why:
   line would spread one rate over lines whose tax codes differ;
 - tracking ``Class:<id>`` goes on the line (``ClassRef``); ``Department:<id>`` is a
   transaction-level ``DepartmentRef`` in QuickBooks (the first one wins);
-- QuickBooks has no draft invoices: ``status`` is not sent;
+- QuickBooks has no draft invoices: ``approved`` is not sent (every document is);
 - the reference (proposal) is the customer-visible ``CustomerMemo``;
 - updates are sparse (``"sparse": true``): only the properties we own change, so what a
   bookkeeper added in QuickBooks (a memo, an e-mail CC, ...) survives our next push;
@@ -27,16 +27,6 @@ DOC_NUMBER_MAX = 21  # QuickBooks' DocNumber and PaymentRefNum length
 NAME_MAX = 500
 REQUEST_ID_MAX = 36  # Intuit's requestid limit on /batch (50 on single-entity calls)
 NON_TAXABLE = "NON"  # QuickBooks' tax code of a line that carries no tax
-
-ENTITY_OF_KIND = {
-    "contact": "Customer",
-    "invoice": "Invoice",
-    "credit_note": "CreditMemo",
-    "payment": "Payment",
-    "void_invoice": "Invoice",
-    "delete_payment": "Payment",
-}
-
 
 class PayloadError(ValueError):
     """The values cannot become a QuickBooks body (caught per item: that item fails)."""

@@ -10,19 +10,21 @@ lock and the sandbox's base URL applies; the SDK only ever gets an access token.
 import hashlib
 import json
 from collections import namedtuple
+from dataclasses import dataclass, field
 
 import urllib3
-from xero_python.accounting import AccountingApi
+from xero_python.accounting import AccountingApi, Contacts, CreditNotes, Invoices, Payments
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 from xero_python.identity import IdentityApi
 
+from ..contacts import ContactMatches
 from . import tokens
 from . import xero_payloads as payloads
 from .base import (
-    PUSH_KINDS,
     ConnectionReport,
+    Kind,
     LedgerAdapter,
     Organisation,
     PushResult,
@@ -56,15 +58,13 @@ TERM_TYPES = [
 ]
 
 
-# What Xero answers for each kind of object: the array (the SDK's attribute, Xero's own
-# name), the id each object in it carries (the SDK's attribute, Xero's name) and what a
-# message calls the objects.
+# What Xero answers for each type of object (a push kind names its own in KINDS): the
+# array (the SDK's attribute, Xero's own name), the id each object in it carries (the
+# SDK's attribute, Xero's name) and what a message calls the objects.
 Answer = namedtuple("Answer", "attribute name id_attribute id_name noun")
-_INVOICES = Answer("invoices", "Invoices", "invoice_id", "InvoiceID", "invoices")
 ANSWERS = {
     "contact": Answer("contacts", "Contacts", "contact_id", "ContactID", "contacts"),
-    "invoice": _INVOICES,
-    "void_invoice": _INVOICES,
+    "invoice": Answer("invoices", "Invoices", "invoice_id", "InvoiceID", "invoices"),
     "credit_note": Answer("credit_notes", "CreditNotes", "credit_note_id", "CreditNoteID",
                           "credit notes"),
     "payment": Answer("payments", "Payments", "payment_id", "PaymentID", "payments"),
@@ -82,6 +82,66 @@ ANSWERS = {
     "currency": Answer("currencies", "Currencies", "code", "Code", "currencies"),
 }
 UNKNOWN_OUTCOME = unknown_outcome("Xero", "idempotency key")
+# Xero's advice for batched writes: at most 50 objects per request
+BATCH_SIZE = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class XeroKind(Kind):
+    """One kind Xero is sent (see base.Kind): ``build(item)`` is its xero-python model;
+    ``method`` the AccountingApi write that takes a batch of them (its extra arguments in
+    ``params``), ``envelope`` the model wrapping the batch, ``answer`` the ANSWERS entry of
+    what Xero sends back; ``number`` the answered object's number attribute, ``due`` its
+    amount due attribute (set for documents: their totals are read back), ``status`` the
+    Status Xero must answer for the write to have happened (a void: VOIDED)."""
+
+    method: str | None = None
+    params: dict = field(default_factory=dict)
+    envelope: type | None = None
+    answer: str | None = None
+    number: str | None = None
+    due: str | None = None
+    status: str | None = None
+
+
+_INVOICE_PAGE = "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={id}"
+_DOCUMENT = {"params": {"unitdp": payloads.UNITDP}}
+# Payments are not pages of their own in Xero (it shows them on the invoice or the bank
+# account): a payment's result links its invoice instead
+KINDS = {
+    "contact": XeroKind(
+        batch_size=BATCH_SIZE, what="Sending contacts to Xero",
+        web_url="https://go.xero.com/Contacts/View/{id}",
+        build=lambda item: payloads.contact(item.values, item.ledger_id),
+        method="update_or_create_contacts", envelope=Contacts, answer="contact",
+        number="contact_number"),
+    "invoice": XeroKind(
+        batch_size=BATCH_SIZE, what="Sending invoices to Xero", web_url=_INVOICE_PAGE,
+        build=lambda item: payloads.invoice(item.values, item.ledger_id),
+        method="update_or_create_invoices", envelope=Invoices, answer="invoice",
+        number="invoice_number", due="amount_due", **_DOCUMENT),
+    "credit_note": XeroKind(
+        batch_size=BATCH_SIZE, what="Sending credit notes to Xero",
+        web_url="https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx"
+                "?creditNoteID={id}",
+        build=lambda item: payloads.credit_note(item.values, item.ledger_id),
+        method="update_or_create_credit_notes", envelope=CreditNotes, answer="credit_note",
+        number="credit_note_number", due="remaining_credit", **_DOCUMENT),
+    "payment": XeroKind(
+        batch_size=BATCH_SIZE, what="Sending payments to Xero",
+        build=lambda item: payloads.payment(item.values),
+        method="create_payments", envelope=Payments, answer="payment"),
+    "void_invoice": XeroKind(
+        batch_size=BATCH_SIZE, what="Voiding invoices in Xero", web_url=_INVOICE_PAGE,
+        build=lambda item: payloads.void_invoice(item.ledger_id),
+        method="update_or_create_invoices", envelope=Invoices, answer="invoice",
+        number="invoice_number", status="VOIDED"),
+    # one POST Payments/{id} per payment (Xero documents no batch of deletions)
+    "delete_payment": XeroKind(
+        batch_size=BATCH_SIZE, what="Removing payments in Xero",
+        build=lambda item: payloads.payment_delete(), method="delete_payment",
+        answer="payment"),
+}
 
 
 def _unreadable(what, response):
@@ -189,15 +249,13 @@ class XeroAdapter(LedgerAdapter):
     provider = "xero"
     label = "Xero"
     SIGN_IN = "Xero"
+    KINDS = KINDS
     # developer.xero.com/documentation/guides/oauth2/limits: per organisation and app
-    LIMITS = {"per_minute": 60, "per_day": 5000, "concurrent": 5, "batch_per_minute": None}
+    LIMITS = {"per_minute": 60, "per_day": 5000, "concurrent": 5, "batch_per_minute": None,
+              "per_second": None}
     # candidates find_contacts matches in one request (a ledger of < 1,000 contacts
     # is read whole; a bigger one is filtered, ~50 candidates a request)
     FIND_LIMIT = 1000
-    # Xero's advice for batched writes: at most 50 objects per request
-    BATCH_SIZE = 50
-    # {"minute_remaining", "day_remaining"} from the last answer's rate-limit headers
-    last_headroom = None
 
     # -- OAuth2 -------------------------------------------------------------
     def authorization_url(self, redirect_uri, state):
@@ -205,7 +263,7 @@ class XeroAdapter(LedgerAdapter):
                                   "redirect_uri": redirect_uri, "scope": SCOPES,
                                   "state": state})
 
-    def exchange_code(self, code, redirect_uri, realm_id=None):
+    def exchange_code(self, code, redirect_uri, callback=None):
         return self._tokens({"grant_type": tokens.CODE, "code": code,
                              "redirect_uri": redirect_uri}, "Authorising with Xero")
 
@@ -275,11 +333,10 @@ class XeroAdapter(LedgerAdapter):
                 return None
 
         headers = headers or {}
-        self.last_headroom = {"minute_remaining": number("X-MinLimit-Remaining"),
-                              "day_remaining": number("X-DayLimit-Remaining")}
+        self._keep_headroom(number("X-MinLimit-Remaining"), number("X-DayLimit-Remaining"))
 
     # -- Organisation -------------------------------------------------------
-    def organisations(self, access_token, realm_id=None):
+    def organisations(self, access_token, callback=None):
         api = IdentityApi(self._api_client(access_token), base_url=self.api_url)
         what = "Listing Xero organisations"
         connections = self._call(what, api.get_connections)
@@ -349,7 +406,7 @@ class XeroAdapter(LedgerAdapter):
                     name=f"{cat.name} / {opt.name}",
                     parent_ledger_id=str(cat.tracking_category_id),
                     active=_status(opt.status) == "ACTIVE",
-                    extra={"category": cat.name, "option": opt.name}))
+                    category=cat.name or "", option=opt.name or ""))
         for code, name in TERM_TYPES:
             records.append(ReferenceRecord(kind="term", ledger_id=code, name=name, code=code))
         # the currencies the organisation is subscribed to (its base currency included):
@@ -361,25 +418,6 @@ class XeroAdapter(LedgerAdapter):
         return records
 
     # -- Push ------------------------------------------------------------------
-    @classmethod
-    def batch_size(cls, kind):
-        """Objects per request: Xero takes batches of up to 50 on every write endpoint."""
-        return cls.BATCH_SIZE
-
-    def web_url(self, kind, ledger_id, org_id=None):
-        """A go.xero.com link to the object (None for payments: Xero shows them on
-        the invoice or the bank account, and the push result links the invoice)."""
-        if not ledger_id:
-            return None
-        return {
-            "contact": f"https://go.xero.com/Contacts/View/{ledger_id}",
-            "invoice": f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={ledger_id}",
-            "void_invoice":
-                f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={ledger_id}",
-            "credit_note": "https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx"
-                           f"?creditNoteID={ledger_id}",
-        }.get(kind)
-
     def push(self, access_token, org_id, kind, items, idempotency_key):
         """Create or update up to 50 objects of one kind in ONE request.
 
@@ -394,9 +432,7 @@ class XeroAdapter(LedgerAdapter):
         Returns one PushResult per item, in order; raises for a failure of the whole call
         (RateLimited, LedgerUnavailable, AccessTokenExpired, AuthorizationRevoked).
         """
-        if kind not in PUSH_KINDS:
-            raise ValueError(f"unknown push kind {kind!r}")
-        if len(items) > self.batch_size(kind):
+        if len(items) > self.batch_size(kind):  # ValueError for an unknown kind too
             raise ValueError(f"at most {self.batch_size(kind)} {kind} items per push")
         if kind == "payment":
             return self._push_payments(access_token, org_id, items, idempotency_key)
@@ -411,11 +447,11 @@ class XeroAdapter(LedgerAdapter):
         for index, item in enumerate(items):
             if item.ledger_id and str(item.ledger_id).lower() in allocated:
                 answer = allocated[str(item.ledger_id).lower()]
-                results[index] = self._result(kind, item, answer)
+                results[index] = self._result(kind, item, answer, org_id)
                 positions.append(index)
                 continue
             try:
-                models.append(payloads.build(item))
+                models.append(_build(kind, item))
             except payloads.PayloadError as exc:
                 results[index] = PushResult(item.key, False, ledger_id=item.ledger_id,
                                             error=LedgerRejected(str(exc), details=exc.messages))
@@ -429,49 +465,42 @@ class XeroAdapter(LedgerAdapter):
             for index, answer in zip(sent, self._send(api, org_id, kind, models,
                                                       _key(idempotency_key)), strict=True):
                 answers[index] = answer
-                results[index] = self._result(kind, items[index], answer)
+                results[index] = self._result(kind, items[index], answer, org_id)
         if kind == "credit_note" and answers:
             self._allocate(api, org_id, items, results, list(answers),
                            list(answers.values()), idempotency_key)
         return results
 
-    _WHAT = {"contact": "Sending contacts to Xero", "invoice": "Sending invoices to Xero",
-             "credit_note": "Sending credit notes to Xero",
-             "payment": "Sending payments to Xero", "void_invoice": "Voiding invoices in Xero"}
-
     def _send(self, api, org_id, kind, models, key):
-        """One write request; the answered objects in request order (a LedgerRejected
-        per object when Xero refused the request as a whole)."""
-        body = payloads.envelope(kind, models)
-        method, extra = {
-            "contact": (api.update_or_create_contacts, {}),
-            "invoice": (api.update_or_create_invoices, {"unitdp": payloads.UNITDP}),
-            "void_invoice": (api.update_or_create_invoices, {}),
-            "credit_note": (api.update_or_create_credit_notes, {"unitdp": payloads.UNITDP}),
-            "payment": (api.create_payments, {}),
-        }[kind]
+        """One write request of ``kind`` (its KINDS row says which); the answered objects in
+        request order (a LedgerRejected per object when Xero refused the request as a
+        whole)."""
+        spec = KINDS[kind]
+        shape = ANSWERS[spec.answer]
+        body = spec.envelope(**{shape.attribute: models})
         try:
-            answer = self._call(self._WHAT[kind], method, org_id, body, summarize_errors=False,
-                                idempotency_key=key, **extra)
+            answer = self._call(spec.what, getattr(api, spec.method), org_id, body,
+                                summarize_errors=False, idempotency_key=key, **spec.params)
         except LedgerRejected as exc:
             return _spread(exc, len(models))
-        what, field = self._WHAT[kind], ANSWERS[kind]
-        objects = _objects(answer, kind, what)
+        what = spec.what
+        objects = _objects(answer, spec.answer, what)
         if len(objects) != len(models):
             raise LedgerAnswerInvalid(
-                f"{what}: Xero answered {len(objects)} {field.name} for {len(models)} sent; "
+                f"{what}: Xero answered {len(objects)} {shape.name} for {len(models)} sent; "
                 f"{UNKNOWN_OUTCOME}")
         missing = [n for n, obj in enumerate(objects, 1) if _refusal(obj) is None
-                   and not given_id(getattr(obj, field.id_attribute, None))]
+                   and not given_id(getattr(obj, shape.id_attribute, None))]
         if missing:
             raise LedgerAnswerInvalid(
                 f"{what}: Xero took {len(missing)} of the {len(objects)} objects sent without "
-                f"saying their {field.id_name} (number {missing[0]} in the batch); "
+                f"saying their {shape.id_name} (number {missing[0]} in the batch); "
                 f"{UNKNOWN_OUTCOME}")
         return objects
 
-    def _result(self, kind, item, answer):
-        """PushResult of one answered object (or of a whole-request refusal)."""
+    def _result(self, kind, item, answer, org_id):
+        """PushResult of one answered object of ``kind`` (or of a whole-request refusal),
+        read as its KINDS row says: id, number, required status, totals."""
         if isinstance(answer, LedgerRejected):
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=answer)
         messages = _messages(answer)
@@ -479,29 +508,21 @@ class XeroAdapter(LedgerAdapter):
             messages = messages or ["Xero refused it without saying why."]
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
                 "Xero refused it: " + " ".join(messages), details=messages))
+        spec = KINDS[kind]
+        ledger_id = str(getattr(answer, ANSWERS[spec.answer].id_attribute))
+        number = getattr(answer, spec.number, None) if spec.number else None
+        if spec.status and _status(answer.status) != spec.status:
+            return PushResult(item.key, False, ledger_id=ledger_id, error=LedgerRejected(
+                f"Xero left it {_status(answer.status)}, not {spec.status}."))
         updated = getattr(answer, "updated_date_utc", None)
-        version = updated.isoformat() if updated else None
-        if kind == "contact":
-            ledger_id, number = answer.contact_id, answer.contact_number
-        elif kind in ("invoice", "void_invoice"):
-            ledger_id, number = answer.invoice_id, answer.invoice_number
-        elif kind == "credit_note":
-            ledger_id, number = answer.credit_note_id, answer.credit_note_number
-        else:
-            ledger_id, number = answer.payment_id, None
-        url = (self.web_url("invoice", item.values.get("invoice_ref")) if kind == "payment"
-               else self.web_url(kind, str(ledger_id)))
-        if kind == "void_invoice" and _status(answer.status) != "VOIDED":
-            return PushResult(item.key, False, ledger_id=str(ledger_id), error=LedgerRejected(
-                f"Xero left the invoice {_status(answer.status)}, not VOIDED."))
         totals = adjustment = None
-        if kind in ("invoice", "credit_note"):
-            due = answer.amount_due if kind == "invoice" else answer.remaining_credit
+        if spec.due:
             totals = {"total": _float(answer.total), "tax": _float(answer.total_tax),
-                      "amount_due": _float(due)}
+                      "amount_due": _float(getattr(answer, spec.due, None))}
             adjustment = float(payloads.rounding_adjustment(item.values))
-        return PushResult(item.key, True, ledger_id=str(ledger_id), number=number or None,
-                          version=version, url=url, totals=totals,
+        return PushResult(item.key, True, ledger_id=ledger_id, number=number or None,
+                          version=updated.isoformat() if updated else None,
+                          url=self.web_url(kind, ledger_id, org_id), totals=totals,
                           adjustment=adjustment or 0.0)
 
     def _allocate(self, api, org_id, items, results, positions, answers, idempotency_key):
@@ -613,8 +634,8 @@ class XeroAdapter(LedgerAdapter):
         models = [(index, model) for index, built_models in built.items()
                   for model in built_models]
         answers = {}
-        for n, start in enumerate(range(0, len(models), self.BATCH_SIZE)):
-            chunk = models[start:start + self.BATCH_SIZE]
+        for n, start in enumerate(range(0, len(models), BATCH_SIZE)):
+            chunk = models[start:start + BATCH_SIZE]
             key = _key(idempotency_key if n == 0 else f"{idempotency_key}:part{n}")
             sent = self._send(api, org_id, "payment", [m for _i, m in chunk], key)
             for (index, model), answer in zip(chunk, sent, strict=True):
@@ -634,7 +655,7 @@ class XeroAdapter(LedgerAdapter):
                 else:
                     parts[invoice_id] = str(answer.payment_id)
             ledger_id = item.ledger_id or next(iter(parts.values()), None)
-            url = self.web_url("invoice", item.values.get("invoice_ref"))
+            url = self.web_url("invoice", item.values.get("invoice_ref"), org_id)
             problems = refused
             if not ledger_id:
                 results[index] = PushResult(item.key, False, error=LedgerRejected(
@@ -656,10 +677,10 @@ class XeroAdapter(LedgerAdapter):
         """{invoice id (lower case): AmountDue} of Xero invoices, one request per 50 ids."""
         ids = sorted({str(i).lower() for i in invoice_ids if i})
         due = {}
-        for start in range(0, len(ids), self.BATCH_SIZE):
+        for start in range(0, len(ids), BATCH_SIZE):
             what = "Reading Xero invoices' amounts due"
             answer = self._call(what, api.get_invoices, org_id,
-                                i_ds=ids[start:start + self.BATCH_SIZE])
+                                i_ds=ids[start:start + BATCH_SIZE])
             for invoice in _listed(answer, "invoice", what):
                 due[str(invoice.invoice_id).lower()] = round(float(invoice.amount_due or 0), 2)
         return due
@@ -691,8 +712,8 @@ class XeroAdapter(LedgerAdapter):
         api = self._accounting(access_token)
         found = {}
         numbers = [str(n) for n in dict.fromkeys(numbers) if n]
-        for start in range(0, len(numbers), self.BATCH_SIZE):
-            chunk = numbers[start:start + self.BATCH_SIZE]
+        for start in range(0, len(numbers), BATCH_SIZE):
+            chunk = numbers[start:start + BATCH_SIZE]
             if kind == "invoice":
                 what = "Looking for invoices in Xero"
                 answer = self._call(what, api.get_invoices, org_id, invoice_numbers=chunk,
@@ -724,7 +745,7 @@ class XeroAdapter(LedgerAdapter):
         """
         candidates = [c for c in candidates if c.get("key")]
         if not candidates:
-            return {}
+            return ContactMatches()
         api = self._accounting(access_token)
         clauses = list(payloads.where_clauses(candidates))
         if len(clauses) > 1:
@@ -939,6 +960,16 @@ def _contact_rows(contacts):
              "EmailAddress": c.email_address, "Name": c.name}
             for c in _ids(contacts, "contact_id", "Reading Xero contacts", "contacts")
             if _status(c.contact_status) in ("", "ACTIVE")]
+
+
+def _build(kind, item):
+    """The xero-python model of one PushItem (PayloadError when it cannot be one)."""
+    try:
+        return KINDS[kind].build(item)
+    except payloads.PayloadError:
+        raise
+    except (ValueError, TypeError) as exc:  # the SDK's own model checks
+        raise payloads.PayloadError(f"Cannot send this to Xero: {exc}") from exc
 
 
 def _key(key):

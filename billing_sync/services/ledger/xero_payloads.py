@@ -20,18 +20,14 @@ from xero_python.accounting import (
     Allocations,
     Bill,
     Contact,
-    Contacts,
     CreditNote,
-    CreditNotes,
     CurrencyCode,
     Invoice,
-    Invoices,
     LineAmountTypes,
     LineItem,
     LineItemTracking,
     Payment,
     PaymentDelete,
-    Payments,
     PaymentTerm,
     PaymentTermType,
     Phone,
@@ -269,7 +265,9 @@ def _document_fields(values):
         "reference": _text(values.get("reference")),
         "currency_code": _currency(values.get("currency")),
         "currency_rate": xero_rate(values.get("currency_rate")),
-        "status": values.get("status") or "AUTHORISED",
+        # an approved document is AUTHORISED in Xero (it has a number and is due), any
+        # other a DRAFT
+        "status": "AUTHORISED" if values.get("approved", True) else "DRAFT",
     }
 
 
@@ -435,39 +433,6 @@ def payment(values):
     if not models:
         raise PayloadError("The payment applies to no invoice.")
     return models[0]
-
-
-BUILDERS = {
-    "contact": lambda item: contact(item.values, item.ledger_id),
-    "invoice": lambda item: invoice(item.values, item.ledger_id),
-    "credit_note": lambda item: credit_note(item.values, item.ledger_id),
-    "payment": lambda item: payment(item.values),
-    "void_invoice": lambda item: void_invoice(item.ledger_id),
-    "delete_payment": lambda item: payment_delete(),
-}
-
-
-def build(item):
-    """The SDK model of one PushItem (PayloadError when it cannot be one)."""
-    try:
-        return BUILDERS[item.kind](item)
-    except PayloadError:
-        raise
-    except (ValueError, TypeError) as exc:  # the SDK's own model checks
-        raise PayloadError(f"Cannot send this to Xero: {exc}") from exc
-
-
-def envelope(kind, models):
-    """The request body wrapping ``models`` for ``kind``."""
-    if kind == "contact":
-        return Contacts(contacts=models)
-    if kind in ("invoice", "void_invoice"):
-        return Invoices(invoices=models)
-    if kind == "credit_note":
-        return CreditNotes(credit_notes=models)
-    if kind == "payment":
-        return Payments(payments=models)
-    raise ValueError(f"unknown push kind {kind!r}")
 
 
 # --------------------------------------------------------------------------- matching
