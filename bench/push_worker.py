@@ -57,7 +57,10 @@ def push_until_done(registry, connection_ids):
         calls += 1
         try:
             with registry.cursor() as cr:
-                sent = api.Environment(cr, SUPERUSER_ID, {})["billing_sync.job"]._cron_push()
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                # as the scheduled action runs it (ir.cron puts the cron's id in the context)
+                cron = env.ref("billing_sync.ir_cron_push_jobs")
+                sent = env["billing_sync.job"].with_context(cron_id=cron.id)._cron_push()
         except Exception as exc:  # noqa: BLE001 - as ir.cron: roll back, report, go on
             name = type(exc).__name__
             if not errors[name]:

@@ -45,6 +45,9 @@ STUCK_AFTER = datetime.timedelta(minutes=10)
 # the first key of a claimed batch's advisory lock (its second: the batch's lease number);
 # PostgreSQL releases it when the worker's session ends, however the worker died
 LEASE_LOCKS = 0x42534C31  # "BSL1"
+# the first key of the lock one worker holds while it claims a batch to send again (its
+# second: the batch key's hash), so that such a batch is never split between workers
+REPLAY_LOCKS = 0x42535231  # "BSR1"
 # a worker that dies is noticed by the next sweep: the claim leaves a run this much later
 SWEEP_AFTER = datetime.timedelta(seconds=30)
 # one cron call sends at most this much, then reports its progress: Odoo calls it again
@@ -312,19 +315,22 @@ class BillingSyncJob(models.Model):
             if not jobs:
                 naps = waits + ([self._next_due_in()] if linger else [])
                 naps = [nap for nap in naps if nap is not None]
-                if naps and time.monotonic() + min(naps) < deadline:
+                if naps and (linger or time.monotonic() + min(naps) < deadline):
                     # holding nothing; a change made meanwhile is claimed at the next look
-                    time.sleep(min(min(naps), 0.5))
+                    time.sleep(max(0.0, min(min(naps), 0.5, deadline - time.monotonic())))
                     continue
                 break
             jobs._send_claimed()
             sent += 1
         remaining = self._due_count()
-        if waits and not sent:
-            # every due job waits for its organisation's budget: nothing to do until then
+        if waits and not sent and not (linger and min(waits) <= LINGER):
+            # every due job waits for its organisation's budget, long: nothing to do until
+            # then (a shorter wait, the next call waits)
             remaining = 0
             self._trigger_push(fields.Datetime.now() + datetime.timedelta(
                 seconds=min(waits)))
+        elif waits and not remaining and linger:
+            remaining = 1
         elif not remaining and linger and self._next_due_in() is not None:
             remaining = 1  # due within LINGER: the next call waits for it
         self.env["ir.cron"]._notify_progress(done=sent, remaining=remaining)
@@ -489,6 +495,8 @@ class BillingSyncJob(models.Model):
                 continue
             if jobs:
                 return jobs
+        # nothing claimed: let go of any row a look locked
+        self._commit()
         return self.browse()
 
     @api.model
@@ -506,9 +514,14 @@ class BillingSyncJob(models.Model):
             return self.browse()
         head_id, kind, key = head
         if key:
-            # a batch that was sent before a crash goes again exactly as it was
+            # a batch that was sent before (a crash, a 429) goes again exactly as it was,
+            # whole, by one worker: another one claiming it now has it all, or will
+            cr.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                       [REPLAY_LOCKS, key])
+            if not cr.fetchone()[0]:
+                return self.browse()
             cr.execute("""SELECT id FROM billing_sync_job WHERE batch_key = %s
-                           AND state = 'pending' FOR UPDATE SKIP LOCKED""", [key])
+                           AND state = 'pending' FOR UPDATE""", [key])
         else:
             # the provider's ceiling, a class constant: no adapter (secret, endpoints) here;
             # an endpoint this server refuses is said by _send_batch, on every job claimed
@@ -804,8 +817,9 @@ class BillingSyncJob(models.Model):
         started = self.filtered(lambda j: j.state == "started")
         if not others and len(sent) == len(self) == len(started):
             return False
-        holders = self.sudo().search([("batch_key", "=", key),
-                                      ("state", "in", ("pending", "started"))])
+        # never another worker's batch in flight: only this one's and the unclaimed ones
+        holders = self.sudo().filtered(lambda j: j.state == "started") | self.sudo().search([
+            ("batch_key", "=", key), ("state", "=", "pending")])
         # nothing was sent: not an attempt, and it goes at once
         holders = holders._cancel_superseded()
         for job in holders:

@@ -38,9 +38,11 @@ TABLES = """
         served_at timestamp
     );
     CREATE TABLE IF NOT EXISTS billing_sync_rate_call (
+        id bigserial PRIMARY KEY,
         budget_id integer NOT NULL REFERENCES billing_sync_rate_budget ON DELETE CASCADE,
         at timestamp NOT NULL
     );
+    ALTER TABLE billing_sync_rate_call ADD COLUMN IF NOT EXISTS id bigserial;
     ALTER TABLE billing_sync_rate_budget ADD COLUMN IF NOT EXISTS served_at timestamp;
     CREATE INDEX IF NOT EXISTS billing_sync_rate_call_at
         ON billing_sync_rate_call (budget_id, at);
@@ -101,6 +103,7 @@ class SharedBudget:
         self.max_sleep = max_sleep
         self.sleep = sleep
         self._slots = []
+        self._calls = []
         self.waited = 0.0
 
     # ------------------------------------------------------------------ reading
@@ -140,12 +143,14 @@ class SharedBudget:
             if wait > 0:
                 return wait
             cr.execute("""
-                INSERT INTO billing_sync_rate_call (budget_id, at)
-                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC');
                 DELETE FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at < to_timestamp(%s) AT TIME ZONE 'UTC';
-            """, [budget_id, now, budget_id,
-                  now - max(seconds for _limit, seconds in self.windows or [(0, 0)])])
+                INSERT INTO billing_sync_rate_call (budget_id, at)
+                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC')
+                  RETURNING id;
+            """, [budget_id, now - max(seconds for _limit, seconds in self.windows or [(0, 0)]),
+                  budget_id, now])
+            self._calls.append(cr.fetchone()[0])
             return 0.0
 
     def _take_slot(self):
@@ -191,7 +196,14 @@ class SharedBudget:
             raise
 
     def release(self):
+        """The call is over: it is counted from now. The ledger counted it when it arrived,
+        somewhere between when it was taken and now; counting it from the later moment
+        never lets another call in before the ledger's window has room for it."""
         self._release_slot()
+        if self._calls:
+            with self.cursor() as cr:
+                cr.execute("UPDATE billing_sync_rate_call SET at = clock_timestamp() AT TIME "
+                           "ZONE 'UTC' WHERE id = %s", [self._calls.pop()])
 
     def __enter__(self):
         self.acquire()
