@@ -79,6 +79,9 @@ def run(env, provider, args):
     try:
         server = SandboxServer(app).start()
         common.quiesce(env)
+        # the second company and its chart before the server runs: Odoo refuses to install
+        # a module (a chart's) while one of its cron threads runs a scheduled action
+        backfill_company(env)
         connection, tax = outbound.setup(env, provider, server.url, window)
         measured_org = connection.org_id
         client_ids, product_id = measured_clients(env, tax, args.clients)
