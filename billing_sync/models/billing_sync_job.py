@@ -366,18 +366,10 @@ class BillingSyncJob(models.Model):
 
     @api.model
     def _trigger_push(self, at=None):
-        """Ask for a push run at ``at`` (now by default). A run asked for already and not
-        started yet covers this change too: no second trigger, and no second NOTIFY to the
-        cron threads (a connection to the postgres database, on every save otherwise)."""
-        cron = self.env.ref("billing_sync.ir_cron_push_jobs").sudo()
-        if at is None:
-            self.env.cr.execute("""
-                SELECT 1 FROM ir_cron_trigger
-                 WHERE cron_id = %s AND call_at <= now() AT TIME ZONE 'UTC' LIMIT 1
-            """, [cron.id])
-            if self.env.cr.fetchone():
-                return
-        cron._trigger(at)
+        """Ask for a push run at ``at`` (now by default: the cron threads are told at once).
+        Never skipped for a trigger already there: one planned for later (a sweep) was
+        told to no thread, and a change behind it would wait for their next look."""
+        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger(at)
 
     @api.model
     def _due_count(self):
