@@ -35,6 +35,8 @@ import xmlrpc.client
 import common  # bench/, the script's own folder: adds the repository to sys.path
 import outbound
 
+from tools import harness
+
 TARGETS = {"out_p95_s": ("<=", 2.0), "out_p95_s_during_backfill": ("<=", 2.0)}
 KEY_NAME = "billing_sync latency benchmark"
 BACKFILL_COMPANY = "Bench backfill firm"
@@ -148,7 +150,7 @@ def run(env, provider, args):
         return result
     finally:
         if odoo_server:
-            stop_server(odoo_server)
+            harness.stop(odoo_server, 60)
         env.cr.rollback()
         common.quiesce(env)
         env["res.users.apikeys"].sudo().search([("name", "=", KEY_NAME)]).unlink()
@@ -272,15 +274,6 @@ def start_server(args, port):
 
 def server_log(args):
     return LOGS / f"bench-latency-{args.database}.log"
-
-
-def stop_server(process):
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # ---------------------------------------------------------------------- measuring

@@ -44,6 +44,8 @@ def main():
     parser.add_argument("--window-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1,
                         help="push worker processes sharing the connection (default 1)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="each worker writes a cProfile of its loop to DIR")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be 1 or more")
@@ -118,7 +120,8 @@ def drain(args, connection_ids, app):
     left to send; their clocks start together, once every registry is loaded."""
     command = [sys.executable, str(WORKER), "--config", args.config,
                "--database", args.database,
-               "--connections", ",".join(str(i) for i in connection_ids)]
+               "--connections", ",".join(str(i) for i in connection_ids),
+               *(["--profile", args.profile] if args.profile else [])]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True) for _ in range(args.workers)]

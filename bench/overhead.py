@@ -12,10 +12,10 @@ Prints one JSON line per provider:
 
   provider, invoices, seconds_on, seconds_off, ratio (= seconds_on / seconds_off,
   target <= 1.05), ratio_ratio (ratio / target), targets_missed, median_ms_on,
-  median_ms_off, ratio_median, cpu_seconds_on, cpu_seconds_off, ratio_cpu (this
-  process's CPU only: steadier than wall time on a shared machine, but blind to
-  PostgreSQL's share), jobs_enqueued (one per invoice posted with sync on),
-  requests_during_measure (0: nothing is sent while posting)
+  median_ms_off, ratio_median, p95_ms_on, p95_ms_off, max_ms_on, max_ms_off,
+  cpu_seconds_on, cpu_seconds_off, ratio_cpu (this process's CPU only: steadier than
+  wall time on a shared machine, but blind to PostgreSQL's share), jobs_enqueued (one
+  per invoice posted with sync on), requests_during_measure (0: nothing is sent while posting)
 """
 
 import statistics
@@ -92,6 +92,10 @@ def run(env, provider, args):
             "median_ms_on": round(median_on * 1000, 2),
             "median_ms_off": round(median_off * 1000, 2),
             "ratio_median": round(median_on / median_off, 4) if median_off else None,
+            "p95_ms_on": _ms(common.percentile(timings[True], 0.95)),
+            "p95_ms_off": _ms(common.percentile(timings[False], 0.95)),
+            "max_ms_on": _ms(max(timings[True], default=None)),
+            "max_ms_off": _ms(max(timings[False], default=None)),
             "cpu_seconds_on": round(cpu[True], 3),
             "cpu_seconds_off": round(cpu[False], 3),
             "ratio_cpu": round(cpu[True] / cpu[False], 4) if cpu[False] else None,
@@ -101,6 +105,10 @@ def run(env, provider, args):
         })
         common.quiesce(env)
         return result
+
+
+def _ms(seconds):
+    return None if seconds is None else round(seconds * 1000, 2)
 
 
 def _chunks(records, size):

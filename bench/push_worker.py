@@ -14,6 +14,7 @@ its traceback shown once per kind of error, and the loop goes on).
 
 import collections
 import json
+import os
 import resource
 import sys
 import time
@@ -93,14 +94,25 @@ def main():
     parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--connections", required=True,
                         help="ids of the billing_sync.connection records to drain")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="write a cProfile of the loop to DIR/push-worker-<pid>.prof")
     args = parser.parse_args()
     registry = common.registry(args)
     ids = [int(i) for i in args.connections.split(",") if i]
     print(json.dumps({"ready": True}), flush=True)
     if not sys.stdin.readline():
         return 1  # the parent went away before the start
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     cpu, start = cpu_seconds(), time.monotonic()
     batches, calls, idle, errors = push_until_done(registry, ids)
+    if profile:
+        profile.disable()
+        profile.dump_stats(f"{args.profile}/push-worker-{os.getpid()}.prof")
     print(json.dumps({
         "cpu_seconds": round(cpu_seconds() - cpu, 3),
         "seconds": round(time.monotonic() - start, 3),

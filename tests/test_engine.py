@@ -125,6 +125,38 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
         self.assertTrue(self.env["billing_sync.link"]._of(connection, move))
 
+    def test_on_demand_stays_inside_the_managers_companies(self):
+        here = self.connected("xero")
+        company = self.env["res.company"].create({"name": "Firm next door",
+                                                  "currency_id": self.env.company.currency_id.id})
+        there = self.env["billing_sync.connection"].create({
+            **self.sandbox_values("qbo"), "company_id": company.id})
+        there.sudo().write({"state": "connected", "org_id": "next-door-org"})
+        theirs = self.partner("Next door client", company_id=company.id)
+        shared = self.partner("Shared client")
+        Job = self.env["billing_sync.job"]
+        outsider = make_user(self.env, "bs_engine_outsider", MANAGER)
+        # a Manager of this company only: the other company's client is out of reach
+        with self.assertRaises(AccessError):
+            Job.with_user(outsider)._send_on_demand(theirs.with_user(outsider))
+        both = make_user(self.env, "bs_engine_both", MANAGER,
+                         company_ids=[(6, 0, [self.env.company.id, company.id])])
+        # a Manager of both companies, working in this one: the same
+        working_here = both.with_context(allowed_company_ids=[self.env.company.id])
+        with self.assertRaises(AccessError):
+            Job.with_user(working_here)._send_on_demand(
+                theirs.with_user(working_here).with_context(
+                    allowed_company_ids=[self.env.company.id]))
+        self.assertFalse(self.jobs(theirs))
+        # working in both: each record goes to its own company's ledger only
+        action = self.env.ref("billing_sync.action_send_to_ledger_partner")
+        action.with_user(both).with_context(
+            allowed_company_ids=[self.env.company.id, company.id],
+            active_model="res.partner", active_ids=(theirs | shared).ids).run()
+        self.assertEqual(self.jobs(theirs).connection_id, there)
+        self.assertEqual(self.jobs(shared).connection_id, here,
+                         "a shared client goes to the ledger of the company worked in")
+
     def test_one_bounded_chunk_per_call_with_progress(self):
         self.connected("qbo")
         partner = self.partner("Chunks")
@@ -175,6 +207,36 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.assertGreater(_pacer(connection).peek(), 25)
         job.next_attempt_at = fields.Datetime.now()
         self.assertFalse(self.env["billing_sync.job"]._claim_batch(), "nobody calls it")
+
+    def test_a_lone_change_keeps_to_the_pace_after_a_burst(self):
+        connection = self.connected("xero")
+        partner = self.partner("Paced")
+        self.invoice(partner)
+        self.run_worker()  # the client is in the ledger
+        from odoo.addons.billing_sync.models.billing_sync_job import _pacer
+
+        budget = _pacer(connection)
+        # a burst (another worker's) spent 40 of the minute's 60 calls just now
+        self.env.cr.execute("""
+            INSERT INTO billing_sync_rate_call (budget_id, at)
+            SELECT id, clock_timestamp() AT TIME ZONE 'UTC' FROM billing_sync_rate_budget,
+                   generate_series(1, 40) WHERE key = %s
+        """, [budget.key])
+        move = self.invoice(partner)  # one invoice, far from a full batch
+        Job = self.env["billing_sync.job"]
+        self.assertFalse(Job._full_batch_due(connection, fields.Datetime.now()))
+        waits = []
+        self.assertFalse(Job._claim_batch(waits), "held to the pace, nothing claimed")
+        # at most 20 calls left (the first run made some) for the minute the burst takes
+        # to leave: one every 3 s or more, never the whole minute
+        self.assertGreaterEqual(min(waits), 3.0)
+        self.assertLess(min(waits), 10.0)
+        # the burst leaves the window: it goes
+        self.env.cr.execute("UPDATE billing_sync_rate_call SET at = at - interval '59 s' "
+                            "WHERE budget_id = (SELECT id FROM billing_sync_rate_budget "
+                            "WHERE key = %s)", [budget.key])
+        self.run_worker()
+        self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
 
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
         self.connected("xero")

@@ -327,12 +327,7 @@ def test_demo_sandbox_starts_with_its_state_folder(demo_name):
         # the ledgers are kept where the harness said, beside their database
         assert any(folder.iterdir())
     finally:
-        sandbox.terminate()
-        try:
-            sandbox.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
-            sandbox.wait()
+        harness.stop(sandbox)
 
 
 def test_demo_sandbox_that_stops_at_start_is_reported():

@@ -253,7 +253,7 @@ class TestOutboundTotals(OutboundMixin, TransactionCase):
                 self.run_worker()
                 move = self.invoice(partner)
                 Job = self.env["billing_sync.job"]
-                jobs = Job._claim_batch()
+                jobs = self.claim()
                 # the worker sent the batch and died before recording the answer
                 adapter = connection._adapter()
                 items, _skipped = self.env["billing_sync.push"]._items(connection, adapter,

@@ -88,6 +88,34 @@ class TestRateBudget(TransactionCase):
         self.assertEqual(len(slept), 1)
         self.assertLessEqual(slept[0], 1.0)
 
+    def calls_made(self, budget, *seconds_ago):
+        """Calls of ``budget`` made that many seconds ago (another worker's, say)."""
+        with self.env.registry.cursor() as cr:
+            budget._row(cr, lock=False)
+            cr.execute("""
+                INSERT INTO billing_sync_rate_call (budget_id, at)
+                SELECT b.id, (clock_timestamp() AT TIME ZONE 'UTC') - make_interval(secs => ago)
+                  FROM billing_sync_rate_budget b, unnest(%s::float[]) ago
+                 WHERE b.key = %s
+            """, [list(seconds_ago), budget.key])
+
+    def test_a_partial_batch_keeps_to_the_pace_a_full_one_does_not(self):
+        budget, _slept = self.budget(per_minute=60, window_seconds=60)
+        self.assertEqual(budget.peek(partial=True), 0.0, "an idle organisation: at once")
+        # a burst spent half of the minute just now: the 30 calls left must last until
+        # its calls leave the window, a minute from now, so a partial batch waits 2 s
+        self.calls_made(budget, *[0.0] * 30)
+        self.assertEqual(budget.peek(), 0.0, "a full batch goes at once")
+        self.assertAlmostEqual(budget.peek(partial=True), 2.0, delta=0.3)
+        # a burst about to leave the window holds nothing back
+        quiet, _slept = self.budget(per_minute=60, window_seconds=60)
+        self.calls_made(quiet, *[57.0] * 30)
+        self.assertEqual(quiet.peek(partial=True), 0.0)
+        # a minute used up: the window's own wait, partial or not
+        full, _slept = self.budget(per_minute=3, window_seconds=60)
+        self.calls_made(full, 10.0, 10.0, 10.0)
+        self.assertAlmostEqual(full.peek(partial=True), 50.0, delta=1.0)
+
     def test_the_ledger_is_believed(self):
         budget, _slept = self.budget(per_minute=60, window_seconds=60)
         budget.acquire()

@@ -643,10 +643,18 @@ def serve_demo(dbname, conf, sandbox_port):
         for child in reversed(children):
             child.terminate()
         for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop(child)
+
+
+def stop(process, seconds=15):
+    """Stop ``process``: asked to (SIGTERM), then killed if it has not ended within
+    ``seconds``; returns once it has ended."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for_sandbox(process, ports, seconds=30):

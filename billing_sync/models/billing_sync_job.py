@@ -473,7 +473,7 @@ class BillingSyncJob(models.Model):
         served = dict(cr.fetchall())
         for connection in sorted(connections, key=lambda c: (
                 served.get(keys[c]) or datetime.datetime.min, c.id)):
-            wait = _pacer(connection).peek()
+            wait = _pacer(connection).peek(partial=not self._full_batch_due(connection, now))
             if wait > 0:
                 if waits is not None:
                     waits.append(wait)
@@ -490,6 +490,28 @@ class BillingSyncJob(models.Model):
         # nothing claimed: let go of any row a look locked
         self._commit()
         return self.browse()
+
+    @api.model
+    def _full_batch_due(self, connection, now):
+        """Whether the batch ``connection`` would send next is full (or a replay, which
+        goes as it was): a partial one keeps to its organisation's pace."""
+        cr = self.env.cr
+        cr.execute("""
+            SELECT kind, batch_key FROM billing_sync_job
+             WHERE connection_id = %s AND state = 'pending' AND next_attempt_at <= %s
+             ORDER BY priority, id LIMIT 1
+        """, [connection.id, now])
+        head = cr.fetchone()
+        if not head or head[1]:
+            return True
+        size = connection._adapter_class().batch_size(head[0])
+        cr.execute("""
+            SELECT count(*) FROM (
+                SELECT 1 FROM billing_sync_job
+                 WHERE connection_id = %s AND state = 'pending' AND next_attempt_at <= %s
+                   AND kind = %s AND batch_key IS NULL LIMIT %s) due
+        """, [connection.id, now, head[0], size])
+        return cr.fetchone()[0] >= size
 
     @api.model
     def _claim_from(self, connection, now):
@@ -699,7 +721,7 @@ class BillingSyncJob(models.Model):
         if reason:
             values["last_error"] = reason
         for job in self:
-            job.write({**values, "attempts": max(0, job.attempts - 1)})
+            job.write({**values, **job._refunded()})
         if seconds > 0:
             self._trigger_push(when)
 
@@ -711,11 +733,10 @@ class BillingSyncJob(models.Model):
         connection = self.connection_id
         now = fields.Datetime.now()
         linked = self.env["billing_sync.link"]._of(connection, record)
-        self._requeue({"attempts": max(0, self.attempts - 1), "last_error": reason,
-                       "hint": False, "outcome_unknown": False,
+        self._requeue({"last_error": reason, "hint": False, "outcome_unknown": False,
                        "wait_res_model": False if linked else record._name,
                        "wait_res_id": False if linked else record.id,
-                       "next_attempt_at": now if linked else now + LINK_WAIT})
+                       "next_attempt_at": now if linked else now + LINK_WAIT}, refund=True)
         if linked:
             return
         if record._name != "account.move" or record.state != "posted":
@@ -731,19 +752,26 @@ class BillingSyncJob(models.Model):
         if not self.env.cr.fetchone():
             self._enqueue_one(connection, record, kind, now)
 
-    def _requeue(self, values):
-        """Put these jobs back in the queue (pending, no key) with ``values``. One that would
-        meet a newer unsent job of its record there (the coalescing index) is cancelled
-        instead: that job carries the change."""
+    def _requeue(self, values, refund=False):
+        """Put these jobs back in the queue (pending, no key) with ``values``; ``refund``:
+        the attempt their claim counted is given back. One that would meet a newer unsent
+        job of its record there (the coalescing index) is cancelled instead: that job
+        carries the change."""
         for job in self._cancel_superseded():
             try:
                 with self.env.cr.savepoint():
-                    job.write({**values, "state": "pending", "batch_key": False})
+                    job.write({**values, **(job._refunded() if refund else {}),
+                               "state": "pending", "batch_key": False})
                     job.flush_recordset()
             except psycopg2.errors.UniqueViolation:
                 # queued by another transaction a moment ago
                 job.invalidate_recordset()
                 job.write({"state": "cancelled"})
+
+    def _refunded(self):
+        """The values that give back the attempt this job's claim counted."""
+        self.ensure_one()
+        return {"attempts": max(0, self.attempts - 1)}
 
     @api.model
     def _wake_waiting(self, links):
@@ -813,15 +841,12 @@ class BillingSyncJob(models.Model):
         holders = self.sudo().filtered(lambda j: j.state == "started") | self.sudo().search([
             ("batch_key", "=", key), ("state", "=", "pending")])
         # nothing was sent: not an attempt, and it goes at once
-        holders = holders._cancel_superseded()
-        for job in holders:
-            job.write({"state": "pending", "batch_key": False, "outcome_unknown": True,
-                       "attempts": max(0, job.attempts - 1),
-                       "next_attempt_at": fields.Datetime.now(),
-                       "last_error": self.env._(
-                           "Part of this batch changed since it was sent without an answer: "
-                           "it goes again under a new idempotency key, each document looked "
-                           "up in the ledger by its number first.")})
+        holders._requeue({"outcome_unknown": True, "next_attempt_at": fields.Datetime.now(),
+                          "last_error": self.env._(
+                              "Part of this batch changed since it was sent without an "
+                              "answer: it goes again under a new idempotency key, each "
+                              "document looked up in the ledger by its number first.")},
+                         refund=True)
         return True
 
     def _cancel_superseded(self):
