@@ -36,6 +36,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=20,
                         help="invoices posted each way first, not measured")
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--profile", metavar="DIR",
+                        help="write a cProfile of the measured posts, each way, to DIR")
     args = parser.parse_args()
     common.each_provider(args, run)
 
@@ -63,6 +65,11 @@ def run(env, provider, args):
         cpu = {True: 0.0, False: 0.0}
         chunks = {True: _chunks(on[args.warmup:], args.chunk),
                   False: _chunks(off[args.warmup:], args.chunk)}
+        profiles = {}
+        if args.profile:
+            import cProfile
+
+            profiles = {True: cProfile.Profile(), False: cProfile.Profile()}
         order = [True, False, False, True]
         turn = 0
         while chunks[True] or chunks[False]:
@@ -70,9 +77,13 @@ def run(env, provider, args):
             turn += 1
             if not chunks[sync]:
                 continue
-            seconds, cpu_seconds = post_each(env, connection, chunks[sync].pop(0), sync)
+            seconds, cpu_seconds = post_each(env, connection, chunks[sync].pop(0), sync,
+                                             profiles.get(sync))
             timings[sync].extend(seconds)
             cpu[sync] += cpu_seconds
+        for sync, profile in profiles.items():
+            profile.dump_stats(f"{args.profile}/overhead-{provider}-{'on' if sync else 'off'}"
+                               ".prof")
         counters = app.counters.snapshot()
         requests = sum(n for statuses in counters["by_endpoint"].values()
                        for n in statuses.values())
@@ -115,19 +126,27 @@ def _chunks(records, size):
     return [records[i:i + size] for i in range(0, len(records), max(size, 1))]
 
 
-def post_each(env, connection, moves, sync):
+def post_each(env, connection, moves, sync, profile=None):
     """Post ``moves`` one transaction each, with the connection active (``sync``) or
-    archived; returns (the seconds of each post, the CPU seconds of them all)."""
+    archived; returns (the seconds of each post, the CPU seconds of them all).
+    ``profile``: a cProfile.Profile enabled around each post."""
     if connection.active != sync:
         connection.active = sync
         env.cr.commit()
     seconds = []
     cpu = time.process_time()
     for move in moves:
+        # alone, as a person posting one invoice: a record browsed among the drafts made
+        # with it would fetch (and compute) fields for all of them at each post
+        move = env["account.move"].browse(move.id)
+        if profile:
+            profile.enable()
         start = time.perf_counter()
         move.action_post()
         env.cr.commit()
         seconds.append(time.perf_counter() - start)
+        if profile:
+            profile.disable()
     return seconds, time.process_time() - cpu
 
 

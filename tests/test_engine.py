@@ -238,6 +238,37 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.run_worker()
         self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
 
+    def test_a_change_asks_for_a_push_run_and_wakes_the_cron_threads(self):
+        import select
+
+        import psycopg2
+
+        import odoo
+
+        from odoo.addons.billing_sync.models.billing_sync_job import _notify_cron_threads
+
+        self.connected("xero")
+        cron = self.env.ref("billing_sync.ir_cron_push_jobs")
+        Trigger = self.env["ir.cron.trigger"]
+        before = Trigger.search_count([("cron_id", "=", cron.id)])
+        partner = self.partner("Wakes")
+        self.invoice(partner)
+        self.invoice(partner)
+        self.assertGreater(Trigger.search_count([("cron_id", "=", cron.id)]), before)
+        wakes = [c for c in self.env.cr.postcommit._funcs
+                 if getattr(c, "func", None) is _notify_cron_threads]
+        self.assertEqual(len(wakes), 1, "one wake-up per transaction")
+        # what the cron threads hear: a notification in the 'postgres' database
+        _db, info = odoo.sql_db.connection_info_for("postgres")
+        listener = psycopg2.connect(**info)
+        self.addCleanup(listener.close)
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN cron_trigger")
+        _notify_cron_threads(self.env.cr.dbname)
+        select.select([listener], [], [], 5)
+        listener.poll()
+        self.assertIn(self.env.cr.dbname, [n.payload for n in listener.notifies])
+
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
         self.connected("xero")
         partner = self.partner("Old news")

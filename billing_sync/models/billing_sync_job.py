@@ -1,6 +1,7 @@
 import datetime
 import functools
 import logging
+import os
 import secrets
 import threading
 import time
@@ -9,8 +10,12 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
+import odoo
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
+
+from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 
 from ..services import backoff
 from ..services.hints import hint_for
@@ -82,6 +87,35 @@ def _pacer(connection):
         per_day=limits.get("per_day"), per_second=limits.get("per_second"),
         concurrent=limits.get("concurrent"),
         window_seconds=float(connection.rate_window_seconds or 60.0))
+
+
+_NOTIFIER_LOCK = threading.Lock()
+_notifier = {}
+
+
+def _notify_cron_threads(dbname):
+    """Tell Odoo's cron threads a trigger of ``dbname`` is due, as ``ir.cron._notifydb``
+    does (they listen in the 'postgres' database), on one connection this process keeps
+    open: borrowing a pooled cursor, committing and giving it back cost several round
+    trips on every post. A process forked since (Odoo's workers) opens its own."""
+    with _NOTIFIER_LOCK:
+        for attempt in (1, 2):  # a connection the server closed meanwhile: once more
+            conn = _notifier.get("conn")
+            try:
+                if conn is None or conn.closed or _notifier.get("pid") != os.getpid():
+                    _db, info = odoo.sql_db.connection_info_for("postgres")
+                    conn = psycopg2.connect(**info)
+                    conn.autocommit = True
+                    _notifier.update(conn=conn, pid=os.getpid())
+                with conn.cursor() as cur:
+                    cur.execute(sql.SQL("SELECT {}('cron_trigger', %s)").format(
+                        sql.Identifier(ODOO_NOTIFY_FUNCTION)), [dbname])
+                return
+            except psycopg2.Error as exc:
+                _notifier.pop("conn", None)
+                if attempt == 2:
+                    # the trigger is kept: the cron threads find it at their next look
+                    _logger.warning("billing_sync: could not wake the cron threads: %s", exc)
 
 
 def _wake(cr, res_model, res_id, connection_id):
@@ -250,16 +284,17 @@ class BillingSyncJob(models.Model):
         by_company = {}
         for record in records:
             by_company.setdefault(record.company_id.id or self.env.company.id, []).append(record)
+        # on every post: ids only, one query, no connection record read
+        query = Connection._search([("company_id", "in", list(by_company)),
+                                    *Connection._SYNCING_DOMAIN])
+        table = Connection._table
+        rows = self.env.execute_query(query.select(SQL.identifier(table, "id"),
+                                                   SQL.identifier(table, "company_id")))
         now = fields.Datetime.now()
-        enqueued = False
-        for company_id, recs in by_company.items():
-            connections = Connection.search([("company_id", "=", company_id),
-                                             *Connection._SYNCING_DOMAIN])
-            for connection in connections:
-                for record in recs:
-                    self._enqueue_one(connection, record, kind, now)
-                    enqueued = True
-        if enqueued:
+        for connection_id, company_id in rows:
+            for record in by_company.get(company_id, []):
+                self._enqueue_one(Connection.browse(connection_id), record, kind, now)
+        if rows:
             self._trigger_push()
 
     @api.model
@@ -285,12 +320,13 @@ class BillingSyncJob(models.Model):
             INSERT INTO billing_sync_job (connection_id, company_id, res_model, res_id, kind,
                                           priority, state, attempts, next_attempt_at,
                                           create_uid, create_date, write_uid, write_date)
-            VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s, %s, %s)
+            SELECT id, company_id, %s, %s, %s, %s, 'pending', 0, %s, %s, %s, %s, %s
+              FROM billing_sync_connection WHERE id = %s
             ON CONFLICT (connection_id, res_model, res_id, kind)
                WHERE state = 'pending' AND batch_key IS NULL
             DO NOTHING
-        """, (connection.id, connection.company_id.id, record._name, record.id, kind,
-              PRIORITY[kind], now, self.env.uid, now, self.env.uid, now))
+        """, (record._name, record.id, kind, PRIORITY[kind], now, self.env.uid, now,
+              self.env.uid, now, connection.id))
 
     # ------------------------------------------------------------------ worker
     @api.model
@@ -366,10 +402,26 @@ class BillingSyncJob(models.Model):
 
     @api.model
     def _trigger_push(self, at=None):
-        """Ask for a push run at ``at`` (now by default: the cron threads are told at once).
-        Never skipped for a trigger already there: one planned for later (a sweep) was
-        told to no thread, and a change behind it would wait for their next look."""
-        self.env.ref("billing_sync.ir_cron_push_jobs").sudo()._trigger(at)
+        """Ask for a push run at ``at`` (now by default: the cron threads are told once this
+        transaction is kept). Never skipped for a trigger already there: one planned for
+        later (a sweep) was told to no thread, and a change behind it would wait for their
+        next look.
+
+        As ``ir.cron._trigger`` does, in one statement: it runs on every post, where the
+        ORM's create and the cron's read cost more than the job itself."""
+        cron_id = self.env["ir.model.data"]._xmlid_to_res_id("billing_sync.ir_cron_push_jobs")
+        now = fields.Datetime.now()
+        at = at or now
+        self.env.cr.execute("""
+            INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid,
+                                         write_date)
+            VALUES (%s, %s, %s, %s, %s, %s)
+        """, [cron_id, at, self.env.uid, now, self.env.uid, now])
+        postcommit = self.env.cr.postcommit
+        if at <= now and not postcommit.data.get("billing_sync_notify"):
+            # once per transaction, however many changes it queued
+            postcommit.data["billing_sync_notify"] = True
+            postcommit.add(functools.partial(_notify_cron_threads, self.env.cr.dbname))
 
     @api.model
     def _due_count(self):
@@ -578,14 +630,14 @@ class BillingSyncJob(models.Model):
     def _plan_sweep(self, now):
         """Make sure a push runs SWEEP_AFTER from now, if none is planned around then: if
         this worker dies, that run finds its lease gone and sends the batch again."""
-        cron = self.env.ref("billing_sync.ir_cron_push_jobs").sudo()
+        cron_id = self.env["ir.model.data"]._xmlid_to_res_id("billing_sync.ir_cron_push_jobs")
         at = now + SWEEP_AFTER
         self.env.cr.execute("""
             SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at BETWEEN %s AND %s
              LIMIT 1
-        """, [cron.id, at - SWEEP_AFTER / 2, at + SWEEP_AFTER / 2])
+        """, [cron_id, at - SWEEP_AFTER / 2, at + SWEEP_AFTER / 2])
         if not self.env.cr.fetchone():
-            cron._trigger(at)
+            self._trigger_push(at)
 
     def _release_lease(self):
         """Let this batch's lease go (the outcome is kept, or the batch is given back)."""
