@@ -24,6 +24,16 @@ class TestEngine(OutboundMixin, TransactionCase):
             active_model="account.move", active_ids=moves.ids).create(
             {"journal_id": self.bank_journal.id})._create_payments()
 
+    def second_company_connection(self, name, org_id):
+        """A second company, with a QuickBooks connection marked connected to ``org_id``
+        (nothing is sent to it here)."""
+        company = self.env["res.company"].create({"name": name,
+                                                  "currency_id": self.env.company.currency_id.id})
+        connection = self.env["billing_sync.connection"].create({
+            **self.sandbox_values("qbo"), "company_id": company.id})
+        connection.sudo().write({"state": "connected", "org_id": org_id})
+        return connection
+
     def expire(self, connection):
         connection._token_sudo().expires_at = datetime.datetime(2000, 1, 1)
 
@@ -127,11 +137,8 @@ class TestEngine(OutboundMixin, TransactionCase):
 
     def test_on_demand_stays_inside_the_managers_companies(self):
         here = self.connected("xero")
-        company = self.env["res.company"].create({"name": "Firm next door",
-                                                  "currency_id": self.env.company.currency_id.id})
-        there = self.env["billing_sync.connection"].create({
-            **self.sandbox_values("qbo"), "company_id": company.id})
-        there.sudo().write({"state": "connected", "org_id": "next-door-org"})
+        there = self.second_company_connection("Firm next door", "next-door-org")
+        company = there.company_id
         theirs = self.partner("Next door client", company_id=company.id)
         shared = self.partner("Shared client")
         Job = self.env["billing_sync.job"]
@@ -177,11 +184,7 @@ class TestEngine(OutboundMixin, TransactionCase):
 
     def test_claiming_takes_turns_across_connections(self):
         backfill = self.connected("xero")
-        company = self.env["res.company"].create({"name": "Second firm",
-                                                  "currency_id": self.env.company.currency_id.id})
-        other = self.env["billing_sync.connection"].create({
-            **self.sandbox_values("qbo"), "company_id": company.id})
-        other.sudo().write({"state": "connected", "org_id": "other-org"})
+        other = self.second_company_connection("Second firm", "other-org")
         Job = self.env["billing_sync.job"]
         partner = self.partner("Backfill")
         now = fields.Datetime.now()
