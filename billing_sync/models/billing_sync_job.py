@@ -409,7 +409,7 @@ class BillingSyncJob(models.Model):
 
         As ``ir.cron._trigger`` does, in one statement: it runs on every post, where the
         ORM's create and the cron's read cost more than the job itself."""
-        cron_id = self.env["ir.model.data"]._xmlid_to_res_id("billing_sync.ir_cron_push_jobs")
+        cron_id = self._push_cron_id()
         now = fields.Datetime.now()
         at = at or now
         self.env.cr.execute("""
@@ -422,6 +422,11 @@ class BillingSyncJob(models.Model):
             # once per transaction, however many changes it queued
             postcommit.data["billing_sync_notify"] = True
             postcommit.add(functools.partial(_notify_cron_threads, self.env.cr.dbname))
+
+    @api.model
+    def _push_cron_id(self):
+        """The push's scheduled action (ir.model.data's cached lookup, no record read)."""
+        return self.env["ir.model.data"]._xmlid_to_res_id("billing_sync.ir_cron_push_jobs")
 
     @api.model
     def _due_count(self):
@@ -630,7 +635,7 @@ class BillingSyncJob(models.Model):
     def _plan_sweep(self, now):
         """Make sure a push runs SWEEP_AFTER from now, if none is planned around then: if
         this worker dies, that run finds its lease gone and sends the batch again."""
-        cron_id = self.env["ir.model.data"]._xmlid_to_res_id("billing_sync.ir_cron_push_jobs")
+        cron_id = self._push_cron_id()
         at = now + SWEEP_AFTER
         self.env.cr.execute("""
             SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at BETWEEN %s AND %s
