@@ -227,7 +227,8 @@ class TestEngine(OutboundMixin, TransactionCase):
         """, [budget.key])
         move = self.invoice(partner)  # one invoice, far from a full batch
         Job = self.env["billing_sync.job"]
-        self.assertFalse(Job._full_batch_due(connection, fields.Datetime.now()))
+        self.assertEqual(Job._next_call(connection, fields.Datetime.now()), (True, False),
+                         "a partial batch, no batch request (Xero counts none apart)")
         waits = []
         self.assertFalse(Job._claim_batch(waits), "held to the pace, nothing claimed")
         # at most 20 calls left (the first run made some) for the minute the burst takes
@@ -240,6 +241,36 @@ class TestEngine(OutboundMixin, TransactionCase):
                             "WHERE key = %s)", [budget.key])
         self.run_worker()
         self.assertEqual(self.jobs(move).state, "done", self.jobs(move).last_error)
+
+    def test_the_budget_counts_every_request_the_ledger_sees(self):
+        """QuickBooks counts 40 batches a minute inside 500 requests: the shared budget
+        counts each request the adapter sends (reads and lone documents included) and
+        which of them were batches, as the ledger does."""
+        from odoo.addons.billing_sync.models.billing_sync_job import _budget_key
+
+        connection = self.connected("qbo")
+        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
+        self.qbo.counters.reset()
+        moves = self.invoice(self.partner("Counted A")) | self.invoice(self.partner("Counted B"))
+        self.run_worker()
+        payment = self.pay(moves[0])
+        self.run_worker()
+        jobs = self.jobs(moves) | self.jobs(payment)
+        self.assertEqual(set(jobs.mapped("state")), {"done"}, jobs.mapped("last_error"))
+        seen = {label: sum(statuses.values()) for label, statuses
+                in self.qbo.counters.snapshot()["by_endpoint"].items()
+                if "/v3/company/" in label}
+        # the contacts matched and created, the two invoices: batches; the lone payment
+        # reads its invoice, then goes to its own endpoint
+        self.assertEqual(seen.get("POST /v3/company/{realmId}/payment"), 1, seen)
+        self.assertGreaterEqual(seen.get("POST /v3/company/{realmId}/batch"), 2, seen)
+        self.env.cr.execute("""
+            SELECT count(*), count(*) FILTER (WHERE c.batch)
+              FROM billing_sync_rate_call c
+              JOIN billing_sync_rate_budget b ON b.id = c.budget_id WHERE b.key = %s
+        """, [_budget_key(connection)])
+        self.assertEqual(self.env.cr.fetchone(),
+                         (sum(seen.values()), seen["POST /v3/company/{realmId}/batch"]))
 
     def test_a_change_asks_for_a_push_run_and_wakes_the_cron_threads(self):
         import select

@@ -116,6 +116,61 @@ class TestRateBudget(TransactionCase):
         self.calls_made(full, 10.0, 10.0, 10.0)
         self.assertAlmostEqual(full.peek(partial=True), 50.0, delta=1.0)
 
+    def counted(self, budget):
+        """(requests, batches) the budget counts in its window now."""
+        with self.env.registry.cursor() as cr:
+            cr.execute("""
+                SELECT count(*), count(*) FILTER (WHERE c.batch)
+                  FROM billing_sync_rate_call c JOIN billing_sync_rate_budget b
+                    ON b.id = c.budget_id WHERE b.key = %s
+            """, [budget.key])
+            return cr.fetchone()
+
+    def test_batches_have_a_window_of_their_own_inside_the_requests(self):
+        # QuickBooks: 40 batches a minute within 500 requests (here 2 within 5)
+        budget, _slept = self.budget(per_minute=5, batch_per_minute=2, window_seconds=60)
+        for _ in range(2):
+            with budget.call(batch=True):
+                pass
+        with self.assertRaises(BudgetExhausted) as caught:
+            budget.acquire(batch=True)
+        self.assertAlmostEqual(caught.exception.wait, 60.0, delta=2.0)
+        self.assertAlmostEqual(budget.peek(batch=True), 60.0, delta=2.0)
+        self.assertEqual(budget.peek(), 0.0, "a request that is no batch still goes")
+        for _ in range(3):
+            with budget.call():
+                pass
+        self.assertEqual(self.counted(budget), (5, 2))
+        with self.assertRaises(BudgetExhausted):
+            budget.acquire()  # the batches counted among the requests too
+        # a lone change paces itself by the request window, not by the batches'
+        paced, _slept = self.budget(per_minute=60, batch_per_minute=4, window_seconds=60)
+        self.calls_made(paced, 0.0, 0.0)
+        self.assertAlmostEqual(paced.peek(partial=True), 60 / 58.0, delta=0.2)
+        with self.env.registry.cursor() as cr:
+            cr.execute("UPDATE billing_sync_rate_call SET batch = true WHERE budget_id = "
+                       "(SELECT id FROM billing_sync_rate_budget WHERE key = %s)", [paced.key])
+        self.assertAlmostEqual(paced.peek(partial=True, batch=True), 30.0, delta=1.0)
+
+    def test_every_request_the_adapter_reports_is_counted_once(self):
+        budget, _slept = self.budget(per_minute=60, batch_per_minute=40, window_seconds=60)
+        # a push taken for a batch that reads first, then sends its batch and a second
+        # one (a stale retry): three requests, two of them batches
+        with budget.call(batch=True):
+            budget.spend(False)
+            budget.spend(True)
+            budget.spend(True)
+        self.assertEqual(self.counted(budget), (3, 2))
+        # taken for a batch, it sent one request only (everything else was refused
+        # before): the batch it did not send is not counted
+        with budget.call(batch=True):
+            budget.spend(False)
+        self.assertEqual(self.counted(budget), (4, 2))
+        # an adapter that reports nothing: the call taken is counted as made
+        with budget.call():
+            pass
+        self.assertEqual(self.counted(budget), (5, 2))
+
     def test_the_ledger_is_believed(self):
         budget, _slept = self.budget(per_minute=60, window_seconds=60)
         budget.acquire()

@@ -28,7 +28,7 @@ from ..services.ledger.errors import (
     RateLimited,
 )
 from ..services.ratelimit import TABLES as RATE_TABLES
-from ..services.ratelimit import BudgetExhausted, SharedBudget, read_committed
+from ..services.ratelimit import BudgetExhausted, SharedBudget, paced, read_committed
 
 _logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _pacer(connection):
     return SharedBudget(
         functools.partial(read_committed, env.registry), env.cr,
         _budget_key(connection),
-        per_minute=limits.get("batch_per_minute") or limits.get("per_minute"),
+        per_minute=limits.get("per_minute"), batch_per_minute=limits.get("batch_per_minute"),
         per_day=limits.get("per_day"), per_second=limits.get("per_second"),
         concurrent=limits.get("concurrent"),
         window_seconds=float(connection.rate_window_seconds or 60.0))
@@ -530,7 +530,8 @@ class BillingSyncJob(models.Model):
         served = dict(cr.fetchall())
         for connection in sorted(connections, key=lambda c: (
                 served.get(keys[c]) or datetime.datetime.min, c.id)):
-            wait = _pacer(connection).peek(partial=not self._full_batch_due(connection, now))
+            partial, batch = self._next_call(connection, now)
+            wait = _pacer(connection).peek(partial=partial, batch=batch)
             if wait > 0:
                 if waits is not None:
                     waits.append(wait)
@@ -549,9 +550,11 @@ class BillingSyncJob(models.Model):
         return self.browse()
 
     @api.model
-    def _full_batch_due(self, connection, now):
-        """Whether the batch ``connection`` would send next is full (or a replay, which
-        goes as it was): a partial one keeps to its organisation's pace."""
+    def _next_call(self, connection, now):
+        """(partial, batch) of the call ``connection`` would make next: whether it carries
+        less than a full batch (a replay goes as it was: never partial), and whether it
+        starts with a batch request (a ledger counting those apart: adapter.batched). A
+        partial one keeps to its organisation's pace."""
         cr = self.env.cr
         cr.execute("""
             SELECT kind, batch_key FROM billing_sync_job
@@ -559,16 +562,22 @@ class BillingSyncJob(models.Model):
              ORDER BY priority, id LIMIT 1
         """, [connection.id, now])
         head = cr.fetchone()
-        if not head or head[1]:
-            return True
-        size = connection._adapter_class().batch_size(head[0])
-        cr.execute("""
-            SELECT count(*) FROM (
-                SELECT 1 FROM billing_sync_job
-                 WHERE connection_id = %s AND state = 'pending' AND next_attempt_at <= %s
-                   AND kind = %s AND batch_key IS NULL LIMIT %s) due
-        """, [connection.id, now, head[0], size])
-        return cr.fetchone()[0] >= size
+        adapter = connection._adapter_class()
+        if not head:
+            return False, False
+        kind, key = head
+        size = adapter.batch_size(kind)
+        if key:
+            cr.execute("SELECT count(*) FROM billing_sync_job WHERE batch_key = %s", [key])
+        else:
+            cr.execute("""
+                SELECT count(*) FROM (
+                    SELECT 1 FROM billing_sync_job
+                     WHERE connection_id = %s AND state = 'pending' AND next_attempt_at <= %s
+                       AND kind = %s AND batch_key IS NULL LIMIT %s) due
+            """, [connection.id, now, kind, size])
+        count = cr.fetchone()[0]
+        return not key and count < size, adapter.batched(kind, count)
 
     @api.model
     def _claim_from(self, connection, now):
@@ -753,18 +762,15 @@ class BillingSyncJob(models.Model):
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
+        batch = adapter.batched(kind, len(items))
         for attempt in (1, 2):
-            with pacer:
-                try:
-                    results = adapter.push(token, connection.org_id, kind, items, key)
-                except AccessTokenExpired:
-                    if attempt == 2:
-                        raise
-                    token = connection._refresh_tokens(force=True)
-                    continue
-            headroom = adapter.last_headroom or {}
-            pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
-            return results
+            try:
+                return paced(pacer, adapter, adapter.push, token, connection.org_id, kind,
+                             items, key, batch=batch)
+            except AccessTokenExpired:
+                if attempt == 2:
+                    raise
+                token = connection._refresh_tokens(force=True)
         return []
 
     # ------------------------------------------------------------------ outcomes

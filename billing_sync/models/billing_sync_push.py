@@ -6,6 +6,7 @@ from odoo import api, fields, models
 from ..services.contacts import distinct_name, norm_name
 from ..services.idempotency import batch_key
 from ..services.ledger.base import PushItem
+from ..services.ratelimit import paced
 from ..services.totals import describe, differences, spread
 
 # partner fields the ledger's contact carries: a change to one of them is pushed
@@ -218,8 +219,8 @@ class BillingSyncPush(models.AbstractModel):
                 and item.values.get("number")]
         if not lost:
             return
-        found = _paced(pacer, adapter, adapter.find_documents, connection._access_token(),
-                       connection.org_id, kind, [item.values["number"] for item in lost])
+        found = paced(pacer, adapter, adapter.find_documents, connection._access_token(),
+                      connection.org_id, kind, [item.values["number"] for item in lost])
         # a ledger document another record is linked to (a replaced invoice's credited
         # copy keeps its number) is not this one; the link itself is written once the
         # ledger has answered the update, with its figures checked
@@ -355,8 +356,8 @@ class BillingSyncPush(models.AbstractModel):
         candidates = [{"key": f"res.partner,{p.id}", "tax_id": p.vat or None,
                        "email": p.billing_sync_invoice_email or p.email or None,
                        "name": p.name} for p in missing]
-        found = _paced(pacer, adapter, adapter.find_contacts, token, connection.org_id,
-                       candidates)
+        found = paced(pacer, adapter, adapter.find_contacts, token, connection.org_id,
+                      candidates, batch=adapter.FIND_BATCHED)
         holders = found.name_holders
         # a ledger contact already linked to another partner (same email, say)
         # is that partner's: this one gets its own
@@ -415,8 +416,8 @@ class BillingSyncPush(models.AbstractModel):
             # partner (renamed, another email) is a new request, not the old refusal again
             key = batch_key(uuid, connection.id, "contact-ensure",
                             [f"{item.key}:{_digest(item.values)}" for item in items])
-            results = _paced(pacer, adapter, adapter.push, token, connection.org_id,
-                             "contact", items, key)
+            results = paced(pacer, adapter, adapter.push, token, connection.org_id,
+                            "contact", items, key, batch=adapter.batched("contact", len(items)))
             linked = Link._index(connection, [chunk])  # as the ledger's answer came back
             for partner, result in zip(chunk, results, strict=True):
                 name = names[partner.id]
@@ -854,17 +855,6 @@ def _digest(values):
     """A short stable hash of push values (the same values always give the same one)."""
     text = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _paced(pacer, adapter, call, *args):
-    """``call(*args)`` within the organisation's rate limits, then believe its headers."""
-    if pacer is None:
-        return call(*args)
-    with pacer:
-        result = call(*args)
-    headroom = adapter.last_headroom or {}
-    pacer.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
-    return result
 
 
 class _Skip(Exception):  # noqa: N818 -- an outcome, not an error

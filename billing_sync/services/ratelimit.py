@@ -18,6 +18,13 @@ holds a session-level advisory lock of the worker's own connection, which Postgr
 releases when that worker dies. The ledger is believed over the count: its remaining-call
 headers add the calls other apps made, and its 429 blocks the organisation for everyone.
 
+Some ledgers also count one kind of request apart: QuickBooks allows 40 ``/batch`` calls a
+minute within its 500 requests. A call row says whether it was a batch (``batch``): the
+request windows count every row, the batch window only those. A call is taken for the
+request its push starts with (``call(batch=...)``); every request the adapter then makes
+is reported (``spend``): the first of the kind taken is that call, any other is counted
+as made, so the count is the ledger's own, reads and retries included.
+
 A call carrying less than a full batch also keeps to a pace that spreads the window's
 calls left until its calls leave it (``peek(partial=True)``): bursts would otherwise spend
 the window and stall every change behind them until it frees.
@@ -48,6 +55,8 @@ TABLES = """
     );
     ALTER TABLE billing_sync_rate_call ADD COLUMN IF NOT EXISTS id bigserial;
     ALTER TABLE billing_sync_rate_budget ADD COLUMN IF NOT EXISTS served_at timestamp;
+    ALTER TABLE billing_sync_rate_call ADD COLUMN IF NOT EXISTS batch boolean NOT NULL
+        DEFAULT false;
     CREATE INDEX IF NOT EXISTS billing_sync_rate_call_at
         ON billing_sync_rate_call (budget_id, at);
 """
@@ -89,25 +98,26 @@ class SharedBudget:
     whose connection holds the concurrency slots while the call runs."""
 
     def __init__(self, cursor, session_cr, key, per_minute=None, per_day=None,
-                 per_second=None, concurrent=None, window_seconds=60.0, day_seconds=None,
-                 margin=None, max_sleep=1.0, sleep=time.sleep):
+                 per_second=None, concurrent=None, batch_per_minute=None, window_seconds=60.0,
+                 day_seconds=None, margin=None, max_sleep=1.0, sleep=time.sleep):
         self.cursor = cursor
         self.session_cr = session_cr
         self.key = key
         self.window = float(window_seconds)
         day = float(day_seconds or self.window * 1440)
-        # (limit, seconds) of every sliding window the ledger counts
-        self.windows = [(int(limit), seconds) for limit, seconds in (
-            (per_second, self.window / 60.0), (per_minute, self.window), (per_day, day))
-            if limit]
+        # (limit, seconds, batches only) of every sliding window the ledger counts
+        self.windows = [(int(limit), seconds, batches) for limit, seconds, batches in (
+            (per_second, self.window / 60.0, False), (per_minute, self.window, False),
+            (per_day, day, False), (batch_per_minute, self.window, True)) if limit]
         self.per_minute, self.per_day, self.day = per_minute, per_day, day
+        self.batch_per_minute = batch_per_minute
         self.concurrent = min(int(concurrent), MAX_SLOTS) if concurrent else None
         # the ledger stamps a call when it arrives, a little after we counted it
         self.margin = self.window * 0.02 if margin is None else margin
         self.max_sleep = max_sleep
         self.sleep = sleep
         self._slots = []
-        self._calls = []
+        self._calls = []  # (row id, batch, spent) of the calls of the one running now
         self.waited = 0.0
 
     # ------------------------------------------------------------------ reading
@@ -117,22 +127,25 @@ class SharedBudget:
         cr.execute(ROW_FOR_UPDATE if lock else ROW, [self.key])
         return cr.fetchone()
 
-    def _wait(self, cr, budget_id, now, blocked):
-        """Seconds before one more call may go (0: now)."""
+    def _wait(self, cr, budget_id, now, blocked, batch=False):
+        """Seconds before one more call (a batch one: ``batch``) may go (0: now)."""
         waits = [blocked - now] if blocked else []
-        for limit, seconds in self.windows:
+        for limit, seconds, batches in self.windows:
+            if batches and not batch:
+                continue
             # the limit-th latest call in the window: the window has room when it leaves
             cr.execute("""
                 SELECT extract(epoch FROM at) FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
+                   AND (batch OR NOT %s)
                  ORDER BY at DESC OFFSET %s LIMIT 1
-            """, [budget_id, now - seconds, limit - 1])
+            """, [budget_id, now - seconds, batches, limit - 1])
             row = cr.fetchone()
             if row:
                 waits.append(row[0] + seconds + self.margin - now)
         return max([0.0, *waits])
 
-    def _spacing(self, cr, budget_id, now):
+    def _spacing(self, cr, budget_id, now, batch=False):
         """Seconds before a call that carries less than a full batch should go (0: now).
 
         Calls taken as soon as the window has room spend it in bursts, then stall until the
@@ -140,16 +153,20 @@ class SharedBudget:
         a burst of 30 made changes wait 20 s. So a partial batch goes no sooner than the
         pace that never runs dry: before the j-th call now in the window leaves it, at
         most (calls left + j - 1) more may go. Whatever waits meanwhile rides in the next
-        batch; a full batch is never held back, so a backfill keeps the whole ceiling."""
-        if not self.per_minute:
+        batch; a full batch is never held back, so a backfill keeps the whole ceiling.
+        ``batch``: the call is a batch one, paced by the batch window when there is one."""
+        batches = bool(batch and self.batch_per_minute)
+        limit = self.batch_per_minute if batches else self.per_minute
+        if not limit:
             return 0.0
         cr.execute("""
             SELECT extract(epoch FROM at) FROM billing_sync_rate_call
              WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
+               AND (batch OR NOT %s)
              ORDER BY at
-        """, [budget_id, now - self.window])
+        """, [budget_id, now - self.window, batches])
         made = [row[0] for row in cr.fetchall()]
-        left = self.per_minute - len(made)
+        left = limit - len(made)
         if not made or left <= 0:  # nothing to spread, or the window's own wait rules
             return 0.0
         rate = min([(left + j) / (at + self.window + self.margin - now)
@@ -157,34 +174,36 @@ class SharedBudget:
                    or [float("inf")])
         return max(0.0, made[-1] + 1.0 / rate - now)
 
-    def peek(self, partial=False):
+    def peek(self, partial=False, batch=False):
         """Seconds before this organisation may be called (0: now); takes nothing.
         ``partial``: for a call carrying less than a full batch, which also keeps to the
-        pace that spreads what is left of the window (``_spacing``)."""
+        pace that spreads what is left of the window (``_spacing``); ``batch``: for a batch
+        call (the batch window counts too)."""
         with self.cursor() as cr:
             budget_id, now, blocked = self._row(cr, lock=False)
-            wait = self._wait(cr, budget_id, now, blocked)
+            wait = self._wait(cr, budget_id, now, blocked, batch)
             if partial and not wait:
-                wait = self._spacing(cr, budget_id, now)
+                wait = self._spacing(cr, budget_id, now, batch)
             return wait
 
     # ------------------------------------------------------------------ taking
-    def _take(self):
-        """Count one call now if the windows allow it (0.0), else the seconds to wait."""
+    def _take(self, batch=False, wait=True):
+        """Count one call now if the windows allow it (0.0), else the seconds to wait;
+        ``wait=False``: count it now whatever they say (a request already going)."""
         with self.cursor() as cr:
             budget_id, now, blocked = self._row(cr, lock=True)
-            wait = self._wait(cr, budget_id, now, blocked)
-            if wait > 0:
-                return wait
+            seconds = self._wait(cr, budget_id, now, blocked, batch) if wait else 0.0
+            if seconds > 0:
+                return seconds
+            oldest = max(seconds for _limit, seconds, _batches in self.windows or [(0, 0, 0)])
             cr.execute("""
                 DELETE FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at < to_timestamp(%s) AT TIME ZONE 'UTC';
-                INSERT INTO billing_sync_rate_call (budget_id, at)
-                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC')
+                INSERT INTO billing_sync_rate_call (budget_id, at, batch)
+                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC', %s)
                   RETURNING id;
-            """, [budget_id, now - max(seconds for _limit, seconds in self.windows or [(0, 0)]),
-                  budget_id, now])
-            self._calls.append(cr.fetchone()[0])
+            """, [budget_id, now - oldest, budget_id, now, bool(batch)])
+            self._calls.append([cr.fetchone()[0], bool(batch), not wait])
             return 0.0
 
     def _take_slot(self):
@@ -206,9 +225,10 @@ class SharedBudget:
             self.session_cr.execute("SELECT pg_advisory_unlock(%s, %s)",
                                     [SLOT_LOCKS, self._slots.pop()])
 
-    def acquire(self):
-        """Take one call: a concurrency slot and a place in every window. Waits at most
-        ``max_sleep`` in all; BudgetExhausted with the wait otherwise."""
+    def acquire(self, batch=False):
+        """Take one call (a batch one: ``batch``): a concurrency slot and a place in every
+        window that counts it. Waits at most ``max_sleep`` in all; BudgetExhausted with the
+        wait otherwise."""
         deadline = time.monotonic() + self.max_sleep
         while not self._take_slot():
             if time.monotonic() + 0.1 > deadline:
@@ -217,7 +237,7 @@ class SharedBudget:
             self.sleep(0.1)
         try:
             while True:
-                wait = self._take()
+                wait = self._take(batch)
                 if wait <= 0:
                     return
                 if time.monotonic() + wait > deadline:
@@ -229,15 +249,44 @@ class SharedBudget:
             self._release_slot()
             raise
 
+    def spend(self, batch=False):
+        """The adapter is about to send one request (a batch one: ``batch``) within the
+        call taken: the first of the kind taken is that call; any other is counted as made
+        now, without waiting (the call is under way: stopping it half-done would leave
+        what the ledger did unknown). A batch counts in the request windows too."""
+        taken = next((call for call in self._calls if not call[2] and call[1] == batch),
+                     None)
+        if taken:
+            taken[2] = True
+        else:
+            self._take(batch, wait=False)
+
     def release(self):
-        """The call is over: it is counted from now. The ledger counted it when it arrived,
-        somewhere between when it was taken and now; counting it from the later moment
-        never lets another call in before the ledger's window has room for it."""
+        """The call is over: its requests are counted from now. The ledger counted each
+        when it arrived, somewhere between when it was taken and now; counting it from the
+        later moment never lets another call in before the ledger's window has room for
+        it. A call taken but never sent (the adapter sent nothing of its kind) is not
+        counted, unless nothing at all was reported (an adapter that does not report)."""
         self._release_slot()
-        if self._calls:
-            with self.cursor() as cr:
-                cr.execute("UPDATE billing_sync_rate_call SET at = clock_timestamp() AT TIME "
-                           "ZONE 'UTC' WHERE id = %s", [self._calls.pop()])
+        calls, self._calls = self._calls, []
+        if not calls:
+            return
+        unsent = [call[0] for call in calls if not call[2]]
+        with self.cursor() as cr:
+            if len(unsent) < len(calls):
+                cr.execute("DELETE FROM billing_sync_rate_call WHERE id = ANY(%s)", [unsent])
+            cr.execute("UPDATE billing_sync_rate_call SET at = clock_timestamp() AT TIME "
+                       "ZONE 'UTC' WHERE id = ANY(%s)", [[call[0] for call in calls]])
+
+    @contextlib.contextmanager
+    def call(self, batch=False):
+        """``with budget.call(batch):`` one call taken for its first request (see
+        ``acquire``), released on leaving; ``spend`` reports each request it makes."""
+        self.acquire(batch)
+        try:
+            yield self
+        finally:
+            self.release()
 
     def __enter__(self):
         self.acquire()
@@ -290,3 +339,20 @@ class SharedBudget:
                  WHERE key = %s
             """, [float(seconds), self.key])
 
+
+
+def paced(budget, adapter, call, *args, batch=False):
+    """``call(*args)``, a method of ``adapter``, as one call of ``budget`` (none: unpaced)
+    that starts with a batch request when ``batch``: each request the adapter sends is
+    reported to the budget (its ``meter``), then its remaining-call headers believed."""
+    if budget is None:
+        return call(*args)
+    with budget.call(batch):
+        adapter.meter = budget.spend
+        try:
+            result = call(*args)
+        finally:
+            adapter.meter = None
+    headroom = adapter.last_headroom or {}
+    budget.observe(headroom.get("minute_remaining"), headroom.get("day_remaining"))
+    return result

@@ -19,6 +19,10 @@ from billing_sync.services.ledger.qbo import QboAdapter
 
 BATCH = "POST /v3/company/{realmId}/batch"
 QUERY = "POST /v3/company/{realmId}/query"
+# one object alone goes to its entity's endpoint: a request, not one of the 40 batches
+CUSTOMER = "POST /v3/company/{realmId}/customer"
+INVOICE = "POST /v3/company/{realmId}/invoice"
+PAYMENT = "POST /v3/company/{realmId}/payment"
 
 
 @pytest.fixture
@@ -100,7 +104,7 @@ def test_contacts_created_in_one_request_then_updated(push):
     (updated,) = push.push("contact", [PushItem(
         "res.partner,1", "contact", _contact("Acme Limited", email="ap@acme.test"),
         ledger_id=first.ledger_id, version="1")], "contacts-2")
-    assert updated.ok and updated.version == "2" and push.api_requests() == {BATCH: 1}
+    assert updated.ok and updated.version == "2" and push.api_requests() == {CUSTOMER: 1}
     acme = push.ledger().get("Customer", first.ledger_id)
     assert acme["DisplayName"] == "Acme Limited" and acme["Notes"] == "VIP"
     assert acme["PrimaryEmailAddr"]["Address"] == "ap@acme.test"
@@ -109,7 +113,7 @@ def test_contacts_created_in_one_request_then_updated(push):
     push.reset_counters()
     (again,) = push.push("contact", [PushItem("res.partner,2", "contact", _contact("Jane Doe"),
                                               ledger_id=second.ledger_id)], "contacts-3")
-    assert again.ok and push.api_requests() == {QUERY: 1, BATCH: 1}
+    assert again.ok and push.api_requests() == {QUERY: 1, CUSTOMER: 1}
 
 
 def test_stale_sync_token_is_reread_and_reapplied_once(push):
@@ -120,8 +124,8 @@ def test_stale_sync_token_is_reread_and_reapplied_once(push):
         "res.partner,9", "contact", _contact("Stale Ltd", phone="0123"),
         ledger_id=customer_id, version="0")], "stale-1")
     assert result.ok and result.version == "2"
-    # the batch (5010), one query for the current SyncToken, the batch again
-    assert push.api_requests() == {BATCH: 2, QUERY: 1}
+    # the update (5010), one query for the current SyncToken, the update again
+    assert push.api_requests() == {CUSTOMER: 2, QUERY: 1}
     stored = push.ledger().get("Customer", customer_id)
     assert stored["PrimaryPhone"]["FreeFormNumber"] == "0123"
 
@@ -159,7 +163,7 @@ def test_invoice_with_item_tax_tracking_and_discount(push):
     push.reset_counters()
     (result,) = push.push("invoice", [PushItem("account.move,7", "invoice", values)], "inv-1")
     assert result.ok, result.error
-    assert push.api_requests() == {BATCH: 1}
+    assert push.api_requests() == {INVOICE: 1}
     assert result.number == "INV/2026/0001"
     assert result.url == f"https://app.qbo.intuit.com/app/invoice?txnId={result.ledger_id}"
     invoice = push.ledger().get("Invoice", result.ledger_id)
@@ -292,7 +296,7 @@ def test_partial_then_full_payment(push):
                                                  payment(200.0, "PBNK1/2026/00001"))], "pay-1")
     assert partial.ok and push.ledger().get("Invoice", invoice.ledger_id)["Balance"] == 300
     # the invoice is read first: its customer (values carry no contact_ref), its balance
-    assert push.api_requests() == {QUERY: 1, BATCH: 1}
+    assert push.api_requests() == {QUERY: 1, PAYMENT: 1}
     stored = push.ledger().get("Payment", partial.ledger_id)
     assert stored["DepositToAccountRef"]["value"] == bank
     assert stored["PaymentRefNum"] == "PBNK1/2026/00001"
@@ -302,7 +306,7 @@ def test_partial_then_full_payment(push):
     rest = {**payment(300.0, "PBNK1/2026/00002"), "contact_ref": customer_id}
     (full,) = push.push("payment", [PushItem("account.payment,2", "payment", rest)], "pay-2")
     # the balance is read even with the customer known: a payment never applies more
-    assert full.ok and push.api_requests() == {QUERY: 1, BATCH: 1}
+    assert full.ok and push.api_requests() == {QUERY: 1, PAYMENT: 1}
     assert push.ledger().get("Invoice", invoice.ledger_id)["Balance"] == 0
 
     (over,) = push.push("payment", [PushItem("account.payment,3", "payment",
@@ -345,13 +349,37 @@ def test_429_becomes_rate_limited(push, throttle_format):
     assert result.ok and len(push.ledger().all("Invoice")) == 1
 
 
+def test_a_lone_document_goes_to_its_endpoint_refused_or_replayed_as_in_a_batch(push):
+    customer_id = _customer(push, "Lone Ltd")
+    # refused: the 400 Fault about the invoice is its own refusal, as a batch item says it
+    bad = PushItem("account.move,1", "invoice", _document("999999", "LONE-1", [_line(push, 10)]))
+    push.reset_counters()
+    (refused,) = push.push("invoice", [bad], "lone-1")
+    assert not refused.ok and isinstance(refused.error, LedgerRejected)
+    assert "QuickBooks refused it" in str(refused.error)
+    assert push.api_requests() == {INVOICE: 1} and not push.ledger().all("Invoice")
+    # taken, then sent again under the same requestid (a crash before the answer was
+    # kept): QuickBooks answers the first answer again, and there is one invoice
+    good = PushItem("account.move,2", "invoice", _document(customer_id, "LONE-2",
+                                                           [_line(push, 10)]))
+    (first,) = push.push("invoice", [good], "lone-2")
+    (again,) = push.push("invoice", [good], "lone-2")
+    assert first.ok and again.ok and first.ledger_id == again.ledger_id
+    assert len(push.ledger().all("Invoice")) == 1
+    assert push.api_requests() == {INVOICE: 3}
+
+
 def test_batch_ceiling_becomes_rate_limited(push):
     customer_id = _customer(push)
     push.app.configure(batch_per_minute=1)
     push.app.batch_limiter.reset()
-    _invoices(push, customer_id, 10, key="ceiling-1")
+    _invoices(push, customer_id, 10, 11, key="ceiling-1")
     with pytest.raises(RateLimited):
-        _invoices(push, customer_id, 20, key="ceiling-2")
+        _invoices(push, customer_id, 20, 21, key="ceiling-2")
+    # one invoice alone is a request of its own, which the batch ceiling does not count
+    push.reset_counters()
+    _invoices(push, customer_id, 30, key="ceiling-3")
+    assert push.api_requests() == {INVOICE: 1}
 
 
 @pytest.mark.parametrize("fault", ["http500", "http503", "reset", "hang"])

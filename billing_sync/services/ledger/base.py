@@ -258,6 +258,11 @@ class LedgerAdapter(abc.ABC):
     # answer of this adapter said is left of the rate limits (None before any call; both
     # None when the ledger says nothing); the engine's pacer believes it
     last_headroom: dict | None = None
+    # whether find_contacts sends its queries as one batch request (see batched)
+    FIND_BATCHED: bool = False
+    # set by the engine for one call (ratelimit.paced): called with ``batch`` before each
+    # request the adapter sends, so that the organisation's budget counts every one
+    meter = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -322,6 +327,12 @@ class LedgerAdapter(abc.ABC):
     def batch_size(cls, kind):
         """Objects of ``kind`` one push may carry (the provider's batch ceiling)."""
         return cls.kind_spec(kind).batch_size
+
+    @classmethod
+    def batched(cls, kind, count):
+        """Whether a push of ``count`` objects of ``kind`` starts with a batch request, one
+        LIMITS' ``batch_per_minute`` counts (none where the ledger counts no such thing)."""
+        return bool(cls.LIMITS.get("batch_per_minute"))
 
     def web_url(self, kind, ledger_id, org_id):
         """The page of ledger object ``ledger_id`` (a ``kind``) of organisation ``org_id``
@@ -398,6 +409,12 @@ class LedgerAdapter(abc.ABC):
         """Every ReferenceRecord the mappings pick from."""
 
     # -- helpers --------------------------------------------------------------
+    def _metered(self, batch=False):
+        """One request (a batch one: ``batch``) is about to go: the engine's budget counts
+        it (``meter``). Every request an adapter sends passes here first."""
+        if self.meter is not None:
+            self.meter(batch)
+
     def _keep_headroom(self, minute_remaining=None, day_remaining=None):
         """Keep what the last answer said is left of the rate limits (``last_headroom``)."""
         self.last_headroom = {"minute_remaining": minute_remaining,

@@ -75,12 +75,15 @@ class QboKind(Kind):
     BatchItemRequest carries; ``operation`` a fixed batch operation (else create, or update
     for a linked object); ``number``: the answer's DocNumber is the object's number;
     ``due``: the answered document's amount due properties, the first present wins (set
-    for documents: their totals are read back)."""
+    for documents: their totals are read back); ``single``: one object alone goes to
+    the entity's own endpoint (one of the 500 requests a minute, not one of the 40
+    batches: a lone change is not held to the batch pace)."""
 
     entity: str
     operation: str | None = None
     number: bool = False
     due: tuple = ()
+    single: bool = False
 
 
 def _sales_form(item, version, known):
@@ -91,12 +94,12 @@ _INVOICE_PAGE = WEB_APP + "invoice?txnId={id}"
 KINDS = {
     "contact": QboKind(
         batch_size=BATCH_MAX, what="Sending contacts to QuickBooks",
-        web_url=WEB_APP + "customerdetail?nameId={id}", entity="Customer",
+        web_url=WEB_APP + "customerdetail?nameId={id}", entity="Customer", single=True,
         build=lambda item, version, known: payloads.customer(item.values or {},
                                                              item.ledger_id, version)),
     "invoice": QboKind(
         batch_size=BATCH_MAX, what="Sending invoices to QuickBooks", web_url=_INVOICE_PAGE,
-        entity="Invoice", build=_sales_form, number=True, due=("Balance",)),
+        entity="Invoice", build=_sales_form, number=True, due=("Balance",), single=True),
     # 29, so that the query of their invoices' open balances rides in the same /batch
     "credit_note": QboKind(
         batch_size=BATCH_MAX - 1, what="Sending credit notes to QuickBooks",
@@ -104,7 +107,7 @@ KINDS = {
         number=True, due=("RemainingCredit", "Balance")),
     "payment": QboKind(
         batch_size=BATCH_MAX, what="Sending payments to QuickBooks",
-        web_url=WEB_APP + "recvpayment?txnId={id}", entity="Payment",
+        web_url=WEB_APP + "recvpayment?txnId={id}", entity="Payment", single=True,
         build=lambda item, version, known: _payment(item, version, known["customers"],
                                                     known["balances"])[0]),
     "void_invoice": QboKind(
@@ -297,6 +300,7 @@ class QboAdapter(LedgerAdapter):
 
     def _call(self, what, fn, *args, **kwargs):
         """An SDK call whose answer python-quickbooks reads into its objects."""
+        self._metered()
         try:
             return fn(*args, **kwargs)
         except (qb_exceptions.QuickbooksException, requests.RequestException) as exc:
@@ -408,12 +412,20 @@ class QboAdapter(LedgerAdapter):
     LIMITS = {"per_minute": 500, "per_day": None, "concurrent": 10, "batch_per_minute": 40,
               "per_second": 10}
     # candidates find_contacts matches in ONE /batch (3 queries per 50 candidates,
-    # 30 queries per batch): the caller's pacer counts one call for it
+    # 30 queries per batch)
     FIND_LIMIT = 500
+    FIND_BATCHED = True
+
+    @classmethod
+    def batched(cls, kind, count):
+        """A push goes as one /batch, except one object of a ``single`` kind alone."""
+        return count > 1 or not cls.kind_spec(kind).single
 
     def push(self, access_token, org_id, kind, items, idempotency_key):
         """Create or update ``items`` (one kind) in ONE /batch call with requestid =
-        ``idempotency_key`` (QuickBooks replays its first answer to a repeated id).
+        ``idempotency_key`` (QuickBooks replays its first answer to a repeated id); one
+        object of a ``single`` kind alone goes to its entity's endpoint, under the same
+        requestid (see batched).
 
         Extra calls, only when needed: one query for the SyncTokens of updates that came
         without ``version`` (and, for payments, for the customers of their invoices when
@@ -486,9 +498,9 @@ class QboAdapter(LedgerAdapter):
 
         answers = {}
         if operations:
+            send = self._batch if self.batched(kind, len(items)) else self._single
             try:
-                answers = self._batch(qb, operations, payloads.request_id(idempotency_key),
-                                      what)
+                answers = send(qb, operations, payloads.request_id(idempotency_key), what)
             except LedgerRejected as exc:  # the whole call refused: every item says why
                 for key in planned:
                     results[key] = PushResult(key, False, error=exc)
@@ -812,7 +824,8 @@ class QboAdapter(LedgerAdapter):
         if not operations:
             return {}
         # keyed by the SyncTokens read: a replay of this push replays this retry too
-        return self._batch(qb, operations, payloads.request_id(key, "stale", *versions), what)
+        send = self._batch if self.batched(kind, len(operations)) else self._single
+        return send(qb, operations, payloads.request_id(key, "stale", *versions), what)
 
     @staticmethod
     def _balances_query(items, planned):
@@ -913,7 +926,25 @@ class QboAdapter(LedgerAdapter):
         answer = self._send(qb, "batch", {"BatchItemRequest": operations}, what, params=params)
         return _check_batch(operations, answer, what)
 
+    def _single(self, qb, operations, request_id, what):
+        """POST one create or update to its entity's own endpoint with requestid =
+        ``request_id``: the same {bId: BatchItemResponse} as _batch, a refusal of the
+        object (a 400 Fault about it) answered as its Fault, as a batch item would be."""
+        (operation,) = operations
+        entity = next(k for k in operation if k not in ("bId", "operation"))
+        answer = self._post(qb, entity.lower(), operation[entity], what,
+                            params={"requestid": request_id})
+        fault = _object_fault(answer)
+        item = {"Fault": fault} if fault else _read_answer(answer, what)
+        item = {k: v for k, v in item.items() if k != "time"}
+        return _check_batch(operations, {"BatchItemResponse": [{**item, "bId": operation["bId"]}]},
+                            what)
+
     def _send(self, qb, endpoint, body, what, params=None, content_type="application/json"):
+        """The JSON answer of one POST (see _post), or the LedgerError it means."""
+        return _read_answer(self._post(qb, endpoint, body, what, params, content_type), what)
+
+    def _post(self, qb, endpoint, body, what, params=None, content_type="application/json"):
         """POST through python-quickbooks' own authenticated session (``process_request``),
         not ``make_request``: the latter never looks at the HTTP status, so a 429 would
         arrive as a validation error (JSON) or a generic one (XML) without its headers."""
@@ -923,11 +954,11 @@ class QboAdapter(LedgerAdapter):
         params = {"minorversion": qb.minorversion, **(params or {})}
         data = body if isinstance(body, str) else json.dumps(body)
         self._keep_headroom()  # QuickBooks sends no remaining-quota header
+        self._metered(endpoint == "batch")
         try:
-            answer = qb.process_request("POST", url, headers=headers, params=params, data=data)
+            return qb.process_request("POST", url, headers=headers, params=params, data=data)
         except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
             raise _translate(exc, what) from exc
-        return _read_answer(answer, what)
 
 
 def _build(kind, item, version, customers, balances=None):
@@ -953,6 +984,24 @@ def _allocations(values):
 
 def _amount(value):
     return None if value in (None, "") else round(float(value), 2)
+
+
+def _object_fault(answer):
+    """The Fault of a 400 that refuses the object sent (a validation or business rule), as
+    a batch item carries it; None for any other answer (a throttle, an outage: the call's
+    own failure, see _read_answer)."""
+    if answer.status_code != 400:
+        return None
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    fault = body.get("Fault") if isinstance(body, dict) else None
+    codes = payloads.fault_codes(fault)
+    if not isinstance(fault, dict) or not codes or codes & {"3001", "3003"} or any(
+            code.isdigit() and int(code) >= 10000 for code in codes):
+        return None
+    return fault
 
 
 def _read_answer(answer, what):

@@ -308,6 +308,7 @@ class XeroAdapter(LedgerAdapter):
         client = getattr(getattr(fn, "__self__", None), "api_client", None)
         if client is not None:
             client.last_response = None  # set again only once Xero has answered this call
+        self._metered()
         try:
             answer = fn(*args, _request_timeout=timeout, **kwargs)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
