@@ -735,6 +735,8 @@ class BillingSyncJob(models.Model):
                 "is created twice.", problem))
             return
         done = self.browse()
+        mismatches = builder._record_successes(
+            connection, [(jobs_by_key[result.key], result) for result in results if result.ok])
         for result in results:
             job = jobs_by_key[result.key]
             if not result.ok and isinstance(result.error, LedgerAnswerInvalid):
@@ -746,7 +748,7 @@ class BillingSyncJob(models.Model):
                 # created, so it goes again later under a new key
                 job._retry_later(str(result.error), known=True)
             elif result.ok:
-                mismatch = builder._record_success(connection, job, result)
+                mismatch = mismatches[job.id]
                 if mismatch:
                     # in the ledger, but not equal to Odoo: never "synced"
                     job._park(mismatch, hint=MISMATCH_HINT, sent=True)
@@ -841,17 +843,18 @@ class BillingSyncJob(models.Model):
         """The records of ``links`` are in their ledger now: the jobs waiting for them
         (a payment for its invoice, a credit note for the invoice it credits) go now."""
         woke = False
+        if not links:
+            return
         self.flush_model(["state", "wait_res_model", "wait_res_id"])
-        for link in links:
-            waiting = [link.res_model, link.res_id, link.connection_id.id]
-            # most links have nobody waiting: one look at the waiting jobs' index
-            self.env.cr.execute("""
-                SELECT 1 FROM billing_sync_job
-                 WHERE state = 'pending' AND wait_res_model = %s AND wait_res_id = %s
-                   AND connection_id = %s LIMIT 1
-            """, waiting)
-            if not self.env.cr.fetchone():
-                continue
+        # most links have nobody waiting: one look at the waiting jobs' index for them all
+        linked = {(link.res_model, link.res_id, link.connection_id.id) for link in links}
+        self.env.cr.execute("""
+            SELECT DISTINCT wait_res_model, wait_res_id, connection_id FROM billing_sync_job
+             WHERE state = 'pending' AND wait_res_model = ANY(%s) AND wait_res_id = ANY(%s)
+               AND connection_id = ANY(%s)
+        """, [list({w[0] for w in linked}), list({w[1] for w in linked}),
+              list({w[2] for w in linked})])
+        for waiting in sorted(set(self.env.cr.fetchall()) & linked):
             try:
                 with self.env.cr.savepoint(flush=False):
                     woke = bool(_wake(self.env.cr, *waiting)) or woke

@@ -157,29 +157,46 @@ class BillingSyncLink(models.Model):
         ({invoice id: object id}) adds to the parts already recorded; ``values``: more of
         the link's fields, written with it (the ledger's figures). ``link``: the record's
         active link as the caller already read it (empty: none), looked up if None."""
-        if link is None:
-            link = self._of(connection, record)
-        values = {**(values or {}), "ledger_id": ledger_id,
-                  "synced_at": fields.Datetime.now(), "ledger_type": ledger_type}
-        if parts:
-            known = link._parts()
-            known.update(parts)
-            values["ledger_parts"] = ",".join(f"{k}:{v}" for k, v in known.items())
-        if number:
-            values["ledger_number"] = number
-        if version:
-            values["ledger_version"] = version
-        if url:
-            values["ledger_url"] = url
-        if link:
-            link.write(values)
-        else:
-            link = self.create({**values, "connection_id": connection.id,
-                                "ledger_org_id": connection.org_id,
-                                "res_model": record._name, "res_id": record.id})
-        # what waited for this record to reach the ledger (its payments, credit notes) goes
-        self.env["billing_sync.job"]._wake_waiting(link)
-        return link
+        return self._record_many(connection, [{
+            "record": record, "ledger_id": ledger_id, "number": number, "version": version,
+            "url": url, "ledger_type": ledger_type, "parts": parts, "link": link,
+            "values": values}])[0]
+
+    @api.model
+    def _record_many(self, connection, answers):
+        """``_record`` for several records the ledger accepted (each a dict of its
+        arguments, ``record`` and ``ledger_id`` required): the new links in one create, the
+        jobs waiting for any of them woken at once. Returns the links, in order."""
+        now = fields.Datetime.now()
+        links, new = [], []
+        for answer in answers:
+            record, link = answer["record"], answer.get("link")
+            if link is None:
+                link = self._of(connection, record)
+            values = {**(answer.get("values") or {}), "ledger_id": answer["ledger_id"],
+                      "synced_at": now, "ledger_type": answer.get("ledger_type") or "contact"}
+            if answer.get("parts"):
+                known = link._parts()
+                known.update(answer["parts"])
+                values["ledger_parts"] = ",".join(f"{k}:{v}" for k, v in known.items())
+            for field, key in (("ledger_number", "number"), ("ledger_version", "version"),
+                               ("ledger_url", "url")):
+                if answer.get(key):
+                    values[field] = answer[key]
+            if link:
+                link.write(values)
+            else:
+                new.append((len(links), {**values, "connection_id": connection.id,
+                                         "ledger_org_id": connection.org_id,
+                                         "res_model": record._name, "res_id": record.id}))
+            links.append(link)
+        if new:
+            for (index, _values), link in zip(new, self.create([v for _i, v in new]),
+                                               strict=True):
+                links[index] = link
+        # what waited for these records to reach the ledger (payments, credit notes) goes
+        self.env["billing_sync.job"]._wake_waiting(self.union(*links))
+        return links
 
     def _parts(self):
         """{invoice id: ledger object id} of ``ledger_parts`` (empty without parts)."""

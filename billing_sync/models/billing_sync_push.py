@@ -28,7 +28,7 @@ def _money(value):
     return round(float(value or 0.0), 2)
 
 
-# where _items leaves the _Batch it built, on the cursor, for _record_success to find it
+# where _items leaves the _Batch it built, on the cursor, for _record_successes to find it
 # again by the batch's key: one at a time, the next batch's replaces it
 BATCH_CACHE = "billing_sync.push.batch"
 # what building an invoice's values reads of each of its journal items (Odoo's own tax
@@ -46,7 +46,7 @@ class _Batch:
     loaded by ``load_links`` once the batch's customers are in the ledger; the currencies
     the ledger has enabled. Built by ``_items`` for one batch and dropped with it (the
     next batch's replaces it): nothing is kept from one batch to the next, so nothing
-    needs invalidating. Recording the ledger's answers (``_record_success``) finds it
+    needs invalidating. Recording the ledger's answers (``_record_successes``) finds it
     again by the batch's key (``answered``)."""
 
     def __init__(self, connection, records):
@@ -258,23 +258,32 @@ class BillingSyncPush(models.AbstractModel):
         return []
 
     @api.model
-    def _record_success(self, connection, job, result):
-        """Link the record to what the ledger accepted. Returns why the ledger's copy
-        differs from Odoo's ("" when it is equal)."""
-        if job.ledger_id and job.kind in ("void_invoice", "delete_payment"):
-            return self.env["billing_sync.edit"]._done(connection, job, result)
-        batch = self._sent_batch(job)
-        record, link = batch.answered(job) if batch else (job._record(), None)
-        mismatch = ""
-        if record:
-            ledger_type = "invoice" if job.kind == "void_invoice" else job.kind
+    def _record_successes(self, connection, answered):
+        """Link each record to what the ledger accepted (``answered``: [(job, result)]),
+        the batch's new links in one create. Returns {job id: why the ledger's copy
+        differs from Odoo's} ("" when it is equal)."""
+        mismatches, planned = {}, []
+        for job, result in answered:
+            mismatches[job.id] = ""
+            if job.ledger_id and job.kind in ("void_invoice", "delete_payment"):
+                mismatches[job.id] = self.env["billing_sync.edit"]._done(connection, job, result)
+                continue
+            batch = self._sent_batch(job)
+            record, link = batch.answered(job) if batch else (job._record(), None)
+            if not record:
+                continue
             checked = {}
             if result.totals is not None and job.kind in ("invoice", "credit_note"):
-                checked, mismatch = self._totals_verdict(connection, record, result)
-            link = self.env["billing_sync.link"]._record(
-                connection, record, result.ledger_id, result.number, result.version,
-                result.url, ledger_type=ledger_type, parts=result.parts, link=link,
-                values=checked)
+                checked, mismatches[job.id] = self._totals_verdict(connection, record, result)
+            planned.append((job, result, record, batch, checked, {
+                "record": record, "ledger_id": result.ledger_id, "number": result.number,
+                "version": result.version, "url": result.url, "parts": result.parts,
+                "ledger_type": "invoice" if job.kind == "void_invoice" else job.kind,
+                "link": link, "values": checked}))
+        links = self.env["billing_sync.link"]._record_many(
+            connection, [plan[-1] for plan in planned])
+        for (job, result, record, batch, checked, _answer), link in zip(planned, links,
+                                                                        strict=True):
             if batch:
                 batch.keep(record, link)
             if result.adjustment and checked:
@@ -291,7 +300,7 @@ class BillingSyncPush(models.AbstractModel):
                 record.sudo().message_post(body=self.env._(
                     "In %(ledger)s, with a warning: %(why)s",
                     ledger=connection.name, why=result.error))
-        return mismatch
+        return mismatches
 
     @api.model
     def _sent_batch(self, job):
