@@ -10,6 +10,7 @@ from . import billing_sync_milestone
 from . import billing_sync_schedule_line
 from . import billing_sync_token
 from . import billing_sync_connection
+from . import billing_sync_connection_webhook
 from . import billing_sync_ledger_ref
 from . import billing_sync_mapping
 from . import billing_sync_mapping_health
@@ -18,3 +19,4 @@ from . import billing_sync_link
 from . import billing_sync_job
 from . import billing_sync_push
 from . import billing_sync_edit
+from . import billing_sync_inbox

@@ -21,6 +21,8 @@ class BillingSyncToken(models.Model):
     client_secret = fields.Char(copy=False, prefetch=False)
     access_token = fields.Char(copy=False, prefetch=False)
     refresh_token = fields.Char(copy=False, prefetch=False)
+    # Xero's webhook key or Intuit's verifier token: what signs the ledger's webhooks
+    webhook_key = fields.Char(copy=False, prefetch=False)
     expires_at = fields.Datetime(copy=False)
     refresh_expires_at = fields.Datetime(copy=False)
     refreshed_at = fields.Datetime(copy=False)

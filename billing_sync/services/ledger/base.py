@@ -373,6 +373,17 @@ class LedgerAdapter(abc.ABC):
     def authorization_url(self, redirect_uri, state):
         """The consent page URL to send the administrator to."""
 
+    # -- Webhooks (services/webhooks.py) -------------------------------------------
+    # the header carrying base64(HMAC-SHA256(key, raw body)) of a delivery
+    WEBHOOK_HEADER: str = ""
+
+    @classmethod
+    def parse_webhook(cls, payload):
+        """The WebhookEvents of a delivery's JSON, once its signature was checked: what
+        changed where, never its new state (the inbound worker reads that from the API).
+        MalformedDelivery for a payload of another shape."""
+        raise NotImplementedError
+
     @classmethod
     def callback_params(cls, query):
         """What this ledger needs again, of the query its consent page sent back to the

@@ -259,6 +259,12 @@ class QboAdapter(LedgerAdapter):
         return super().describe_reference(kind, name, category, option)
 
     # -- OAuth2 -------------------------------------------------------------
+    WEBHOOK_HEADER = "intuit-signature"
+
+    @classmethod
+    def parse_webhook(cls, payload):
+        return payloads.webhook_events(payload)
+
     def authorization_url(self, redirect_uri, state):
         return self._consent_url({"client_id": self.client_id, "response_type": "code",
                                   "scope": SCOPE, "redirect_uri": redirect_uri,

@@ -19,6 +19,7 @@ QuickBooks' own, and why:
 
 import hashlib
 
+from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
 from .errors import cap
 
 TOTAL_DIGITS = 2
@@ -361,3 +362,72 @@ def fault_codes(fault):
     """The error codes of a Fault, as strings."""
     return {str(e.get("code", "")) for e in
             (fault if isinstance(fault, dict) else {}).get("Error") or [] if isinstance(e, dict)}
+
+
+# -- Webhooks ---------------------------------------------------------------------------
+# the entities whose changes reach Odoo, by the name Intuit gives them
+WEBHOOK_KINDS = {"customer": "contact", "invoice": "invoice", "creditmemo": "credit_note",
+                 "payment": "payment"}
+# CloudEvents' past tense (qbo.invoice.updated.v1) and the legacy operations
+WEBHOOK_CHANGES = {"created": "create", "updated": "update", "deleted": "delete",
+                   "voided": "void", "merged": "merge", "create": "create",
+                   "update": "update", "delete": "delete", "void": "void", "merge": "merge"}
+
+
+def webhook_events(payload):
+    """The WebhookEvents of a verified delivery: the CloudEvents array Intuit sends since
+    the legacy format was retired (``[{"specversion", "id", "type":
+    "qbo.invoice.updated.v1", "time", "intuitentityid", "intuitaccountid"}]``, events of
+    several realms in one delivery), or the legacy ``{"eventNotifications": [{"realmId",
+    "dataChangeEvent": {"entities": [{"name", "id", "operation", "lastUpdated"}]}}]}``
+    (its events carry no id: a digest stands for it). Entities Odoo does not read back
+    (accounts, items...) are left out; another shape is MalformedDelivery."""
+
+    if isinstance(payload, list):
+        return [event for event in map(_cloud_event, payload) if event]
+    if isinstance(payload, dict) and isinstance(payload.get("eventNotifications"), list):
+        return [event for notification in payload["eventNotifications"]
+                for event in _legacy_events(notification)]
+    raise MalformedDelivery("a QuickBooks delivery is a list of CloudEvents (or an object "
+                            "with eventNotifications)")
+
+
+def _cloud_event(event):
+
+    if not isinstance(event, dict):
+        raise MalformedDelivery("a CloudEvent is an object")
+    parts = text(event.get("type"), "type", 200).split(".")
+    if len(parts) < 3 or parts[0] != "qbo":
+        raise MalformedDelivery("a QuickBooks event type reads qbo.<entity>.<change>.v1")
+    kind, change = WEBHOOK_KINDS.get(parts[1].lower()), WEBHOOK_CHANGES.get(parts[2].lower())
+    if not kind or not change:
+        return None
+    return WebhookEvent(org_id=text(event.get("intuitaccountid"), "intuitaccountid"),
+                        kind=kind, ledger_id=text(event.get("intuitentityid"), "intuitentityid"),
+                        change=change, event_id=text(event.get("id"), "id", 200),
+                        occurred_at=event.get("time") if isinstance(event.get("time"), str)
+                        else None)
+
+
+def _legacy_events(notification):
+
+    if not isinstance(notification, dict):
+        raise MalformedDelivery("an event notification is an object")
+    realm = text(notification.get("realmId"), "realmId")
+    entities = (notification.get("dataChangeEvent") or {}).get("entities")
+    if not isinstance(entities, list):
+        raise MalformedDelivery("a notification's dataChangeEvent has an entities list")
+    out = []
+    for entity in entities:
+        if not isinstance(entity, dict):
+            raise MalformedDelivery("an entity of a notification is an object")
+        kind = WEBHOOK_KINDS.get(str(entity.get("name") or "").lower())
+        change = WEBHOOK_CHANGES.get(str(entity.get("operation") or "").lower())
+        if not kind or not change:
+            continue
+        ledger_id = text(entity.get("id"), "id")
+        when = entity.get("lastUpdated") if isinstance(entity.get("lastUpdated"), str) else ""
+        out.append(WebhookEvent(org_id=realm, kind=kind, ledger_id=ledger_id, change=change,
+                                event_id=digest_id("qbo", realm, kind, ledger_id, change, when),
+                                occurred_at=when or None))
+    return out

@@ -258,6 +258,12 @@ class XeroAdapter(LedgerAdapter):
     FIND_LIMIT = 1000
 
     # -- OAuth2 -------------------------------------------------------------
+    WEBHOOK_HEADER = "x-xero-signature"
+
+    @classmethod
+    def parse_webhook(cls, payload):
+        return payloads.webhook_events(payload)
+
     def authorization_url(self, redirect_uri, state):
         return self._consent_url({"response_type": "code", "client_id": self.client_id,
                                   "redirect_uri": redirect_uri, "scope": SCOPES,

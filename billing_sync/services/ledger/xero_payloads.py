@@ -34,6 +34,7 @@ from xero_python.accounting import (
 )
 
 from .. import contacts as neutral
+from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
 
 # Xero reads line prices with four decimals only when asked (?unitdp=4); Odoo's
 # unit prices may carry more than two, so every document request asks for four.
@@ -491,3 +492,38 @@ def is_duplicate_name(messages):
     """True when Xero's validation ``messages`` refuse a contact for its name only."""
     messages = [str(m) for m in messages or []]
     return bool(messages) and any(_DUPLICATE_NAME.search(m) for m in messages)
+
+
+# -- Webhooks (xero-webhooks.yaml) ---------------------------------------------------------
+# eventCategory: the kind it tells about (Xero sends no payment events: a payment shows as
+# its invoice's UPDATE, and the pull reads payments)
+WEBHOOK_KINDS = {"CONTACT": "contact", "INVOICE": "invoice", "CREDITNOTE": "credit_note"}
+
+
+def webhook_events(payload):
+    """The WebhookEvents of a verified delivery ``{"events": [...], "firstEventSequence",
+    "lastEventSequence", "entropy"}``; none for the intent-to-receive check (no events).
+    Events of other categories (subscriptions) are left out; a delivery of another shape
+    is MalformedDelivery. Xero gives events no id: a digest of tenant, category, resource,
+    type and date stands for it."""
+
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list):
+        raise MalformedDelivery("a Xero delivery is an object with an events list")
+    out = []
+    for event in events:
+        if not isinstance(event, dict):
+            raise MalformedDelivery("a Xero event is an object")
+        kind = WEBHOOK_KINDS.get(event.get("eventCategory"))
+        if not kind:
+            continue
+        tenant = text(event.get("tenantId"), "tenantId")
+        resource = text(event.get("resourceId"), "resourceId")
+        change = text(event.get("eventType"), "eventType").lower()
+        when = text(event.get("eventDateUtc"), "eventDateUtc")
+        out.append(WebhookEvent(
+            org_id=tenant, kind=kind, ledger_id=resource,
+            change=change if change in ("create", "update") else "update",
+            event_id=digest_id("xero", tenant, kind, resource, change, when),
+            occurred_at=when))
+    return out
