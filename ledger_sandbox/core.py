@@ -8,8 +8,8 @@ Request pipeline run by :meth:`SandboxApp.handle` for every non-control request:
     counters -> fault injection -> auth -> rate limit -> idempotency -> handler
 
 The control API under ``/_sandbox/`` (reset, dump/load, faults, counters, config, bookkeeper
-actions) bypasses counters, faults, auth and rate limits, so tests and benchmarks can steer the
-emulator without disturbing what they measure.
+actions, webhooks) bypasses counters, faults, auth and rate limits, so tests and benchmarks
+can steer the emulator without disturbing what they measure.
 
 Route handlers are called as ``handler(request)``; ``request.params`` holds the named groups of
 the route regex and ``request.route`` the matched :class:`Route`.  A handler returns a
@@ -26,20 +26,19 @@ import datetime as dt
 import ipaddress
 import json
 import math
-import queue
 import random
 import re
 import socket
 import struct
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .delivery import WebhookSender
 
 FAULT_KINDS = ("http500", "http503", "hang", "reset", "http429", "http401", "redirect",
                "bad_json", "no_ids", "one_fewer", "no_access_token", "empty_object",
@@ -531,77 +530,6 @@ class FaultInjector:
         return None
 
 
-# --------------------------------------------------------------------------- webhooks
-
-
-class WebhookSender:
-    """Delivers webhook POSTs to ``url`` from a background thread, in order.
-
-    The provider app computes the body and signature headers; this only transports them.
-    ``deliveries`` records ``(status, body)`` per attempt (status 0 when the receiver could
-    not be reached).  Tests call :meth:`flush` to wait for the queue to drain.
-    """
-
-    def __init__(self, url: str | None = None, key: str | None = None, timeout: float = 5.0):
-        self.url = url
-        self.key = key
-        self.timeout = timeout
-        self.deliveries: list[tuple[int, bytes]] = []
-        self._queue: queue.Queue = queue.Queue(maxsize=1000)
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def _ensure_thread(self) -> None:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="webhook-sender",
-                                                daemon=True)
-                self._thread.start()
-
-    def send(self, body: bytes, headers: dict) -> bool:
-        """Queue one delivery; return False when no URL is configured (nothing sent)."""
-        if not self.url:
-            return False
-        self._ensure_thread()
-        self._queue.put((self.url, body, dict(headers)))
-        return True
-
-    def post(self, body: bytes, headers: dict, url: str | None = None) -> int:
-        """Deliver synchronously and return the receiver's status (0 if unreachable)."""
-        target = url or self.url
-        if not target:
-            return 0
-        request = urllib.request.Request(target, data=body, method="POST")
-        for name, value in headers.items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                status = answer.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except (OSError, ValueError):
-            status = 0
-        self.deliveries.append((status, body))
-        return status
-
-    def _run(self) -> None:
-        while True:
-            url, body, headers = self._queue.get()
-            try:
-                self.post(body, headers, url)
-            finally:
-                self._queue.task_done()
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued delivery was attempted; return False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.01)
-        return self._queue.unfinished_tasks == 0
-
-
 # --------------------------------------------------------------------------- the app
 
 
@@ -891,17 +819,19 @@ class SandboxApp:
 
         Base options: ``window_seconds``, ``day_seconds``, ``per_minute``, ``per_day``,
         ``concurrent``, ``webhook_url``, ``webhook_key``, ``hang_seconds``,
-        ``latency_seconds``.  Providers extend
-        this (call super with the options they do not consume).
+        ``latency_seconds`` and the webhook delivery ones (:mod:`.delivery`):
+        ``webhook_timeout`` (seconds an answer may take), ``webhook_retry_delays`` (seconds
+        between attempts; None restores the provider's schedule, [] means no retry),
+        ``webhook_retry_scale`` (multiplies every retry delay and the give-up window) and
+        ``webhook_enabled``.  Setting ``webhook_url`` (re-)enables the subscription; None
+        removes it and drops what is queued.  Providers extend this (call super with the
+        options they do not consume).
         """
         limiter_opts = {k: options.pop(k) for k in list(options)
                         if k in ("window_seconds", "day_seconds", "per_minute", "per_day",
                                  "concurrent")}
         self.limiter.configure(**limiter_opts)
-        if "webhook_url" in options:
-            self.webhook.url = options.pop("webhook_url")
-        if "webhook_key" in options:
-            self.webhook.key = options.pop("webhook_key")
+        self._configure_webhook(options)
         if "hang_seconds" in options:
             self.hang_seconds = float(options.pop("hang_seconds"))
         if "latency_seconds" in options:
@@ -910,24 +840,59 @@ class SandboxApp:
             raise SandboxError(400, f"unknown config options: {sorted(options)}", kind="config")
         return self.config()
 
+    def _configure_webhook(self, options: dict) -> None:
+        sender = self.webhook
+        if "webhook_url" in options:
+            sender.url = options.pop("webhook_url") or None
+            if sender.url is None:
+                sender.clear()
+            sender.enabled = True
+        if "webhook_key" in options:
+            sender.key = options.pop("webhook_key")
+        if "webhook_timeout" in options:
+            timeout = float(options.pop("webhook_timeout"))
+            if timeout <= 0:
+                raise SandboxError(400, "webhook_timeout must be positive", kind="config")
+            sender.timeout = timeout
+        if "webhook_retry_delays" in options:
+            sender.set_retry_delays(options.pop("webhook_retry_delays"))
+        if "webhook_retry_scale" in options:
+            scale = float(options.pop("webhook_retry_scale"))
+            if scale <= 0:
+                raise SandboxError(400, "webhook_retry_scale must be positive (no retries: "
+                                   "webhook_retry_delays=[])", kind="config")
+            sender.retry_scale = scale
+        if "webhook_enabled" in options:
+            sender.enabled = bool(options.pop("webhook_enabled"))
+            if not sender.enabled:
+                sender.clear()
+
     def config(self) -> dict:
         """Return the effective run-time configuration (secrets excluded)."""
         lim = self.limiter
         return {"window_seconds": lim.window_seconds, "day_seconds": lim.day_seconds,
                 "per_minute": lim.per_minute, "per_day": lim.per_day,
                 "concurrent": lim.concurrent, "webhook_url": self.webhook.url,
+                "webhook_timeout": self.webhook.timeout,
+                "webhook_retry_delays": list(self.webhook.retry_delays),
+                "webhook_retry_scale": self.webhook.retry_scale,
+                "webhook_enabled": self.webhook.enabled,
                 "hang_seconds": self.hang_seconds, "latency_seconds": self.latency_seconds}
 
     # ---- state
 
     def reset(self) -> None:
-        """Reset provider state, quotas, stored idempotent answers, faults and counters."""
+        """Reset provider state, quotas, stored idempotent answers, faults, counters, the
+        webhooks not yet delivered and the record of attempts (the subscription is enabled
+        again)."""
         with self.lock:
             self.reset_state()
             self.idempotency.reset()
         self.limiter.reset()
         self.faults.clear()
         self.counters.reset()
+        self.webhook.clear(history=True)
+        self.webhook.enabled = True
 
     def dump_json(self) -> str:
         """The whole state as one JSON text, taken under the app lock (a consistent
@@ -981,6 +946,10 @@ class SandboxApp:
                 return Response(200, self.config())
             if len(parts) == 2 and parts[0] == "bookkeeper" and method == "POST":
                 return self._control_bookkeeper(parts[1], body)
+            if parts[:1] == ["webhooks"] and len(parts) <= 2:
+                handled = self._control_webhooks(method, parts[1:], body)
+                if handled is not None:
+                    return handled
             return self.control_extra(request, parts, body) or Response(
                 404, {"error": "unknown control endpoint"})
         except SandboxError as error:
@@ -988,6 +957,20 @@ class SandboxApp:
                                                          "message": error.message})
         except (TypeError, ValueError, KeyError) as error:
             return Response(400, {"error": "bad_request", "message": str(error)})
+
+    def _control_webhooks(self, method: str, rest: list[str], body: dict) -> Response | None:
+        # GET /_sandbox/webhooks: the sender's state and every attempt;
+        # POST /_sandbox/webhooks/flush {"timeout"}: send the open batch, wait for the queue;
+        # DELETE /_sandbox/webhooks: drop what is queued and forget the attempts
+        if not rest and method == "GET":
+            return Response(200, self.webhook.report())
+        if not rest and method == "DELETE":
+            self.webhook.clear(history=True)
+            return Response(200, {"ok": True})
+        if rest == ["flush"] and method == "POST":
+            done = self.webhook.flush(float(body.get("timeout", 5.0)))
+            return Response(200, {"ok": done, "pending": self.webhook.pending()})
+        return None
 
     def control_extra(self, request: Request, parts: list[str], body: dict) -> Response | None:
         """Provider-specific control endpoints under ``/_sandbox/`` (None: not handled)."""

@@ -38,8 +38,7 @@ from .fields import ENTITY_FIELDS
 from .oauth import ACCOUNTING_SCOPE, OAuthServer
 from .seed import DEFAULT_VERIFIER_TOKEN, default_seed
 from .store import ENTITY_TYPES, Realm
-from .webhooks import build as build_notification
-from .webhooks import sign
+from .webhooks import QboWebhooks
 
 REALM = r"/v3/company/(?P<realm>[0-9]+)"
 
@@ -67,6 +66,7 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
                                          window_seconds=window_seconds)
         self.throttle_format = "json"
         self.notify_api_changes = True
+        self.webhooks = QboWebhooks(self)
         self.seed = seed if seed is not None else default_seed()
         self.realms: dict[str, Realm] = {}
         self.ledgers: dict[str, Ledger] = {}
@@ -262,17 +262,14 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
     # ------------------------------------------------------------------ webhooks
 
     def _notify(self, realm_id: str, ledger: Ledger) -> None:
-        """Send one signed notification for the changes ``ledger.events`` recorded."""
+        """Queue the changes ``ledger.events`` recorded for the next (batched, signed)
+        notification (:mod:`.webhooks`)."""
         if not ledger.events:
             return
         realm = ledger.realm
-        events = [(entity, entity_id, op, realm.stamp(entity, entity_id) or
-                   self.now().timestamp()) for entity, entity_id, op in ledger.events]
-        body = build_notification(realm_id, events)
-        if body is None:
-            return
-        self.webhook.send(body, {"Content-Type": "application/json",
-                                 "intuit-signature": sign(body, self.webhook.key or "")})
+        changes = [(entity, entity_id, op, realm.stamp(entity, entity_id) or
+                    self.now().timestamp()) for entity, entity_id, op in ledger.events]
+        self.webhooks.publish(realm_id, changes)
 
     # ------------------------------------------------------------------ core hooks
 
@@ -338,8 +335,8 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             entity.pop("Id", None)
 
     def drop_one(self, body: dict) -> None:
-        """Fault ``one_fewer``: the last BatchItemResponse (else the last row of a query)
-        left out."""
+        """Fault ``one_fewer``: the last BatchItemResponse (else the last row of a query,
+        else the one entity a single write or read answers) left out."""
         if body.get("BatchItemResponse"):
             body["BatchItemResponse"].pop()
             return
@@ -347,6 +344,9 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             if isinstance(rows, list) and rows:
                 rows.pop()
                 return
+        for key in [k for k, v in body.items() if k != "time" and isinstance(v, dict)]:
+            body.pop(key)
+            return
 
     def render_error(self, request: Request, error: SandboxError) -> Response:
         """Faults raised outside the API wrapper (e.g. unknown paths)."""
@@ -376,6 +376,7 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
         self.load_state(self.seed)
         self.second_limiter.reset()
         self.batch_limiter.reset()
+        self.webhooks.sent.clear()
 
     def dump_state(self) -> dict:
         """Realms and OAuth state (clients and live tokens)."""
@@ -392,10 +393,11 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             self.oauth.load(data["oauth"])
 
     def dump_settings(self) -> dict:
-        """Core settings (webhook URL, verifier token) plus the access-token lifetime and
-        whether API changes are notified."""
+        """Core settings (webhook URL, verifier token) plus the access-token lifetime,
+        whether API changes are notified and the webhook payload format."""
         return {**super().dump_settings(), "access_lifetime": self.oauth.access_lifetime,
-                "notify_api_changes": self.notify_api_changes}
+                "notify_api_changes": self.notify_api_changes,
+                "webhook_format": self.webhooks.format}
 
     def load_settings(self, settings: dict) -> None:
         """Apply :meth:`dump_settings` output (absent names keep their value)."""
@@ -404,6 +406,8 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
             self.oauth.access_lifetime = int(settings["access_lifetime"])
         if "notify_api_changes" in settings:
             self.notify_api_changes = bool(settings["notify_api_changes"])
+        if "webhook_format" in settings:
+            self.webhooks.set_format(settings["webhook_format"])
 
     def add_realm(self, realm: Realm) -> None:
         """Add a company (tests use several realms)."""
@@ -437,7 +441,21 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
         ``verifier_token`` (= ``webhook_key``), ``throttle_format`` ("json"|"xml"),
         ``base_currency`` (home currency), ``multicurrency`` (bool), ``currencies`` (the
         CompanyCurrency codes), ``exchange_rates`` ({code: home units per unit}),
-        ``notify_api_changes`` and ``redirect_uris`` (for the default client)."""
+        ``notify_api_changes``, ``redirect_uris`` (for the default client),
+        ``webhook_format`` ("cloudevents" (default) | "legacy") and
+        ``webhook_batch_seconds`` (how long events of every realm are aggregated into one
+        delivery; default 0.2, 0 = one delivery per request)."""
+        if "webhook_format" in options:
+            try:
+                self.webhooks.set_format(options.pop("webhook_format"))
+            except ValueError as error:
+                raise SandboxError(400, str(error), kind="config") from None
+        if "webhook_batch_seconds" in options:
+            seconds = float(options.pop("webhook_batch_seconds"))
+            if seconds < 0:
+                raise SandboxError(400, "webhook_batch_seconds must not be negative",
+                                   kind="config")
+            self.webhook.batch_seconds = seconds
         if "window_seconds" in options:
             window = float(options["window_seconds"])
             self.second_limiter.configure(window_seconds=window / 60.0)
@@ -505,4 +523,6 @@ class QboSandbox(BookkeeperMixin, SandboxApp):
                 "access_lifetime": self.oauth.access_lifetime,
                 "throttle_format": self.throttle_format,
                 "notify_api_changes": self.notify_api_changes,
+                "webhook_format": self.webhooks.format,
+                "webhook_batch_seconds": self.webhook.batch_seconds,
                 "realms": list(self.realms), "clients": list(self.oauth.clients)}

@@ -196,12 +196,13 @@ class XeroSandbox(SandboxApp):
         self.webhooks.sequence = int(data.get("webhook_sequence", 0))
 
     def dump_settings(self) -> dict:
-        """Core settings plus token lifetimes, the consent page switch and the webhook
-        event categories."""
+        """Core settings plus token lifetimes, the consent page switch, the webhook event
+        categories and whether the webhook subscription is enabled."""
         return {**super().dump_settings(), "token_seconds": self.token_seconds,
                 "refresh_grace_seconds": self.refresh_grace_seconds,
                 "authorize_auto_approve": self.authorize_auto_approve,
-                "webhook_categories": sorted(self.webhook_categories)}
+                "webhook_categories": sorted(self.webhook_categories),
+                "webhook_enabled": self.webhook.enabled}
 
     def load_settings(self, settings: dict) -> None:
         """Apply :meth:`dump_settings` output (absent names keep their value)."""
@@ -215,6 +216,9 @@ class XeroSandbox(SandboxApp):
             self.authorize_auto_approve = bool(settings["authorize_auto_approve"])
         if "webhook_categories" in settings:
             self.webhook_categories = set(settings["webhook_categories"])
+        if "webhook_enabled" in settings:
+            # a subscription Xero disabled after 24 h of failures stays so until re-enabled
+            self.webhook.enabled = bool(settings["webhook_enabled"])
 
     def add_tenant(self, name: str) -> str:
         """Add an organisation (connected at the next authorisation); returns its tenant id."""
@@ -466,7 +470,7 @@ class XeroSandbox(SandboxApp):
     def _commit(self, ledger: Ledger) -> None:
         # Turn the ledger's recorded changes into one signed webhook delivery.
         changes, ledger.changes = ledger.changes, []
-        self.webhooks.publish(ledger.tenant_id, changes)
+        self.webhooks.publish(ledger.tenant_id, changes, ledger)
 
     def _body_items(self, request: Request, key: str) -> list:
         data = request.json()
@@ -1081,6 +1085,17 @@ class XeroSandbox(SandboxApp):
                           rounds: int = 2) -> dict:
         """Run Xero's webhook intent-to-receive validation against the receiver."""
         return self.webhooks.intent_to_receive(url, key, rounds)
+
+    def control_extra(self, request: Request, parts: list[str], body: dict) -> Response | None:
+        """``POST /_sandbox/webhooks/intent-to-receive`` (optional JSON ``url``, ``key``,
+        ``rounds``): run the check, answer its report (``ok``, ``url``, ``results``)."""
+        if parts == ["webhooks", "intent-to-receive"] and request.method == "POST":
+            unknown = set(body) - {"url", "key", "rounds"}
+            if unknown:
+                raise ValueError(f"unknown intent-to-receive options: {sorted(unknown)}")
+            return Response(200, self.intent_to_receive(body.get("url"), body.get("key"),
+                                                        int(body.get("rounds", 2))))
+        return None
 
     def connect(self, scope: str = DEFAULT_SCOPES, client_id: str | None = None) -> dict:
         """Authorise the app for every tenant without a browser; returns a token set.

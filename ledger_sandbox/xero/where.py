@@ -1,11 +1,13 @@
-"""The ``where`` and ``order`` query parameters of Xero GET endpoints.
+r"""The ``where`` and ``order`` query parameters of Xero GET endpoints.
 
 Xero evaluates ``where`` as a .NET dynamic-LINQ style expression, e.g.
 ``Status=="AUTHORISED" AND Contact.ContactID==guid("…")``, ``Date>=DateTime(2024,01,31)``,
 ``Name.Contains("Ltd")``, ``AmountDue>0``, ``EmailAddress!=null``.  This module parses that subset
 into a predicate over a stored record (nested dicts, keys matched case-insensitively).  Strings
-compare case-insensitively, as Xero's filters do.  Anything outside the subset raises
-:class:`QueryError` which the app renders as Xero's 400 ``QueryParseException``.
+compare case-insensitively, as Xero's filters do, on their Unicode text: a literal is
+decoded from its escapes only (``\"``, ``\\``, ``\uXXXX``), never byte-wise, so accented
+names match; ``ToLower()``/``ToUpper()`` are Unicode-aware.  Anything outside the subset
+raises :class:`QueryError` which the app renders as Xero's 400 ``QueryParseException``.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class _Parser:
             self.expect(")")
             return node
         if kind == "str":
-            value = bytes(text[1:-1], "utf-8").decode("unicode_escape")
+            value = _unescape(text[1:-1])
             return lambda r: value
         if kind == "num":
             number = Decimal(text)
@@ -176,6 +178,27 @@ class _Parser:
             self.i += 1
             path.append(self.take()[1])
         return lambda r: resolve(r, path)
+
+
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|.)", re.DOTALL)
+_ESCAPED = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+
+
+def _unescape(text: str) -> str:
+    r"""A string literal's text with its backslash escapes (``\"``, ``\\``, ``\n``,
+    ``\uXXXX`` …) resolved, every other character kept as the Unicode text it is.
+
+    (Decoding the literal with Python's ``unicode_escape`` codec, as this module once did,
+    reads the UTF-8 bytes of "é" as two Latin-1 characters, so no accented name ever
+    matched.)
+    """
+    def one(found: re.Match) -> str:
+        code = found.group(1)
+        if len(code) == 5 and code[0] == "u":
+            return chr(int(code[1:], 16))
+        return _ESCAPED.get(code, code)
+
+    return _ESCAPE.sub(one, text)
 
 
 def resolve(record: Any, path: list[str]) -> Any:

@@ -123,7 +123,9 @@ def qbo_sandbox(qbo_server):
     app.configure(window_seconds=60.0, per_minute=500, per_second=None, concurrent=10,
                   batch_per_minute=40, access_lifetime=3600, hang_seconds=2.0,
                   throttle_format="json", notify_api_changes=True, webhook_url=None,
-                  verifier_token="qbo-sandbox-verifier-token", redirect_uris=None)
+                  verifier_token="qbo-sandbox-verifier-token", redirect_uris=None,
+                  webhook_format="cloudevents", webhook_batch_seconds=0.2,
+                  webhook_timeout=3.0, webhook_retry_delays=None, webhook_retry_scale=1.0)
     yield qbo_server
     app.faults.clear()
     app.webhook.flush(2.0)

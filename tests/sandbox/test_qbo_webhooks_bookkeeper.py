@@ -8,6 +8,7 @@ from qbo_support import service_invoice
 from quickbooks.objects import CreditMemo, Customer, Invoice, Payment
 
 from ledger_sandbox.qbo.seed import DEFAULT_REALM_ID
+from ledger_sandbox.qbo.webhooks import NOTIFIED
 
 VERIFIER = "qbo-sandbox-verifier-token"
 
@@ -19,19 +20,27 @@ def _setup(qb, amount=100, name="Hooked Ltd"):
     return customer, service_invoice(qb, customer, amount).save(qb=qb)
 
 
+OPERATIONS = {"created": "Create", "updated": "Update", "deleted": "Delete",
+              "voided": "Void"}
+
+
 def _events(app, receiver):
-    """Every (name, id, operation) received so far, each notification's signature checked."""
+    """Every (name, id, operation) received so far, each delivery's signature checked.
+
+    Deliveries are CloudEvents (the default format): ``type`` qbo.<entity>.<past>.v1 is
+    mapped back to the classic (Name, operation) pair the assertions use."""
     assert app.webhook.flush(5.0)
+    names = {name.lower(): name for name in NOTIFIED}
     events = []
     for body, headers in receiver.received:
         signature = headers["intuit-signature"]
         assert _qb_validate(body, signature), "bad intuit-signature"
-        payload = json.loads(body)
-        (notification,) = payload["eventNotifications"]
-        assert notification["realmId"] == DEFAULT_REALM_ID
-        for entity in notification["dataChangeEvent"]["entities"]:
-            assert entity["lastUpdated"].endswith("Z")
-            events.append((entity["name"], entity["id"], entity["operation"]))
+        for event in json.loads(body):
+            assert event["intuitaccountid"] == DEFAULT_REALM_ID
+            assert event["time"].endswith("Z")
+            _qbo, entity, past, version = event["type"].split(".")
+            assert (_qbo, version) == ("qbo", "v1")
+            events.append((names[entity], event["intuitentityid"], OPERATIONS[past]))
     receiver.received.clear()
     return events
 
@@ -48,7 +57,8 @@ def test_api_changes_fire_signed_notifications(qbo, qbo_webhooks):
     assert app.webhook.flush(5.0)
     body, headers = qbo_webhooks.received[0]
     assert headers["content-type"] == "application/json"
-    tampered = body.replace(b"Create", b"Delete")
+    tampered = body.replace(b".created.", b".deleted.")
+    assert tampered != body
     assert not _qb_validate(tampered, headers["intuit-signature"])
     assert _events(app, qbo_webhooks) == [("Customer", customer.Id, "Create"),
                                           ("Invoice", invoice.Id, "Create")]

@@ -156,7 +156,8 @@ def xero_sandbox(xero_server, monkeypatch):
                   concurrent=5, app_per_minute=10000, token_seconds=1800,
                   refresh_grace_seconds=1800, hang_seconds=2.0, latency_seconds=0.0,
                   webhook_url=None, webhook_key="xero-test-webhook-key",
-                  authorize_auto_approve=True)
+                  authorize_auto_approve=True, webhook_timeout=5.0,
+                  webhook_retry_delays=None, webhook_retry_scale=1.0)
     app.reset()
     app.webhook.deliveries.clear()
     monkeypatch.setattr(TokenApi, "refresh_token_url", xero_server.url + "/connect/token")
