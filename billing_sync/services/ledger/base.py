@@ -1,6 +1,8 @@
 """The one interface every ledger adapter implements, and the plain values it trades in."""
 
 import abc
+import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -24,6 +26,48 @@ def given_id(value):
     without it would be linked to ledger id "None"."""
     text = "" if value is None else str(value).strip()
     return text if text and text != EMPTY_ID else None
+
+
+def utc_timestamp(value):
+    """``value`` (an aware or naive-UTC datetime, or ISO 8601 text with or without its
+    offset) as ISO 8601 UTC to the second, ``YYYY-MM-DDTHH:MM:SSZ``; None for nothing, or
+    for text that is no timestamp. The one form ContactState.updated_at takes, whichever
+    ledger said it in which zone (QuickBooks answers in the company's offset)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime.datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        # fromisoformat before Python 3.11 takes only 3 or 6 digits of a fraction
+        text = re.sub(r"(\.\d+)(?=[+-]\d\d:?\d\d$|$)",
+                      lambda m: m.group(1)[:7].ljust(7, "0"), text)
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """A ledger contact as it is now (see ``LedgerAdapter.read_contacts``).
+
+    ``values``: the same neutral keys the push takes for a contact (name, email, phone,
+    tax_id, street, street2, city, zip, state, country_code), parsed as the inverse of the
+    adapter's payload builder; an empty one is None, and a key the ledger does not let be
+    read is absent (never None: None says the ledger holds nothing there). ``updated_at``:
+    the ledger's last change, ISO 8601 UTC (``utc_timestamp``); ``version``: what an update
+    must name (QuickBooks' SyncToken; None where the ledger has none)."""
+
+    ledger_id: str
+    values: dict
+    updated_at: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -363,6 +407,15 @@ class LedgerAdapter(abc.ABC):
         ``name_holders``, the ledger contacts bearing each candidate's name (see
         services/contacts.py, which decides for both ledgers)."""
 
+    def read_contacts(self, access_token, org_id, ids):
+        """{ledger id: ContactState} of the ledger contacts ``ids`` name, as they are now
+        (inbound sync: a webhook said they changed). Archived / inactive ones are included;
+        an id the ledger does not know (deleted, merged away, never there) is simply absent.
+        Many ids per request (the adapter's own chunking), each request through the
+        adapter's metered, error-translating choke point: raises the LedgerError a push
+        would (AccessTokenExpired, RateLimited, LedgerUnavailable...)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def is_duplicate_name(self, error):
         """True when ``error`` (a refused contact) says another ledger contact already
@@ -372,6 +425,12 @@ class LedgerAdapter(abc.ABC):
     @abc.abstractmethod
     def authorization_url(self, redirect_uri, state):
         """The consent page URL to send the administrator to."""
+
+    @classmethod
+    def contact_as_stored(cls, values):
+        """A contact's neutral ``values`` as this ledger stores them (read_contacts gives
+        them back so): what Odoo sent and what the ledger holds compare equal."""
+        return dict(values)
 
     # -- Webhooks (services/webhooks.py) -------------------------------------------
     # the header carrying base64(HMAC-SHA256(key, raw body)) of a delivery

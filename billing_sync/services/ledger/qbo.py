@@ -33,6 +33,7 @@ from . import qbo_payloads as payloads
 from . import tokens
 from .base import (
     ConnectionReport,
+    ContactState,
     Kind,
     LedgerAdapter,
     Organisation,
@@ -40,6 +41,7 @@ from .base import (
     ReferenceRecord,
     TimeoutHTTPAdapter,
     given_id,
+    utc_timestamp,
 )
 from .errors import (
     AccessTokenExpired,
@@ -260,6 +262,14 @@ class QboAdapter(LedgerAdapter):
 
     # -- OAuth2 -------------------------------------------------------------
     WEBHOOK_HEADER = "intuit-signature"
+
+    @classmethod
+    def contact_as_stored(cls, values):
+        # QuickBooks' display names cannot hold some characters (payloads.display_name)
+        stored = dict(values)
+        if stored.get("name"):
+            stored["name"] = payloads.display_name(stored["name"])
+        return stored
 
     @classmethod
     def parse_webhook(cls, payload):
@@ -593,6 +603,29 @@ class QboAdapter(LedgerAdapter):
         employee already has this display name."""
         return any(isinstance(d, dict) and str(d.get("code")) == "6240"
                    for d in getattr(error, "details", None) or [])
+
+    def read_contacts(self, access_token, org_id, ids):
+        """{Customer Id: ContactState} of the customers ``ids`` name: one query
+        ``select * from Customer where Id in (...) and Active in (true, false)`` per 50 ids
+        (_read_many). QuickBooks deletes no customer, it makes it inactive (included); an
+        Id it does not know (or one merged away) is absent. ``version`` is the SyncToken,
+        ``updated_at`` MetaData.LastUpdatedTime in UTC."""
+        wanted = {str(given_id(i)) for i in ids or () if given_id(i)}
+        if not wanted:
+            return {}
+        qb = self.client(access_token, org_id)
+        rows = self._read_many(qb, "Customer", wanted, "Reading QuickBooks customers")
+        found = {}
+        for ledger_id, row in rows.items():
+            if ledger_id not in wanted:
+                continue  # not asked for: the query names only what was
+            token, meta = row.get("SyncToken"), row.get("MetaData")
+            found[ledger_id] = ContactState(
+                ledger_id, payloads.customer_values(row),
+                updated_at=utc_timestamp(meta.get("LastUpdatedTime")
+                                         if isinstance(meta, dict) else None),
+                version=None if token in (None, "") else str(token))
+        return found
 
     # -- edits after sync -------------------------------------------------------
     def _push_edits(self, access_token, org_id, kind, items, idempotency_key):

@@ -19,6 +19,7 @@ QuickBooks' own, and why:
 
 import hashlib
 
+from ..contacts import _MASK as TAX_MASK  # how a ledger hides a tax id: one definition
 from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
 from .errors import cap
 
@@ -96,29 +97,92 @@ def _envelope(body, ledger_id, version):
 
 # --------------------------------------------------------------------------- contacts
 def customer(values, ledger_id=None, version=None):
-    """A Customer body from contact values."""
+    """A Customer body from contact values. An update (sparse) sends a field cleared in
+    Odoo as empty, so that QuickBooks clears it too (a sparse update leaves alone what it
+    does not name): the ledger then holds what was synced, the base inbound sync compares
+    with."""
     name = display_name(values.get("name"))
     if not name:
         raise PayloadError("The customer has no name.")
+    # what an update sends for an empty value: "" (clears it); a creation: nothing
+    empty = "" if ledger_id else None
     address = _clean({
-        "Line1": values.get("street") or None,
-        "Line2": values.get("street2") or None,
-        "City": values.get("city") or None,
-        "PostalCode": values.get("zip") or None,
-        "CountrySubDivisionCode": values.get("state") or None,
-        "Country": values.get("country_code") or None,
+        "Line1": values.get("street") or empty,
+        "Line2": values.get("street2") or empty,
+        "City": values.get("city") or empty,
+        "PostalCode": values.get("zip") or empty,
+        "CountrySubDivisionCode": values.get("state") or empty,
+        "Country": values.get("country_code") or empty,
     })
     body = _clean({
         "DisplayName": name,
         "CompanyName": name if values.get("is_company") else None,
-        "PrimaryEmailAddr": {"Address": values["email"]} if values.get("email") else None,
-        "PrimaryPhone": {"FreeFormNumber": values["phone"]} if values.get("phone") else None,
+        "PrimaryEmailAddr": {"Address": values.get("email") or empty}
+        if values.get("email") or ledger_id else None,
+        "PrimaryPhone": {"FreeFormNumber": values.get("phone") or empty}
+        if values.get("phone") or ledger_id else None,
         "BillAddr": address or None,
         "SalesTermRef": ref(values.get("term_ref")),
         "PrimaryTaxIdentifier": values.get("tax_id") or None,
         "CurrencyRef": ref(values.get("currency")),
     })
     return _envelope(body, ledger_id, version)
+
+
+# what a customer's values read back from QuickBooks hold: what ``customer`` sends, less
+# what it only writes (is_company, term_ref, currency, which inbound sync does not compare)
+CUSTOMER_KEYS = ("name", "email", "phone", "tax_id", "street", "street2", "city", "zip",
+                 "state", "country_code")
+# what QuickBooks appends to the DisplayName of a customer it makes inactive (its way of
+# "deleting" one, which frees the name): its mark, not a rename
+DELETED_SUFFIX = " (deleted)"
+
+
+def _read(value):
+    """A read property's text as QuickBooks holds it (``customer`` sends Odoo's as it is),
+    None when empty or blank."""
+    if value is None or not str(value).strip():
+        return None
+    return str(value)
+
+
+def customer_values(row):
+    """The neutral values of a Customer read from QuickBooks (a query's row): the inverse
+    of ``customer``, key by key (CUSTOMER_KEYS). ``name`` is the DisplayName QuickBooks
+    holds (what ``display_name`` made of Odoo's name: compare it with that), less the
+    " (deleted)" QuickBooks appends when it makes a customer inactive; the address is the
+    BillAddr, the phone PrimaryPhone's FreeFormNumber. Empty is None.
+
+    ``tax_id`` is there only when QuickBooks answers PrimaryTaxIdentifier in clear:
+    it answers it masked ("XXXXXX1234"), which says neither the value nor that it
+    changed, and it leaves it out where its company has none (or does not keep it), which
+    says nothing either, so the key is absent then (a value the ledger does not let be
+    read), never None."""
+    row = row if isinstance(row, dict) else {}
+    address = row.get("BillAddr") if isinstance(row.get("BillAddr"), dict) else {}
+
+    def part(prop, key):
+        found = row.get(prop)
+        return _read(found.get(key)) if isinstance(found, dict) else None
+
+    name = _read(row.get("DisplayName"))
+    if name and row.get("Active") is False and name.endswith(DELETED_SUFFIX):
+        name = _read(name[:-len(DELETED_SUFFIX)])
+    values = {
+        "name": name,
+        "email": part("PrimaryEmailAddr", "Address"),
+        "phone": part("PrimaryPhone", "FreeFormNumber"),
+        "street": _read(address.get("Line1")),
+        "street2": _read(address.get("Line2")),
+        "city": _read(address.get("City")),
+        "zip": _read(address.get("PostalCode")),
+        "state": _read(address.get("CountrySubDivisionCode")),
+        "country_code": _read(address.get("Country")),
+    }
+    tax_id = _read(row.get("PrimaryTaxIdentifier"))
+    if tax_id and not TAX_MASK.match(tax_id):
+        values["tax_id"] = tax_id
+    return {key: values[key] for key in CUSTOMER_KEYS if key in values}
 
 
 # --------------------------------------------------------------------------- sales forms

@@ -9,6 +9,7 @@ lock and the sandbox's base URL applies; the SDK only ever gets an access token.
 
 import hashlib
 import json
+import uuid
 from collections import namedtuple
 from dataclasses import dataclass, field
 
@@ -24,12 +25,14 @@ from . import tokens
 from . import xero_payloads as payloads
 from .base import (
     ConnectionReport,
+    ContactState,
     Kind,
     LedgerAdapter,
     Organisation,
     PushResult,
     ReferenceRecord,
     given_id,
+    utc_timestamp,
 )
 from .errors import (
     AccessTokenExpired,
@@ -775,6 +778,36 @@ class XeroAdapter(LedgerAdapter):
         """True when Xero refused a contact because an active contact has its name."""
         return payloads.is_duplicate_name(getattr(error, "details", None))
 
+    def read_contacts(self, access_token, org_id, ids):
+        """{ContactID: ContactState} of the contacts ``ids`` name (keyed as asked; Xero's
+        ids are GUIDs, compared without case): one GET Contacts?IDs=...&includeArchived=true
+        per 50 ids (page=1: the answer is bounded, 100 a page). An id that is no GUID names
+        no Xero contact and costs no request; a deleted or unknown one is absent."""
+        asked = {}
+        for value in ids or ():
+            text = given_id(value)
+            guid = _guid(text) if text else None
+            if guid:
+                asked.setdefault(guid, text)
+        if not asked:
+            return {}
+        api = self._accounting(access_token)
+        what = "Reading Xero contacts"
+        wanted = list(asked)
+        found = {}
+        for start in range(0, len(wanted), BATCH_SIZE):
+            answer = self._call(what, api.get_contacts, org_id,
+                                i_ds=wanted[start:start + BATCH_SIZE], include_archived=True,
+                                page=1)
+            for contact in _listed(answer, "contact", what):
+                ledger_id = asked.get(_guid(contact.contact_id))
+                if ledger_id is None:
+                    continue  # not asked for: Xero's filter names only what was
+                found[ledger_id] = ContactState(
+                    ledger_id, payloads.contact_values(contact),
+                    updated_at=utc_timestamp(getattr(contact, "updated_date_utc", None)))
+        return found
+
     # -- Edits after sync -----------------------------------------------------------
     def _push_edits(self, access_token, org_id, kind, items, idempotency_key):
         """Retire in Xero what Odoo took back: payments (``delete_payment``), invoices
@@ -967,6 +1000,15 @@ def _contact_rows(contacts):
              "EmailAddress": c.email_address, "Name": c.name}
             for c in _ids(contacts, "contact_id", "Reading Xero contacts", "contacts")
             if _status(c.contact_status) in ("", "ACTIVE")]
+
+
+def _guid(text):
+    """``text`` as a GUID's canonical text (lower case, hyphens), None when it is none:
+    every Xero id is one."""
+    try:
+        return str(uuid.UUID(str(text).strip()))
+    except ValueError:
+        return None
 
 
 def _build(kind, item):

@@ -142,6 +142,51 @@ def contact(values, ledger_id=None):
     )
 
 
+# what a contact's values read back from Xero hold: what ``contact`` sends, less what it
+# only writes (is_company, term_ref, currency, which inbound sync does not compare)
+CONTACT_KEYS = ("name", "email", "phone", "tax_id", "street", "street2", "city", "zip",
+                "state", "country_code")
+
+
+def _kind(value):
+    return str(getattr(value, "value", value) or "").strip().upper()
+
+
+def _join(*parts):
+    return " ".join(t for t in (_text(p) for p in parts) if t) or None
+
+
+def contact_values(contact):
+    """The neutral values of a Contact read from Xero (GET Contacts): the inverse of
+    ``contact``, key by key (CONTACT_KEYS). The address is the POBOX one (the one
+    ``contact`` writes), the phone the DEFAULT one, its area and country codes before the
+    number when a bookkeeper typed them apart (``contact`` sends the number whole, so
+    they are empty for what Odoo sent); ``country_code`` is Address.Country as Xero
+    holds it (Odoo sends the ISO code; Xero's own screens write a country's name).
+    Empty is None."""
+    address = next((a for a in getattr(contact, "addresses", None) or []
+                    if _kind(a.address_type) == "POBOX"), None)
+    phone = next((p for p in getattr(contact, "phones", None) or []
+                  if _kind(p.phone_type) == "DEFAULT"), None)
+
+    def line(attribute):
+        return _text(getattr(address, attribute, None)) if address is not None else None
+
+    return {
+        "name": _text(contact.name),
+        "email": _text(contact.email_address),
+        "phone": _join(phone.phone_country_code, phone.phone_area_code, phone.phone_number)
+        if phone is not None else None,
+        "tax_id": _text(contact.tax_number),
+        "street": line("address_line1"),
+        "street2": line("address_line2"),
+        "city": line("city"),
+        "zip": line("postal_code"),
+        "state": line("region"),
+        "country_code": line("country"),
+    }
+
+
 # --------------------------------------------------------------------------- documents
 # Xero keeps every amount to the cent and rounds half up (LineAmount, TaxAmount, totals).
 CENT = Decimal("0.01")
