@@ -35,8 +35,10 @@
         "views/billing_sync_job_views.xml",
         "views/billing_sync_status_views.xml",
         "data/ir_cron_push.xml",
+        "data/ir_cron_inbox.xml",
         "data/billing_sync_job_data.xml",
         "views/billing_sync_menus.xml",
+        "views/billing_sync_inbound_views.xml",
     ],
     "demo": [
         "demo/billing_sync_demo.xml",

@@ -4,6 +4,8 @@ right after. Signatures and payloads are made by the ledger sandbox, as the prov
 make them."""
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from odoo.tests import HttpCase, tagged
 
@@ -153,3 +155,85 @@ class TestWebhooks(LedgerSandboxMixin, HttpCase):
                          [("contact", "7"), ("invoice", "41")])
         self.assertEqual(self.post("qbo", body).status_code, 200)
         self.assertEqual(len(self.inbox()), 2, "a legacy event's digest keeps it once")
+
+    def test_a_bookkeeper_change_arrives_by_webhook_and_reaches_the_client(self):
+        """The whole way: the sandbox's own signed delivery, the endpoint, the inbox, the
+        worker reading the contact back, the partner. The sandbox delivers from a thread
+        of its own, whenever the ledger changes; the test's one transaction serves the
+        endpoint and must not be used by two threads at once: the deliveries are caught
+        on loopback, then handed to Odoo's endpoint as they came, headers included."""
+        capture = _Capture()
+        self.addCleanup(capture.stop)
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self.connections[provider]
+                app = getattr(self, provider)
+                partner = self.env["res.partner"].create({
+                    "name": f"Webhook {provider} Ltd", "is_company": True,
+                    "email": f"ap@{provider}.example", "company_id": connection.company_id.id})
+                self.env["billing_sync.job"]._enqueue(partner, "contact")
+                self.env["billing_sync.job"]._cron_push()
+                link = self.env["billing_sync.link"]._of(connection, partner)
+                self.assertTrue(link, "the client is in the ledger")
+                options = {"webhook_url": capture.url, "webhook_retry_delays": []}
+                options.update({"webhook_key": KEY} if provider == "xero" else
+                               {"verifier_token": KEY, "webhook_batch_seconds": 0})
+                app.configure(**options)
+                if provider == "xero":
+                    app.edit_contact(link.ledger_id, fields={"EmailAddress": "new@ap.example"})
+                else:
+                    app.edit_contact(link.ledger_id, email="new@ap.example")
+                self.assertTrue(app.webhook.flush(10))
+                header = "x-xero-signature" if provider == "xero" else "intuit-signature"
+                caught = [(body, headers) for body, headers in capture.take()
+                          if header in {k.lower() for k in headers}]
+                self.assertTrue(caught, "the ledger sent its webhook")
+                for body, headers in caught:
+                    answer = self.opener.post(self.url(provider), data=body, timeout=10,
+                                              headers=headers)
+                    self.assertEqual((answer.status_code, answer.content), (200, b""))
+                rows = self.inbox().filtered(lambda r, c=connection: r.connection_id == c)
+                self.assertEqual(set(rows.mapped("ledger_id")), {link.ledger_id})
+                self.env["billing_sync.inbox"]._cron_apply()
+                self.assertEqual(set(rows.mapped("state")), {"done"},
+                                 rows.read(["state", "last_error", "next_attempt_at"]))
+                self.assertEqual(partner.billing_sync_invoice_email, "new@ap.example")
+                self.assertFalse(self.env["billing_sync.job"].search([
+                    ("res_model", "=", "res.partner"), ("res_id", "=", partner.id),
+                    ("state", "=", "pending")]), "nothing sent back")
+
+
+class _Capture:
+    """A loopback endpoint that keeps each webhook the sandbox delivers (body and the
+    headers that matter) and answers 200 at once."""
+
+    def __init__(self):
+        self.caught, lock = [], threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in (
+                    "content-type", "x-xero-signature", "intuit-signature")}
+                with lock:
+                    outer.caught.append((body, headers))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self):
+        caught, self.caught = self.caught, []
+        return caught
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+

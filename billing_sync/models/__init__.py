@@ -20,3 +20,5 @@ from . import billing_sync_job
 from . import billing_sync_push
 from . import billing_sync_edit
 from . import billing_sync_inbox
+from . import billing_sync_inbound
+from . import billing_sync_conflict

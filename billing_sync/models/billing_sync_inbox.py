@@ -1,8 +1,22 @@
+import datetime
 import json
+import time
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
+from ..services import backoff
+from ..services.ledger.errors import AuthorizationRevoked, LedgerError, RateLimited
+from ..services.ratelimit import BudgetExhausted, paced
 from ..services.webhooks import CHANGES, EVENT_KINDS
+from .billing_sync_job import _pacer
+
+# the kinds the worker applies so far; the others wait in the inbox
+APPLIED_KINDS = ("contact",)
+# objects read back in one go (one request for Xero, QuickBooks, up to 50 ids)
+READ_MAX = 50
+# seconds of one cron call; Odoo calls it again at once while work is due
+CHUNK_SECONDS = 10.0
 
 KIND_LABELS = {"contact": "Contact", "invoice": "Invoice", "credit_note": "Credit note",
                "payment": "Payment"}
@@ -44,6 +58,12 @@ class BillingSyncInbox(models.Model):
                               ("failed", "Failed")], default="pending", required=True,
                              readonly=True, index=True)
 
+    attempts = fields.Integer(readonly=True)
+    next_attempt_at = fields.Datetime(string="Next attempt", readonly=True, index=True,
+                                      default=fields.Datetime.now)
+    last_error = fields.Text(readonly=True)
+    applied_at = fields.Datetime(readonly=True)
+
     _sql_constraints = [
         ("event_uniq", "unique(connection_id, event_id)",
          "A ledger event is kept once per connection."),
@@ -63,13 +83,17 @@ class BillingSyncInbox(models.Model):
         self.env.cr.execute("""
             INSERT INTO billing_sync_inbox (connection_id, company_id, kind, ledger_id, change,
                                             event_id, occurred_at, received_at, source, state,
-                                            create_uid, write_uid, create_date, write_date)
+                                            attempts, next_attempt_at, create_uid, write_uid,
+                                            create_date, write_date)
             SELECT v.connection_id, c.company_id, v.kind, v.ledger_id, v.change, v.event_id,
-                   v.occurred_at, now() AT TIME ZONE 'UTC', %s, 'pending', %s, %s,
-                   now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+                   v.occurred_at, t.now, %s, 'pending', 0, t.now, %s, %s, t.now, t.now
               FROM jsonb_to_recordset(%s::jsonb) AS v(connection_id int, kind varchar,
                    ledger_id varchar, change varchar, event_id varchar, occurred_at varchar)
               JOIN billing_sync_connection c ON c.id = v.connection_id
+             -- whole seconds, as fields.Datetime.now() which the worker compares with:
+             -- due at once, not a second later
+             CROSS JOIN (SELECT date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')
+                                AS now) t
             ON CONFLICT (connection_id, event_id) DO NOTHING
             RETURNING id
         """, [source, self.env.uid, self.env.uid, json.dumps([{
@@ -77,5 +101,103 @@ class BillingSyncInbox(models.Model):
             "change": e.change, "event_id": e.event_id, "occurred_at": e.occurred_at}
             for cid, e in rows])])
         kept = len(self.env.cr.fetchall())
+        if kept:
+            # the worker reads them at once (a cron thread wakes on the trigger)
+            self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger()
         return kept, len(rows) - kept, unknown
+
+    # ------------------------------------------------------------------ the worker
+    @api.model
+    def _cron_apply(self, max_seconds=CHUNK_SECONDS):
+        """Read back what the ledgers announced and apply it, one bounded chunk a call:
+        one connection's changes at a time, many objects per request, Odoo's progress
+        notification for the rest. Contacts are applied here; the other kinds wait in
+        the inbox for their turn (see README, inbound sync)."""
+        deadline = time.monotonic() + max_seconds
+        done = 0
+        while time.monotonic() < deadline:
+            rows = self._claim()
+            if not rows:
+                break
+            rows._apply()
+            done += len(rows)
+            self.env["billing_sync.job"]._commit()
+        remaining = self.search_count(self._due_domain())
+        if remaining:
+            self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+
+    @api.model
+    def _due_domain(self):
+        return [("state", "=", "pending"), ("kind", "in", APPLIED_KINDS),
+                ("next_attempt_at", "<=", fields.Datetime.now()),
+                ("connection_id.state", "=", "connected")]
+
+    @api.model
+    def _claim(self):
+        """The due rows of one connected connection, about at most READ_MAX objects of
+        one kind, locked (SKIP LOCKED: another worker takes the next ones). Held while the
+        objects are read: a worker that dies leaves them pending, nothing lost."""
+        cr = self.env.cr
+        self.flush_model()
+        cr.execute("""
+            SELECT i.connection_id, i.kind FROM billing_sync_inbox i
+              JOIN billing_sync_connection c ON c.id = i.connection_id
+             WHERE i.state = 'pending' AND i.kind = ANY(%s) AND i.next_attempt_at <= %s
+               AND c.state = 'connected' AND c.active
+             ORDER BY i.next_attempt_at, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
+        """, [list(APPLIED_KINDS), fields.Datetime.now()])
+        head = cr.fetchone()
+        if not head:
+            return self.browse()
+        cr.execute("""
+            SELECT id, ledger_id FROM billing_sync_inbox
+             WHERE state = 'pending' AND connection_id = %s AND kind = %s
+               AND next_attempt_at <= %s
+             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        """, [head[0], head[1], fields.Datetime.now(), READ_MAX * 4])
+        ids, objects = [], set()
+        for row_id, ledger_id in cr.fetchall():
+            if ledger_id in objects or len(objects) < READ_MAX:
+                objects.add(ledger_id)
+                ids.append(row_id)
+        return self.browse(ids)
+
+    def _apply(self):
+        """Read the objects of these rows (one connection, one kind) and apply them."""
+        connection = self.connection_id
+        ids = sorted(set(self.mapped("ledger_id")))
+        try:
+            adapter = connection._adapter()
+            states = paced(_pacer(connection), adapter, adapter.read_contacts,
+                           connection._access_token(), connection.org_id, ids,
+                           batch=False)
+        except BudgetExhausted as exc:
+            self.write({"next_attempt_at": _later(exc.wait)})
+            return
+        except RateLimited as exc:
+            wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
+            _pacer(connection).block(wait)
+            self.write({"next_attempt_at": _later(wait)})
+            return
+        except AuthorizationRevoked as exc:
+            connection.sudo()._needs_reconnect(exc.message)
+            return  # held until the connection is connected again
+        except (LedgerError, UserError) as exc:
+            self._failed(str(exc))
+            return
+        self.env["billing_sync.inbound"]._apply_contacts(connection, states)
+        self.write({"state": "done", "applied_at": fields.Datetime.now(), "last_error": False})
+
+    def _failed(self, reason):
+        for row in self:
+            attempts = row.attempts + 1
+            if backoff.is_dead(attempts):
+                row.write({"state": "failed", "attempts": attempts, "last_error": reason})
+            else:
+                row.write({"attempts": attempts, "last_error": reason,
+                           "next_attempt_at": _later(backoff.retry_delay(attempts))})
+
+
+def _later(seconds):
+    return fields.Datetime.now() + datetime.timedelta(seconds=seconds)
 

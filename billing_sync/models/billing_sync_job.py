@@ -736,7 +736,8 @@ class BillingSyncJob(models.Model):
             return
         done = self.browse()
         mismatches = builder._record_successes(
-            connection, [(jobs_by_key[result.key], result) for result in results if result.ok])
+            connection, [(jobs_by_key[result.key], result) for result in results if result.ok],
+            sent={item.key: item.values for item in items})
         for result in results:
             job = jobs_by_key[result.key]
             if not result.ok and isinstance(result.error, LedgerAnswerInvalid):

@@ -91,6 +91,9 @@ class BillingSyncLink(models.Model):
              "'invoice id:object id', comma separated (Xero: one payment per invoice an "
              "Odoo payment covers; Ledger ID is the first of them).")
     synced_at = fields.Datetime(string="Last synced")
+    synced_values = fields.Text(
+        help="The values last synced, either way (JSON): what a change on either side is "
+             "compared with (services/ownership.py).")
     # What the ledger answered for a document, against Odoo's figures at that push: only
     # equal figures make "In the ledger"; anything else is a visible mismatch.
     sync_state = fields.Selection(

@@ -6,6 +6,7 @@ from odoo import api, fields, models
 from ..services.contacts import distinct_name, norm_name
 from ..services.idempotency import batch_key
 from ..services.ledger.base import PushItem
+from ..services.ownership import CONTACT_KEYS
 from ..services.ratelimit import paced
 from ..services.totals import describe, differences, spread
 
@@ -258,10 +259,12 @@ class BillingSyncPush(models.AbstractModel):
         return []
 
     @api.model
-    def _record_successes(self, connection, answered):
+    def _record_successes(self, connection, answered, sent=None):
         """Link each record to what the ledger accepted (``answered``: [(job, result)]),
-        the batch's new links in one create. Returns {job id: why the ledger's copy
-        differs from Odoo's} ("" when it is equal)."""
+        the batch's new links in one create; a contact's link keeps the values sent
+        (``sent``: {item key: values}), the base the next change from the ledger is
+        compared with. Returns {job id: why the ledger's copy differs from Odoo's} (""
+        when it is equal)."""
         mismatches, planned = {}, []
         for job, result in answered:
             mismatches[job.id] = ""
@@ -275,6 +278,8 @@ class BillingSyncPush(models.AbstractModel):
             checked = {}
             if result.totals is not None and job.kind in ("invoice", "credit_note"):
                 checked, mismatches[job.id] = self._totals_verdict(connection, record, result)
+            if job.kind == "contact" and (sent or {}).get(result.key):
+                checked = synced_values(connection, sent[result.key])
             planned.append((job, result, record, batch, checked, {
                 "record": record, "ledger_id": result.ledger_id, "number": result.number,
                 "version": result.version, "url": result.url, "parts": result.parts,
@@ -428,12 +433,13 @@ class BillingSyncPush(models.AbstractModel):
             results = paced(pacer, adapter, adapter.push, token, connection.org_id,
                             "contact", items, key, batch=adapter.batched("contact", len(items)))
             linked = Link._index(connection, [chunk])  # as the ledger's answer came back
-            for partner, result in zip(chunk, results, strict=True):
+            for partner, item, result in zip(chunk, items, results, strict=True):
                 name = names[partner.id]
                 if result.ok:
                     link = Link._record(connection, partner, result.ledger_id,
                                         number=result.number, version=result.version,
-                                        url=result.url, link=linked.of(partner))
+                                        url=result.url, link=linked.of(partner),
+                                        values=synced_values(connection, item.values))
                     if name != partner.name:
                         link.ledger_name = name
                         partner.sudo().message_post(body=self.env._(
@@ -873,3 +879,11 @@ class _Skip(Exception):  # noqa: N818 -- an outcome, not an error
     def __init__(self, message, waits_for=None):
         super().__init__(message)
         self.waits_for = waits_for
+
+
+def synced_values(connection, values):
+    """The link values that keep a contact's neutral ``values``, as the ledger stores
+    them, as last synced (the base of the next three-way comparison, services/ownership)."""
+    stored = connection._adapter_class().contact_as_stored(values)
+    return {"synced_values": json.dumps({key: stored.get(key) for key in CONTACT_KEYS},
+                                        sort_keys=True)}

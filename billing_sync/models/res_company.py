@@ -2,6 +2,9 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services.contacts import check_suffix
+from ..services.ownership import CONTACT_GROUPS
+
+OWNER_CHOICES = [("last", "Last change wins"), ("ledger", "The ledger"), ("odoo", "Odoo")]
 
 
 class ResCompany(models.Model):
@@ -35,6 +38,23 @@ class ResCompany(models.Model):
     )
     # Edits after sync (issue 15): what becomes of the ledger's copy of a document Odoo
     # takes back (reset to draft, posted again with another total, cancelled, deleted)
+    # Inbound sync (issue 18): who owns each group of contact fields
+    billing_sync_owner_name = fields.Selection(
+        OWNER_CHOICES, string="Client name", default="last", required=True)
+    billing_sync_owner_email = fields.Selection(
+        OWNER_CHOICES, string="Billing email", default="last", required=True)
+    billing_sync_owner_phone = fields.Selection(
+        OWNER_CHOICES, string="Phone", default="last", required=True)
+    billing_sync_owner_tax_id = fields.Selection(
+        OWNER_CHOICES, string="Tax ID", default="last", required=True)
+    billing_sync_owner_address = fields.Selection(
+        OWNER_CHOICES, string="Address", default="last", required=True)
+
+    def _billing_sync_owners(self):
+        """{group of contact fields: "last" | "ledger" | "odoo"} (services/ownership)."""
+        self.ensure_one()
+        return {group: self[f"billing_sync_owner_{group}"] for group in CONTACT_GROUPS}
+
     billing_sync_edit_policy = fields.Selection(
         [("credit_replace", "Void or credit it, then send a new document"),
          ("hold", "Hold it for a person")],

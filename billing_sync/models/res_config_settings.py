@@ -42,3 +42,15 @@ class ResConfigSettings(models.TransientModel):
         string="Keep finished sync jobs", config_parameter="billing_sync.job_retention_days",
         default=30, help="Done and cancelled sync jobs are deleted after this many days by a "
                          "daily scheduled action (0 keeps them).")
+
+    # Inbound sync (issue 18): who owns each group of contact fields
+    billing_sync_owner_name = fields.Selection(
+        related="company_id.billing_sync_owner_name", readonly=False)
+    billing_sync_owner_email = fields.Selection(
+        related="company_id.billing_sync_owner_email", readonly=False)
+    billing_sync_owner_phone = fields.Selection(
+        related="company_id.billing_sync_owner_phone", readonly=False)
+    billing_sync_owner_tax_id = fields.Selection(
+        related="company_id.billing_sync_owner_tax_id", readonly=False)
+    billing_sync_owner_address = fields.Selection(
+        related="company_id.billing_sync_owner_address", readonly=False)

@@ -1,0 +1,133 @@
+"""Inbound sync of clients (issue 18): a change a bookkeeper makes in the ledger reaches
+the partner under the ownership policy, read back from the ledger (a webhook is a hint),
+never echoed back; conflicts are written down and can be overridden."""
+
+import datetime
+import json
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+
+from odoo.addons.billing_sync.services.webhooks import WebhookEvent
+
+from .test_outbound import OutboundMixin
+
+
+@tagged("post_install", "-at_install")
+class TestInboundContacts(OutboundMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
+    def linked_client(self, provider, name):
+        connection = self.connected(provider)
+        partner = self.partner(name, street="1 High Street", city="Leeds", zip="LS1 1AA",
+                               phone="0113 000 0000")
+        self.invoice(partner)
+        self.run_worker()
+        link = self.env["billing_sync.link"]._of(connection, partner)
+        self.assertTrue(link.synced_values, "the values sent are the base of the next change")
+        return connection, partner, link
+
+    def bookkeeper_edits(self, provider, ledger_id, email=None, phone=None):
+        if provider == "xero":
+            changes = {}
+            if email:
+                changes["EmailAddress"] = email
+            if phone:
+                changes["Phones"] = [{"PhoneType": "DEFAULT", "PhoneNumber": phone}]
+            self.xero.edit_contact(ledger_id, fields=changes)
+        else:
+            self.qbo.edit_contact(ledger_id, email=email, phone=phone)
+
+    def announce(self, connection, ledger_id, event_id):
+        """What the ledger's webhook says (the endpoint's own tests: test_webhooks)."""
+        kept, _repeated, _unknown = self.env["billing_sync.inbox"]._receive(
+            connection, [WebhookEvent(connection.org_id, "contact", ledger_id, "update",
+                                      event_id)])
+        self.assertEqual(kept, 1)
+
+    def apply(self):
+        self.env["billing_sync.inbox"]._cron_apply()
+
+    def contact_jobs(self, partner):
+        return self.jobs(partner).filtered(lambda j: j.state == "pending")
+
+    def test_a_bookkeeper_correction_reaches_the_client_and_is_not_sent_back(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection, partner, link = self.linked_client(provider,
+                                                               f"Corrected {provider} Ltd")
+                self.bookkeeper_edits(provider, link.ledger_id, email="ap@corrected.example",
+                                      phone="0113 999 9999")
+                self.announce(connection, link.ledger_id, f"ev-{provider}-1")
+                before = self.request_count(provider)
+                self.apply()
+                self.assertEqual(self.request_count(provider) - before, 1,
+                                 "one read, nothing sent back")
+                self.assertEqual(partner.billing_sync_invoice_email, "ap@corrected.example")
+                self.assertEqual(partner.phone, "0113 999 9999")
+                self.assertEqual(partner.city, "Leeds", "what did not change stays")
+                self.assertFalse(self.contact_jobs(partner), "no echo: nothing queued")
+                row = self.env["billing_sync.inbox"].search(
+                    [("event_id", "=", f"ev-{provider}-1")])
+                self.assertEqual(row.state, "done")
+                self.assertIn("ap@corrected.example", link.synced_values)
+                self.assertIn("Updated from", partner.message_ids[0].body)
+                # the ledger announces the same contact again (its echo of nothing): no
+                # change, no write, no job
+                written = partner.write_date
+                self.announce(connection, link.ledger_id, f"ev-{provider}-2")
+                self.apply()
+                self.assertEqual(partner.write_date, written)
+                self.assertFalse(self.contact_jobs(partner))
+
+    def test_what_odoo_owns_goes_back_to_the_ledger(self):
+        self.env.company.billing_sync_owner_email = "odoo"
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection, partner, link = self.linked_client(provider, f"Owned {provider} Ltd")
+                email = partner.billing_sync_invoice_email
+                self.bookkeeper_edits(provider, link.ledger_id, email="someone@else.example",
+                                      phone="0113 555 5555")
+                self.announce(connection, link.ledger_id, f"own-{provider}")
+                self.apply()
+                self.assertEqual(partner.billing_sync_invoice_email, email, "Odoo's stays")
+                self.assertEqual(partner.phone, "0113 555 5555", "the phone is not Odoo's")
+                self.assertTrue(self.contact_jobs(partner), "the ledger gets Odoo's back")
+                self.run_worker()
+                contacts = {c.get("ContactID") or c.get("Id"): c
+                            for c in self.ledger_contacts(provider)}
+                stored = contacts[link.ledger_id]
+                address = stored.get("EmailAddress") or (
+                    stored.get("PrimaryEmailAddr") or {}).get("Address")
+                self.assertEqual(address, email)
+
+    def test_both_sides_changed_the_policy_decides_and_a_person_can_override(self):
+        provider = "xero"
+        connection, partner, link = self.linked_client(provider, "Both Ltd")
+        # Odoo's change, not sent yet (its job waits), then the bookkeeper's, later
+        partner.billing_sync_billing_email = "odoo@both.example"
+        job = self.contact_jobs(partner)
+        job.next_attempt_at = fields.Datetime.now() + datetime.timedelta(hours=1)
+        partner.flush_recordset()
+        self.env.cr.execute("UPDATE res_partner SET write_date = write_date - interval '1 hour' "
+                            "WHERE id = %s", [partner.id])
+        partner.invalidate_recordset(["write_date"])
+        self.bookkeeper_edits(provider, link.ledger_id, email="ledger@both.example")
+        self.announce(connection, link.ledger_id, "both-1")
+        self.apply()
+        # last change wins: the bookkeeper's was later
+        self.assertEqual(partner.billing_sync_invoice_email, "ledger@both.example")
+        conflict = self.env["billing_sync.conflict"].search([("partner_id", "=", partner.id)])
+        self.assertEqual((conflict.group, conflict.decision, conflict.policy),
+                         ("email", "ledger", "last"))
+        self.assertIn("odoo@both.example", conflict.odoo_value)
+        self.assertIn("ledger@both.example", conflict.ledger_value)
+        # a person takes Odoo's value: written back, and sent to the ledger as any change
+        conflict.action_take_other_value()
+        self.assertEqual(conflict.state, "overridden")
+        self.assertEqual(partner.billing_sync_invoice_email, "odoo@both.example")
+        self.assertTrue(self.contact_jobs(partner))
+        self.assertEqual(json.loads(conflict.odoo_values), {"email": "odoo@both.example"})
