@@ -131,3 +131,33 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         self.assertEqual(partner.billing_sync_invoice_email, "odoo@both.example")
         self.assertTrue(self.contact_jobs(partner))
         self.assertEqual(json.loads(conflict.odoo_values), {"email": "odoo@both.example"})
+
+    def test_a_lost_webhook_is_caught_by_the_pull(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection, partner, link = self.linked_client(provider, f"Pulled {provider} Ltd")
+                Inbox = self.env["billing_sync.inbox"]
+                Inbox._cron_pull()  # the first pull: everything so far, nothing to change
+                cursor = connection.pull_cursor
+                self.assertTrue(cursor)
+                self.assertFalse(self.contact_jobs(partner), "nothing sent back")
+                # the bookkeeper's change, whose webhook never comes
+                self.bookkeeper_edits(provider, link.ledger_id, email="pulled@ap.example")
+                before = self.request_count(provider)
+                Inbox._cron_pull()
+                self.assertEqual(partner.billing_sync_invoice_email, "pulled@ap.example")
+                self.assertEqual(self.request_count(provider) - before, 1, "one request")
+                self.assertGreaterEqual(connection.pull_cursor, cursor)
+                pulled = Inbox.search([("connection_id", "=", connection.id),
+                                       ("source", "=", "pull"),
+                                       ("ledger_id", "=", link.ledger_id)])
+                self.assertTrue(pulled and set(pulled.mapped("state")) == {"done"})
+                self.assertFalse(self.contact_jobs(partner))
+
+    def test_a_pull_after_a_long_outage_reads_everything_and_says_so(self):
+        connection, partner, link = self.linked_client("qbo", "Outage Ltd")
+        connection.pull_cursor = "2026-01-01T00:00:00Z"  # far beyond QuickBooks' 30 days
+        self.bookkeeper_edits("qbo", link.ledger_id, email="late@ap.example")
+        self.env["billing_sync.inbox"]._cron_pull()
+        self.assertEqual(partner.billing_sync_invoice_email, "late@ap.example")
+        self.assertIn("30 days", connection.message_ids[0].body)

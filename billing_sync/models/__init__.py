@@ -10,7 +10,6 @@ from . import billing_sync_milestone
 from . import billing_sync_schedule_line
 from . import billing_sync_token
 from . import billing_sync_connection
-from . import billing_sync_connection_webhook
 from . import billing_sync_ledger_ref
 from . import billing_sync_mapping
 from . import billing_sync_mapping_health

@@ -27,6 +27,9 @@ _logger = logging.getLogger(__name__)
 
 ADMIN_GROUP = "billing_sync.group_billing_sync_admin"
 CALLBACK_PATH = "/billing_sync/oauth/callback"
+WEBHOOK_PATH = "/billing_sync/webhook"
+# write-only secrets, encrypted in billing_sync.token (each with a has_<name> flag)
+SECRET_FIELDS = ("client_secret", "webhook_key")
 STATE_SCOPE = "billing_sync.oauth_state"
 STATE_LIFETIME = 15 * 60
 # Refresh this long before the access token expires, so that a call started
@@ -77,10 +80,10 @@ class BillingSyncConnection(models.Model):
         help="The client id of your app in the provider's developer portal.",
     )
     client_secret = fields.Char(
-        compute="_compute_client_secret", inverse="_inverse_client_secret", copy=False,
+        compute="_compute_secrets", inverse="_inverse_client_secret", copy=False,
         help="Stored encrypted; never shown again once saved.",
     )
-    has_client_secret = fields.Boolean(compute="_compute_client_secret")
+    has_client_secret = fields.Boolean(compute="_compute_secrets")
     oauth_url = fields.Char(
         string="OAuth discovery URL", compute="_compute_urls", store=True, readonly=False,
         tracking=True,
@@ -143,6 +146,27 @@ class BillingSyncConnection(models.Model):
              "sandbox can compress it for benchmarks.")
     link_count = fields.Integer(compute="_compute_sync_counts")
     job_count = fields.Integer(compute="_compute_sync_counts")
+    # Webhooks (issue 18): where the ledger sends them and the secret that signs them, kept
+    # like the client secret (encrypted in the credentials row, never shown again); the
+    # URL names the database, so a server of several serves it too (README)
+    webhook_key = fields.Char(
+        string="Webhook signing secret", compute="_compute_secrets",
+        inverse="_inverse_webhook_key", copy=False,
+        help="Xero: the webhook key of your app's webhook; QuickBooks: the verifier token of "
+             "your app's webhooks. Stored encrypted; never shown again once saved.")
+    has_webhook_key = fields.Boolean(string="Webhook secret saved",
+                                     compute="_compute_secrets")
+    webhook_url = fields.Char(
+        string="Webhook URL", compute="_compute_webhook_url",
+        help="Paste this address in your app's webhook settings in the provider's developer "
+             "portal.")
+
+    pull_cursor = fields.Char(
+        string="Pulled up to", readonly=True, copy=False,
+        help="The ledger's time of the latest change the periodic pull brought (the next "
+             "pull asks for what changed since); kept with what it brought.")
+    pulled_at = fields.Datetime(string="Last pull", readonly=True, copy=False)
+
 
     # ------------------------------------------------------------------ compute
     @api.depends("provider", "company_id.name", "org_name")
@@ -168,16 +192,48 @@ class BillingSyncConnection(models.Model):
                         url, rec.provider, allowed):
                     rec[fname] = urls.get(fname)
 
-    def _compute_client_secret(self):
+    def _compute_secrets(self):
+        """Secrets are never read back: empty, and whether one is kept."""
         tokens = self._token_map()
         for rec in self:
-            rec.client_secret = False
-            rec.has_client_secret = bool(tokens.get(rec.id) and tokens[rec.id].client_secret)
+            token = tokens.get(rec.id)
+            for fname in SECRET_FIELDS:
+                rec[fname] = False
+                rec[f"has_{fname}"] = bool(token and token[fname])
+
+    def _store_secret(self, fname):
+        for rec in self:
+            if rec[fname]:
+                rec._token_sudo()[fname] = self._cipher().encrypt(rec[fname].strip())
 
     def _inverse_client_secret(self):
+        self._store_secret("client_secret")
+
+    def _inverse_webhook_key(self):
+        self._store_secret("webhook_key")
+
+    @api.depends("provider")
+    def _compute_webhook_url(self):
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url") or ""
         for rec in self:
-            if rec.client_secret:
-                rec._token_sudo().client_secret = self._cipher().encrypt(rec.client_secret)
+            rec.webhook_url = (f"{base.rstrip('/')}{WEBHOOK_PATH}/{rec.provider}/"
+                               f"{self.env.cr.dbname}") if rec.provider else False
+
+    @api.model
+    def _webhook_keys(self, provider):
+        """{signing secret: the active connections of ``provider`` that hold it}, for the
+        webhook endpoint (as superuser: the controller runs before any login)."""
+        connections = self.sudo().with_context(active_test=True).search(
+            [("provider", "=", provider)])
+        tokens = connections._token_map()
+        cipher = self._cipher() if tokens else None
+        keys = {}
+        for connection in connections:
+            token = tokens.get(connection.id)
+            if token and token.webhook_key:
+                key = cipher.decrypt(token.webhook_key)
+                keys[key] = keys.get(key, self.sudo().browse()) | connection
+        return keys
 
     def _compute_token_info(self):
         tokens = self._token_map()

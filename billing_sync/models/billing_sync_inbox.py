@@ -1,5 +1,6 @@
 import datetime
 import json
+import logging
 import time
 
 from odoo import api, fields, models
@@ -8,8 +9,10 @@ from odoo.exceptions import UserError
 from ..services import backoff
 from ..services.ledger.errors import AuthorizationRevoked, LedgerError, RateLimited
 from ..services.ratelimit import BudgetExhausted, paced
-from ..services.webhooks import CHANGES, EVENT_KINDS
+from ..services.webhooks import CHANGES, EVENT_KINDS, WebhookEvent, digest_id
 from .billing_sync_job import _pacer
+
+_logger = logging.getLogger(__name__)
 
 # the kinds the worker applies so far; the others wait in the inbox
 APPLIED_KINDS = ("contact",)
@@ -70,7 +73,7 @@ class BillingSyncInbox(models.Model):
     ]
 
     @api.model
-    def _receive(self, connections, events, source="webhook"):
+    def _receive(self, connections, events, source="webhook", state="pending"):
         """Keep ``events`` (WebhookEvents) of the organisations of ``connections`` (the
         ones the delivery's signature was checked for), each once. Returns (kept,
         repeated, unknown): rows written, events already kept, events of an organisation
@@ -86,7 +89,7 @@ class BillingSyncInbox(models.Model):
                                             attempts, next_attempt_at, create_uid, write_uid,
                                             create_date, write_date)
             SELECT v.connection_id, c.company_id, v.kind, v.ledger_id, v.change, v.event_id,
-                   v.occurred_at, t.now, %s, 'pending', 0, t.now, %s, %s, t.now, t.now
+                   v.occurred_at, t.now, %s, %s, 0, t.now, %s, %s, t.now, t.now
               FROM jsonb_to_recordset(%s::jsonb) AS v(connection_id int, kind varchar,
                    ledger_id varchar, change varchar, event_id varchar, occurred_at varchar)
               JOIN billing_sync_connection c ON c.id = v.connection_id
@@ -96,12 +99,12 @@ class BillingSyncInbox(models.Model):
                                 AS now) t
             ON CONFLICT (connection_id, event_id) DO NOTHING
             RETURNING id
-        """, [source, self.env.uid, self.env.uid, json.dumps([{
+        """, [source, state, self.env.uid, self.env.uid, json.dumps([{
             "connection_id": cid, "kind": e.kind, "ledger_id": e.ledger_id,
             "change": e.change, "event_id": e.event_id, "occurred_at": e.occurred_at}
             for cid, e in rows])])
         kept = len(self.env.cr.fetchall())
-        if kept:
+        if kept and state == "pending":
             # the worker reads them at once (a cron thread wakes on the trigger)
             self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger()
         return kept, len(rows) - kept, unknown
@@ -187,6 +190,62 @@ class BillingSyncInbox(models.Model):
             return
         self.env["billing_sync.inbound"]._apply_contacts(connection, states)
         self.write({"state": "done", "applied_at": fields.Datetime.now(), "last_error": False})
+
+    # ------------------------------------------------------------------ the pull
+    @api.model
+    def _cron_pull(self, max_seconds=CHUNK_SECONDS):
+        """The safety net for a lost webhook: ask each connected ledger what changed since
+        its cursor and apply it at once. The cursor is saved in the same transaction as
+        what it brought (kept as done rows of source "pull"), so a crash repeats a pull,
+        never skips one. After a long outage it catches up a bounded page per call, with
+        Odoo's progress notification for the rest."""
+        deadline = time.monotonic() + max_seconds
+        connections = self.env["billing_sync.connection"].sudo().search(
+            [("state", "=", "connected")], order="pulled_at asc nulls first, id")
+        behind = 0
+        for connection in connections:
+            while True:
+                if time.monotonic() >= deadline:
+                    behind += 1
+                    break
+                complete = self._pull(connection)
+                self.env["billing_sync.job"]._commit()
+                if complete:
+                    break
+        if behind:
+            self.env["ir.cron"]._notify_progress(done=len(connections) - behind,
+                                                 remaining=behind)
+
+    @api.model
+    def _pull(self, connection):
+        """One bounded pull of ``connection``'s changed clients; whether it caught up."""
+        try:
+            adapter = connection._adapter()
+            changes = paced(_pacer(connection), adapter, adapter.changed_contacts,
+                            connection._access_token(), connection.org_id,
+                            connection.pull_cursor or None, batch=False)
+        except BudgetExhausted:
+            return True  # the next run
+        except AuthorizationRevoked as exc:
+            connection._needs_reconnect(exc.message)
+            return True
+        except (LedgerError, UserError) as exc:
+            _logger.warning("billing_sync: pulling connection %s failed: %s", connection.id,
+                            exc)
+            return True
+        if changes.full_read:
+            connection._note(body=self.env._(
+                "The last pull was too long ago for %(ledger)s to list its changes (it keeps "
+                "30 days of them): every client was read again instead.",
+                ledger=connection.name))
+        states = changes.states
+        self._receive(connection, [
+            WebhookEvent(connection.org_id, "contact", ledger_id, "update",
+                         digest_id("pull", ledger_id, state.updated_at), state.updated_at)
+            for ledger_id, state in states.items()], source="pull", state="done")
+        self.env["billing_sync.inbound"]._apply_contacts(connection, states)
+        connection.write({"pull_cursor": changes.cursor, "pulled_at": fields.Datetime.now()})
+        return changes.complete
 
     def _failed(self, reason):
         for row in self:

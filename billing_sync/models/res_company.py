@@ -40,15 +40,15 @@ class ResCompany(models.Model):
     # takes back (reset to draft, posted again with another total, cancelled, deleted)
     # Inbound sync (issue 18): who owns each group of contact fields
     billing_sync_owner_name = fields.Selection(
-        OWNER_CHOICES, string="Client name", default="last", required=True)
+        OWNER_CHOICES, string="Owner of client names", default="last", required=True)
     billing_sync_owner_email = fields.Selection(
-        OWNER_CHOICES, string="Billing email", default="last", required=True)
+        OWNER_CHOICES, string="Owner of billing emails", default="last", required=True)
     billing_sync_owner_phone = fields.Selection(
-        OWNER_CHOICES, string="Phone", default="last", required=True)
+        OWNER_CHOICES, string="Owner of phone numbers", default="last", required=True)
     billing_sync_owner_tax_id = fields.Selection(
-        OWNER_CHOICES, string="Tax ID", default="last", required=True)
+        OWNER_CHOICES, string="Owner of tax ids", default="last", required=True)
     billing_sync_owner_address = fields.Selection(
-        OWNER_CHOICES, string="Address", default="last", required=True)
+        OWNER_CHOICES, string="Owner of addresses", default="last", required=True)
 
     def _billing_sync_owners(self):
         """{group of contact fields: "last" | "ledger" | "odoo"} (services/ownership)."""
