@@ -233,7 +233,7 @@ class BillingSyncInbox(models.Model):
             _logger.warning("billing_sync: pulling connection %s failed: %s", connection.id,
                             exc)
             return True
-        if changes.full_read:
+        if changes.full_read and connection.pull_cursor:  # a first pull reads it all anyway
             connection._note(body=self.env._(
                 "The last pull was too long ago for %(ledger)s to list its changes (it keeps "
                 "30 days of them): every client was read again instead.",

@@ -70,6 +70,61 @@ class ContactState:
     version: str | None = None
 
 
+# contacts one changed_contacts call lists, about: a long outage is caught up page by page,
+# one bounded call each
+CHANGES_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ContactChanges:
+    """The ledger contacts changed since a cursor (see ``LedgerAdapter.changed_contacts``).
+
+    ``states``: {ledger id: ContactState}, as ``read_contacts`` gives them (the caller needs
+    no second read). ``cursor``: what to pass as ``since`` next time, the latest
+    ``updated_at`` among ``states`` (the ledger's clock, never this server's), or ``since``
+    unchanged when nothing changed (None: the ledger holds no contact at all yet).
+    ``complete``: False when there was more than one call's worth: call again at once with
+    ``cursor``. ``full_read``: the ledger could not list changes since ``since`` (a first
+    pull, or a cursor older than its look-back), so every contact changed since then was
+    read instead; the caller may tell the administrator."""
+
+    states: dict
+    cursor: str | None
+    complete: bool = True
+    full_read: bool = False
+
+
+def change_cursor(since):
+    """``since`` (a changed_contacts cursor: ISO 8601 UTC, ``YYYY-MM-DDTHH:MM:SSZ``; an
+    offset or a fraction is read too) in that one form; None for None or "" (a first
+    pull). ValueError for anything that is no timestamp: a cursor the caller corrupted must
+    not turn into a full read, nor into "nothing changed"."""
+    if since is None or since == "":
+        return None
+    cursor = utc_timestamp(since)
+    if cursor is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {since!r}")
+    return cursor
+
+
+def cursor_moment(cursor):
+    """A cursor (change_cursor's form) as an aware UTC datetime; None for None."""
+    if cursor is None:
+        return None
+    return datetime.datetime.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+
+
+def latest_cursor(states, since):
+    """The cursor after listing ``states`` from ``since`` (both change_cursor's form): the
+    latest ``updated_at`` among them, never earlier than ``since`` (``since`` itself when
+    nothing changed, or when no state says when it changed)."""
+    stamps = [s.updated_at for s in states.values() if s.updated_at]
+    if since:
+        stamps.append(since)
+    return max(stamps, default=None)
+
+
 @dataclass(frozen=True)
 class Organisation:
     """A ledger organisation the grant reaches (Xero tenant, QuickBooks company)."""
@@ -414,6 +469,26 @@ class LedgerAdapter(abc.ABC):
         Many ids per request (the adapter's own chunking), each request through the
         adapter's metered, error-translating choke point: raises the LedgerError a push
         would (AccessTokenExpired, RateLimited, LedgerUnavailable...)."""
+        raise NotImplementedError
+
+    def changed_contacts(self, access_token, org_id, since):
+        """ContactChanges: the ledger contacts changed at or after ``since`` (inbound sync's
+        periodic pull, the safety net for a lost webhook), archived / inactive ones included,
+        deleted ones left out, each in ``read_contacts``' shape.
+
+        ``since``: a cursor, ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` (the ``cursor`` of the
+        last call), or None for everything (a first pull); ValueError for anything else.
+        The bound is inclusive and to the second: contacts changed within the cursor's own
+        second are listed again by the next pull (the ledgers order changes by time, not by
+        anything finer that a cursor could carry); the caller applies states idempotently,
+        so such a repeat changes nothing, and no change of that second is lost.
+
+        One call lists about CHANGES_LIMIT contacts at most, oldest change first; with more
+        it answers ``complete`` False and the caller calls again from ``cursor`` (a long
+        outage is caught up page by page, one bounded call each). Only when more than a
+        call's worth changed within one and the same second does a call read further, until
+        the cursor can move on. Every request goes through the adapter's metered,
+        error-translating choke point: raises the LedgerError a push would."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ no timeout) and follow redirects with the refresh token in the body. python-quic
 builds every URL from ``api_url_v3``: the only thing set differently for the sandbox.
 """
 
+import datetime
 import json
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ from ..contacts import ContactMatches, match_contacts
 from . import qbo_payloads as payloads
 from . import tokens
 from .base import (
+    CHANGES_LIMIT,
     ConnectionReport,
+    ContactChanges,
     ContactState,
     Kind,
     LedgerAdapter,
@@ -40,7 +43,10 @@ from .base import (
     PushResult,
     ReferenceRecord,
     TimeoutHTTPAdapter,
+    change_cursor,
+    cursor_moment,
     given_id,
+    latest_cursor,
     utc_timestamp,
 )
 from .errors import (
@@ -61,6 +67,11 @@ BATCH_MAX = 30  # BatchItemRequest per /batch call (Intuit's ceiling)
 IN_LIST_MAX = 50  # values per IN (...) of one query statement
 WEB_APP = "https://app.qbo.intuit.com/app/"
 BALANCES_BID = "_invoice_balances"
+# Change data capture: Intuit answers at most 1,000 objects, and looks back 30 days at most
+# (by its clock: a cursor within a day of that, by ours, is read by a query instead)
+CDC_MAX = CHANGES_LIMIT
+CDC_LOOKBACK = datetime.timedelta(days=30)
+CDC_MARGIN = datetime.timedelta(days=1)
 
 
 SIGN_IN = "Intuit"
@@ -162,6 +173,51 @@ def _rows(answer, entity, what):
         raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity} entries without "
                                   "their Id (an unknown shape); try again later.")
     return rows
+
+
+def _cdc_rows(answer, entity, what):
+    """The ``entity`` objects of a CDC answer (``{"CDCResponse": [{"QueryResponse": [{entity:
+    [...]}, ...]}]}``; a QueryResponse without the entity: none changed), deleted ones
+    (``status`` Deleted) included; LedgerAnswerInvalid for another shape, or an object
+    without its Id."""
+    responses = answer.get("CDCResponse")
+    if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+        raise LedgerAnswerInvalid(f"{what}: QuickBooks' answer has no CDCResponse (an unknown "
+                                  "shape); try again later.")
+    rows = []
+    for response in responses:
+        queries = response.get("QueryResponse")
+        if not isinstance(queries, list) or not all(isinstance(q, dict) for q in queries):
+            raise LedgerAnswerInvalid(f"{what}: QuickBooks' CDCResponse has no QueryResponse "
+                                      "list (an unknown shape); try again later.")
+        for query in queries:
+            found = query.get(entity) or []
+            if not isinstance(found, list) or any(
+                    not isinstance(row, dict) or not given_id(row.get("Id")) for row in found):
+                raise LedgerAnswerInvalid(f"{what}: QuickBooks listed {entity} changes without "
+                                          "their Id (an unknown shape); try again later.")
+            rows.extend(found)
+    return rows
+
+
+def _updated_at(row):
+    """A row's MetaData.LastUpdatedTime in UTC (utc_timestamp), None when it has none."""
+    meta = row.get("MetaData")
+    return utc_timestamp(meta.get("LastUpdatedTime") if isinstance(meta, dict) else None)
+
+
+def _customer_states(rows):
+    """{Id: ContactState} of customer rows (query or CDC), as read_contacts makes them;
+    what CDC lists for a deleted (or merged away) customer is left out."""
+    states = {}
+    for row in rows:
+        if payloads.is_deleted(row):
+            continue
+        ledger_id, token = str(row["Id"]), row.get("SyncToken")
+        states[ledger_id] = ContactState(
+            ledger_id, payloads.customer_values(row), updated_at=_updated_at(row),
+            version=None if token in (None, "") else str(token))
+    return states
 
 
 def _check_batch(operations, answer, what):
@@ -627,6 +683,61 @@ class QboAdapter(LedgerAdapter):
                 version=None if token in (None, "") else str(token))
         return found
 
+    def changed_contacts(self, access_token, org_id, since):
+        """ContactChanges of the QuickBooks customers changed at or after ``since`` (see the
+        base), inactive ones included.
+
+        Within CDC's look-back (``since`` less than 29 days old by this server's clock: a
+        day's margin for QuickBooks' own): one GET cdc?entities=Customer&changedSince=...,
+        whose deleted (merged away) customers are left out. CDC answers at most 1,000
+        objects, and Intuit does not say which ones it keeps of more: at that many, the
+        same call reads the oldest 1,000 changes by a query instead (below) and answers
+        ``complete`` False.
+
+        Otherwise (``since`` None, older, or CDC refused it: QuickBooks' clock decides) a
+        query ``SELECT * FROM Customer WHERE Active IN (true, false) [AND
+        MetaData.LastUpdatedTime >= since] ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1
+        MAXRESULTS 1000``, and ``full_read``: nothing deleted can be seen that way. A full
+        page answers ``complete`` False; a full page all within ``since``'s second is
+        followed by the next one (STARTPOSITION 1001...) until the cursor can move on."""
+        since = change_cursor(since)  # ValueError before anything is sent
+        qb = self.client(access_token, org_id)
+        what = "Listing changed QuickBooks customers"
+        moment = cursor_moment(since)
+        recent = moment is not None and moment > _utcnow() - CDC_LOOKBACK + CDC_MARGIN
+        if recent:
+            try:
+                answer = self._get(qb, "cdc", what, params={
+                    "entities": "Customer", "changedSince": payloads.utc_time(since)})
+            except LedgerRejected:
+                recent = False  # QuickBooks' look-back, by its clock: the query reads
+            else:
+                rows = _cdc_rows(answer, "Customer", what)
+                if len(rows) < CDC_MAX:
+                    states = _customer_states(rows)
+                    return ContactChanges(states, latest_cursor(states, since))
+        rows, complete = self._customers_since(qb, since, what)
+        states = _customer_states(rows)
+        return ContactChanges(states, latest_cursor(states, since), complete=complete,
+                              full_read=not recent)
+
+    def _customers_since(self, qb, since, what):
+        """([customer rows], complete): the oldest PAGE changes at or after ``since`` (every
+        customer when None) by changed_customers' query; more only while a whole page is
+        within ``since``'s own second."""
+        rows, start = [], 1
+        while True:
+            statement = payloads.changed_customers(since, start, PAGE)
+            answer = self._send(qb, "query", statement, what, content_type="application/text")
+            page = _rows(answer, "Customer", what)
+            rows.extend(page)
+            if len(page) < PAGE:
+                return rows, True
+            last = _updated_at(page[-1])
+            if last and (since is None or last > since):
+                return rows, False
+            start += PAGE
+
     # -- edits after sync -------------------------------------------------------
     def _push_edits(self, access_token, org_id, kind, items, idempotency_key):
         """Retire in QuickBooks what Odoo took back: payments (``delete_payment``),
@@ -983,6 +1094,22 @@ class QboAdapter(LedgerAdapter):
         """The JSON answer of one POST (see _post), or the LedgerError it means."""
         return _read_answer(self._post(qb, endpoint, body, what, params, content_type), what)
 
+    def _get(self, qb, endpoint, what, params=None):
+        """The JSON answer of one GET (CDC) through python-quickbooks' authenticated session,
+        as _post sends a POST: metered, its status and Fault read by _read_answer."""
+        url = f"{qb.api_url}/company/{qb.company_id}/{endpoint}"
+        # Intuit documents text/plain for a CDC request (it has no body)
+        headers = {"Content-Type": "text/plain", "Accept": "application/json",
+                   "User-Agent": "python-quickbooks V3 library"}
+        params = {"minorversion": qb.minorversion, **(params or {})}
+        self._keep_headroom()  # QuickBooks sends no remaining-quota header
+        self._metered()
+        try:
+            answer = qb.process_request("GET", url, headers=headers, params=params, data=None)
+        except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
+            raise _translate(exc, what) from exc
+        return _read_answer(answer, what)
+
     def _post(self, qb, endpoint, body, what, params=None, content_type="application/json"):
         """POST through python-quickbooks' own authenticated session (``process_request``),
         not ``make_request``: the latter never looks at the HTTP status, so a 429 would
@@ -998,6 +1125,10 @@ class QboAdapter(LedgerAdapter):
             return qb.process_request("POST", url, headers=headers, params=params, data=data)
         except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
             raise _translate(exc, what) from exc
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _build(kind, item, version, customers, balances=None):

@@ -185,6 +185,32 @@ def customer_values(row):
     return {key: values[key] for key in CUSTOMER_KEYS if key in values}
 
 
+def utc_time(cursor):
+    """A changed_contacts cursor (``YYYY-MM-DDTHH:MM:SSZ``) as the dateTime QuickBooks
+    reads in CDC's ``changedSince`` and in a query, with its offset
+    (``YYYY-MM-DDTHH:MM:SS+00:00``, the form of Intuit's examples): without one, QuickBooks
+    would read it in the company's time zone."""
+    return cursor[:-1] + "+00:00" if cursor and cursor.endswith("Z") else cursor
+
+
+def changed_customers(since=None, start=1, max_results=1000):
+    """The query of the customers changed at or after ``since`` (a cursor; None: every
+    one), inactive ones included, oldest change first, ``max_results`` from ``start``
+    (1-based). ``since`` is a cursor change_cursor made, quoted all the same."""
+    where = "Active IN (true, false)"
+    if since:
+        where += f" AND MetaData.LastUpdatedTime >= {quote(utc_time(since))}"
+    return (f"SELECT * FROM Customer WHERE {where} "  # noqa: S608
+            f"ORDERBY MetaData.LastUpdatedTime STARTPOSITION {int(start)} "
+            f"MAXRESULTS {int(max_results)}")
+
+
+def is_deleted(row):
+    """True for what a CDC answer lists for a deleted (or merged away) object:
+    ``{"Id", "status": "Deleted", ...}`` instead of the entity."""
+    return isinstance(row, dict) and str(row.get("status") or "").lower() == "deleted"
+
+
 # --------------------------------------------------------------------------- sales forms
 def tracking_refs(tracking):
     """(ClassRef or None, DepartmentRef or None) from neutral tracking entries."""

@@ -187,6 +187,21 @@ def contact_values(contact):
     }
 
 
+# GET Contacts' order for listing changes: oldest change first, so that a cursor taken from
+# the last contact listed leaves nothing unlisted before it
+CHANGES_ORDER = "UpdatedDateUTC ASC"
+
+
+def modified_since(cursor):
+    """The If-Modified-Since of GET Contacts for a changed_contacts cursor
+    (``YYYY-MM-DDTHH:MM:SSZ``): a naive datetime in UTC, which xero-python sends as
+    ``YYYY-MM-DDTHH:MM:SS``, the form Xero documents for the header (a UTC time); None
+    for None (no header: every contact)."""
+    if not cursor:
+        return None
+    return datetime.datetime.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")
+
+
 # --------------------------------------------------------------------------- documents
 # Xero keeps every amount to the cent and rounds half up (LineAmount, TaxAmount, totals).
 CENT = Decimal("0.01")
