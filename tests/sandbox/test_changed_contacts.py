@@ -15,6 +15,7 @@ import re
 import uuid
 
 import pytest
+from adapter_support import Meter
 from qbo_support import QboPush
 from xero_support import XeroClock, XeroPush
 
@@ -67,16 +68,6 @@ def _cursor(moment):
 def _later(cursor, **delta):
     moment = datetime.datetime.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")
     return _cursor(moment + datetime.timedelta(**delta))
-
-
-class Meter:
-    """The engine's pacer stand-in: counts the requests an adapter says it sends."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, batch=False):
-        self.calls.append(batch)
 
 
 # =========================================================================== the contract

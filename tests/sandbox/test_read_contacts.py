@@ -12,6 +12,7 @@ import re
 import uuid
 
 import pytest
+from adapter_support import Meter
 from qbo_support import QboPush
 from xero_support import XeroClock, XeroPush
 
@@ -54,16 +55,6 @@ def _push_contacts(push, contacts, key):
     results = push.push("contact", items, key)
     assert all(r.ok for r in results), [r.error for r in results]
     return [r.ledger_id for r in results]
-
-
-class Meter:
-    """The engine's pacer stand-in: counts the requests an adapter says it sends."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, batch=False):
-        self.calls.append(batch)
 
 
 def test_the_contract_declares_read_contacts_once():
