@@ -27,6 +27,7 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         """Connect, refresh, import, push an invoice and a payment, void, test, disconnect;
         returns the connection."""
         connection = self.connected(provider)
+        connection.webhook_key = self.webhook_key(provider)
         connection._refresh_tokens(force=True)
         partner = self.partner(f"Secretive {provider}")
         move = self.invoice(partner)
@@ -43,6 +44,10 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         getattr(self, provider).faults.clear()
         connection.action_test_connection()
         return connection
+
+    @staticmethod
+    def webhook_key(provider):
+        return f"webhook-signing-secret-of-{provider}-0123456789"
 
     def _issued_tokens(self, provider):
         if provider == "xero":
@@ -63,7 +68,8 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         self.addCleanup(lambda: [logging.getLogger(n).setLevel(lv) for n, lv in levels.items()])
         secrets = {XERO_SECRET, QBO_SECRET,
                    base64.b64encode(f"{XERO_ID}:{XERO_SECRET}".encode()).decode(),
-                   base64.b64encode(f"{QBO_ID}:{QBO_SECRET}".encode()).decode()}
+                   base64.b64encode(f"{QBO_ID}:{QBO_SECRET}".encode()).decode(),
+                   self.webhook_key("xero"), self.webhook_key("qbo")}
         connections = self.env["billing_sync.connection"]
         # QuickBooks over plain http on loopback needs no process-wide oauthlib switch
         insecure = os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
@@ -94,7 +100,8 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         links = self.env["billing_sync.link"].search([])
         places["links"] = "\n".join(f"{lk.ledger_url} {lk.mismatch}" for lk in links)
         fnames = [f for f, field in connections._fields.items()
-                  if field.type in ("char", "text") and field.store or f == "client_secret"]
+                  if field.type in ("char", "text") and field.store
+                  or f in ("client_secret", "webhook_key")]
         places["connection export"] = repr(connections.export_data(fnames)["datas"])
         places["connection read"] = repr(connections.read(fnames))
         places["activities"] = "\n".join(
