@@ -161,3 +161,28 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         self.env["billing_sync.inbox"]._cron_pull()
         self.assertEqual(partner.billing_sync_invoice_email, "late@ap.example")
         self.assertIn("30 days", connection.message_ids[0].body)
+
+    def test_what_the_ledger_owns_is_never_sent_and_comes_back(self):
+        self.env.company.billing_sync_owner_address = "ledger"
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection, partner, link = self.linked_client(provider, f"Ledger {provider} Ltd")
+                # Odoo changes the city and the phone: only the phone goes to the ledger
+                partner.write({"city": "York", "phone": "0113 222 2222"})
+                self.run_worker()
+                contacts = {c.get("ContactID") or c.get("Id"): c
+                            for c in self.ledger_contacts(provider)}
+                state = connection._adapter().read_contacts(
+                    connection._access_token(), connection.org_id, [link.ledger_id])
+                self.assertEqual(state[link.ledger_id].values["city"], "Leeds",
+                                 "the ledger's address is not Odoo's to change")
+                self.assertEqual(state[link.ledger_id].values["phone"], "0113 222 2222")
+                self.assertTrue(contacts[link.ledger_id])
+                # the ledger's next word puts its address back on the partner
+                self.announce(connection, link.ledger_id, f"ledger-{provider}")
+                self.apply()
+                self.assertEqual(partner.city, "Leeds")
+                self.assertEqual(partner.phone, "0113 222 2222")
+                self.assertFalse(self.contact_jobs(partner), "nothing sent back")
+                self.assertFalse(self.env["billing_sync.conflict"].search(
+                    [("partner_id", "=", partner.id)]), "only Odoo moved: no conflict")

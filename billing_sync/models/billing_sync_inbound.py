@@ -30,7 +30,7 @@ class BillingSyncInbound(models.AbstractModel):
             if not partner:
                 continue
             odoo = connection._adapter_class().contact_as_stored(
-                push._values_contact(connection, partner))
+                push._values_contact(connection, partner, to_send=False))
             base = json.loads(link.synced_values) if link.synced_values else None
             ledger_is_newer = bool(state.updated_at) and (
                 state.updated_at > partner.write_date.strftime("%Y-%m-%dT%H:%M:%SZ"))

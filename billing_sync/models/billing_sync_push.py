@@ -6,7 +6,7 @@ from odoo import api, fields, models
 from ..services.contacts import distinct_name, norm_name
 from ..services.idempotency import batch_key
 from ..services.ledger.base import PushItem
-from ..services.ownership import CONTACT_KEYS
+from ..services.ownership import CONTACT_GROUPS, CONTACT_KEYS
 from ..services.ratelimit import paced
 from ..services.totals import describe, differences, spread
 
@@ -279,7 +279,7 @@ class BillingSyncPush(models.AbstractModel):
             if result.totals is not None and job.kind in ("invoice", "credit_note"):
                 checked, mismatches[job.id] = self._totals_verdict(connection, record, result)
             if job.kind == "contact" and (sent or {}).get(result.key):
-                checked = synced_values(connection, sent[result.key])
+                checked = synced_values(connection, sent[result.key], link)
             planned.append((job, result, record, batch, checked, {
                 "record": record, "ledger_id": result.ledger_id, "number": result.number,
                 "version": result.version, "url": result.url, "parts": result.parts,
@@ -497,9 +497,10 @@ class BillingSyncPush(models.AbstractModel):
     # ``record`` as ``kind``; ``batch``: the _Batch being built (without one, a batch of
     # this record alone).
     @api.model
-    def _values_contact(self, connection, partner, batch=None, name=None):
+    def _values_contact(self, connection, partner, batch=None, name=None, to_send=True):
         """The contact's values; ``name``: the name to create it under (default: the
-        partner's, or its distinct name when it was created under one)."""
+        partner's, or its distinct name when it was created under one). ``to_send``: an
+        update leaves out the groups of fields the ledger owns (else: all of Odoo's)."""
         partner = partner.commercial_partner_id
         batch = batch or _Batch(connection, [partner])
         if name is None:
@@ -509,7 +510,7 @@ class BillingSyncPush(models.AbstractModel):
             name = (self._distinct_contact_name(connection, partner) if link.ledger_name
                     else partner.name)
         term = connection._map_payment_term(partner.property_payment_term_id, batch.maps)
-        return {
+        values = {
             "name": name,
             "email": partner.billing_sync_invoice_email or partner.email or None,
             "phone": partner.phone or partner.mobile or None,
@@ -524,6 +525,14 @@ class BillingSyncPush(models.AbstractModel):
             "term_ref": term.ledger_id or None,
             "currency": None,
         }
+        if to_send and _links(batch, [partner]).of(partner):
+            # an update: the groups of fields the ledger owns are not Odoo's to send
+            owners = connection.company_id._billing_sync_owners()
+            for group, keys in CONTACT_GROUPS.items():
+                if owners.get(group) == "ledger":
+                    for key in keys:
+                        values.pop(key, None)
+        return values
 
     @api.model
     def _values_invoice(self, connection, move, batch=None):
@@ -881,9 +890,12 @@ class _Skip(Exception):  # noqa: N818 -- an outcome, not an error
         self.waits_for = waits_for
 
 
-def synced_values(connection, values):
+def synced_values(connection, values, link=None):
     """The link values that keep a contact's neutral ``values``, as the ledger stores
-    them, as last synced (the base of the next three-way comparison, services/ownership)."""
+    them, as last synced (the base of the next three-way comparison, services/ownership);
+    a key ``values`` does not name (not sent) keeps ``link``'s."""
     stored = connection._adapter_class().contact_as_stored(values)
-    return {"synced_values": json.dumps({key: stored.get(key) for key in CONTACT_KEYS},
-                                        sort_keys=True)}
+    known = json.loads(link.synced_values) if link and link.synced_values else {}
+    return {"synced_values": json.dumps(
+        {key: stored[key] if key in stored else known.get(key) for key in CONTACT_KEYS},
+        sort_keys=True)}

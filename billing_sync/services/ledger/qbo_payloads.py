@@ -102,10 +102,15 @@ def customer(values, ledger_id=None, version=None):
     does not name): the ledger then holds what was synced, the base inbound sync compares
     with."""
     name = display_name(values.get("name"))
-    if not name:
+    if not name and not (ledger_id and "name" not in values):
         raise PayloadError("The customer has no name.")
-    # what an update sends for an empty value: "" (clears it); a creation: nothing
+    # what an update sends for an empty value: "" (clears it); a creation: nothing. An
+    # update leaves alone what ``values`` does not name (a group the ledger owns)
     empty = "" if ledger_id else None
+
+    def given(key):
+        return key in values if ledger_id else bool(values.get(key))
+
     address = _clean({
         "Line1": values.get("street") or empty,
         "Line2": values.get("street2") or empty,
@@ -113,14 +118,15 @@ def customer(values, ledger_id=None, version=None):
         "PostalCode": values.get("zip") or empty,
         "CountrySubDivisionCode": values.get("state") or empty,
         "Country": values.get("country_code") or empty,
-    })
+    }) if any(given(k) for k in ("street", "street2", "city", "zip", "state",
+                                 "country_code")) else None
     body = _clean({
-        "DisplayName": name,
-        "CompanyName": name if values.get("is_company") else None,
+        "DisplayName": name or None,
+        "CompanyName": name if name and values.get("is_company") else None,
         "PrimaryEmailAddr": {"Address": values.get("email") or empty}
-        if values.get("email") or ledger_id else None,
+        if given("email") else None,
         "PrimaryPhone": {"FreeFormNumber": values.get("phone") or empty}
-        if values.get("phone") or ledger_id else None,
+        if given("phone") else None,
         "BillAddr": address or None,
         "SalesTermRef": ref(values.get("term_ref")),
         "PrimaryTaxIdentifier": values.get("tax_id") or None,

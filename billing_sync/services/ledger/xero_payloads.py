@@ -108,11 +108,18 @@ def payment_terms(term_ref, days=None):
 
 # --------------------------------------------------------------------------- contacts
 def contact(values, ledger_id=None):
-    """A Contact for POST /Contacts (create, or update when ``ledger_id`` is set)."""
+    """A Contact for POST /Contacts (create, or update when ``ledger_id`` is set). An
+    update leaves alone what ``values`` does not name (a group of fields the ledger owns,
+    see services/ownership.py) and clears what it names empty."""
     name = _text(values.get("name"))
-    if not name:
+    if not name and not (ledger_id and "name" not in values):
         raise PayloadError("A Xero contact needs a name.")
     blank = "" if ledger_id else None  # an update clears what Odoo cleared
+
+    def given(key):
+        # an update sends a key ``values`` names (empty: cleared), a creation what is set
+        return key in values if ledger_id else bool(_text(values.get(key)))
+
     address_fields = {
         "address_line1": _text(values.get("street")),
         "address_line2": _text(values.get("street2")),
@@ -122,19 +129,19 @@ def contact(values, ledger_id=None):
         "country": _text(values.get("country_code")),
     }
     addresses = None
-    if any(address_fields.values()) or ledger_id:
+    if any(given(k) for k in ("street", "street2", "city", "zip", "state", "country_code")):
         # POBOX is the postal/billing address Xero prints on invoices
         addresses = [Address(address_type="POBOX",
                              **{k: v if v is not None else blank
                                 for k, v in address_fields.items()})]
     phone = _text(values.get("phone"))
     phones = [Phone(phone_type="DEFAULT", phone_number=phone or blank)] \
-        if (phone or ledger_id) else None
+        if given("phone") else None
     return Contact(
         contact_id=ledger_id or None,
         name=name,
-        email_address=_text(values.get("email")) or blank,
-        tax_number=_text(values.get("tax_id")) or blank,
+        email_address=(_text(values.get("email")) or blank) if given("email") else None,
+        tax_number=(_text(values.get("tax_id")) or blank) if given("tax_id") else None,
         addresses=addresses,
         phones=phones,
         default_currency=_currency(values.get("currency")),
