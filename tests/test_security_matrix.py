@@ -65,6 +65,12 @@ READS = {
         "salesman": LIVE_PARTNER_ROWS | {"inv_own"},
         "manager_b": B_ONLY, "admin_b": B_ONLY,
     },
+    # what the ledgers announced, and the conflicts their policy decided: Managers of
+    # the connection's company
+    "billing_sync.inbox": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
+                           "manager_b": B_ONLY, "admin_b": B_ONLY},
+    "billing_sync.conflict": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
+                              "manager_b": B_ONLY, "admin_b": B_ONLY},
     # engagement rows follow their proposal: salespeople their own, Invoicing all
     "billing_sync.schedule.line": {"admin": {"own", "other"}, "invoicing": {"own", "other"},
                                    "salesman": {"own"}, "manager_b": set()},
@@ -82,6 +88,8 @@ CHANGES = {
     "billing_sync.token": {},  # nobody, not even Settings administrators
     "billing_sync.job": {},  # the engine only: people act through Retry and Cancel
     "billing_sync.link": {},  # the engine only, from the ledger's answers
+    "billing_sync.inbox": {},  # the webhook endpoint and the pull only
+    "billing_sync.conflict": {},  # the engine; people act through its button
     "billing_sync.schedule.line": {"salesman": "wc"},
     "billing_sync.milestone": {"salesman": "wcu"},
 }
@@ -116,6 +124,8 @@ BUTTONS = [
     ("billing_sync.schedule.line", "own", "action_plan_again", {"salesman"}),
     ("billing_sync.schedule.line", "final_other", "action_bill_now", set()),
     ("billing_sync.schedule.line", "other", "action_plan_again", set()),
+    # a conflict: Managers of its company take the other value
+    ("billing_sync.conflict", "a", "action_take_other_value", {"manager", "admin", "sysadmin"}),
     ("billing_sync.milestone", "own", "action_mark_reached", {"salesman"}),
     ("billing_sync.milestone", "other", "action_mark_reached", set()),
 ]
@@ -227,6 +237,19 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
             assert link, record
             return link
 
+        Inbox, Conflict = env["billing_sync.inbox"], env["billing_sync.conflict"]
+        inbox_a, inbox_b = (
+            Inbox.create({"connection_id": conn.id, "kind": "contact", "ledger_id": ledger_id,
+                          "change": "update", "event_id": f"matrix-{ledger_id}"})
+            for conn, ledger_id in ((conn_a, link_of(partner_x).ledger_id), (conn_b, "B-1")))
+        conflict_a, conflict_b = (
+            Conflict.create({"connection_id": conn.id, "partner_id": partner.id,
+                             "group": "email", "decision": "ledger", "policy": "last",
+                             "odoo_value": "email: odoo@x.example",
+                             "ledger_value": "email: ledger@x.example",
+                             "odoo_values": '{"email": "odoo@x.example"}',
+                             "ledger_values": '{"email": "ledger@x.example"}'})
+            for conn, partner in ((conn_a, partner_x), (conn_b, partner_b)))
         Org = env["billing_sync.connection.org"]
         org_a = Org.create({"connection_id": conn_a.id, "org_id": "org-a", "name": "Org A"})
         org_b = Org.create({"connection_id": conn_b.id, "org_id": "org-b", "name": "Org B"})
@@ -270,6 +293,8 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                     lambda ln: ln.kind == "milestone")[:1],
                 "other": order_other.billing_sync_schedule_line_ids.filtered(
                     lambda ln: ln.kind == "milestone")[:1]},
+            "billing_sync.inbox": {"a": inbox_a, "b": inbox_b},
+            "billing_sync.conflict": {"a": conflict_a, "b": conflict_b},
             "billing_sync.milestone": {"own": order_own.billing_sync_milestone_ids[:1],
                                        "other": order_other.billing_sync_milestone_ids[:1]},
         }
@@ -394,6 +419,14 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                                  "res_id": self.partner_x.id, "kind": "contact"},
             "billing_sync.link": {"connection_id": self.conn_a.id, "res_model": "res.partner",
                                   "res_id": self.partner_x.id, "ledger_id": "C-NEW"},
+            # a forged announcement, a forged conflict (its button would write the client)
+            "billing_sync.inbox": {"connection_id": self.conn_a.id, "kind": "contact",
+                                   "ledger_id": "C-FORGED", "change": "update",
+                                   "event_id": "forged"},
+            "billing_sync.conflict": {"connection_id": self.conn_a.id,
+                                      "partner_id": self.partner_y.id, "group": "email",
+                                      "decision": "ledger", "policy": "last",
+                                      "odoo_values": '{"email": "attacker@evil.example"}'},
             "billing_sync.schedule.line": {
                 "order_id": self.rows["billing_sync.schedule.line"]["own"].order_id.id,
                 "kind": "period", "key": "matrix:1", "name": "Extra period", "date": today,
@@ -412,6 +445,8 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
         "billing_sync.token": {"access_token": "attacker"},
         "billing_sync.job": {"state": "pending"},
         "billing_sync.link": {"ledger_number": "INV-FAKE"},
+        "billing_sync.inbox": {"state": "done"},
+        "billing_sync.conflict": {"odoo_values": '{"email": "attacker@evil.example"}'},
         "billing_sync.schedule.line": {"name": "Renamed line"},
         "billing_sync.milestone": {"name": "Renamed milestone"},
     }
