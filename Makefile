@@ -76,13 +76,25 @@ bench-outbound: test-deps
 # Latency: a real Odoo server (cron threads on), invoices posted through XML-RPC one a
 # second for 2 minutes, time until each is in the sandbox, on a quiet queue and then while
 # a second company backfills 10,000 invoices. Quick run: BENCH_ARGS="--seconds 20 --backfill 500"
-.PHONY: bench-latency bench-overhead
+.PHONY: bench-latency bench-inbound bench-overhead
 bench-latency: test-deps
 	@$(HARNESS) postgres
 	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
 	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
 	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
 	@$(ODOO_PYTHON) bench/latency.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
+	    --database $(BENCH_DB) $(BENCH_ARGS)
+
+# Inbound: a real Odoo server (cron threads on) receiving the sandbox's signed webhooks;
+# the bookkeeper changes a client's email in the ledger one a second for 2 minutes, time
+# until each shows on the Odoo partner, and the webhook answer time. Quick run:
+# BENCH_ARGS="--seconds 20" (one provider: BENCH_ARGS="--seconds 20 --providers xero")
+bench-inbound: test-deps
+	@$(HARNESS) postgres
+	@$(HARNESS) config $(BUILD)/odoo-$(BENCH_DB).conf $(BENCH_DB)
+	@echo "billing_sync: creating benchmark database $(BENCH_DB)"
+	@$(HARNESS) test-db $(BENCH_DB) $(BUILD)/odoo-$(BENCH_DB).conf
+	@$(ODOO_PYTHON) bench/inbound.py --config $(BUILD)/odoo-$(BENCH_DB).conf \
 	    --database $(BENCH_DB) $(BENCH_ARGS)
 
 # Overhead: 1,000 invoices posted with sync on and 1,000 with sync off, alternating

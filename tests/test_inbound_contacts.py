@@ -186,3 +186,20 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
                 self.assertFalse(self.contact_jobs(partner), "nothing sent back")
                 self.assertFalse(self.env["billing_sync.conflict"].search(
                     [("partner_id", "=", partner.id)]), "only Odoo moved: no conflict")
+
+    def test_a_change_put_off_by_the_rate_limit_asks_for_its_own_run(self):
+        connection, partner, link = self.linked_client("xero", "Patient Ltd")
+        from odoo.addons.billing_sync.models.billing_sync_job import _pacer
+
+        _pacer(connection).block(30)  # the organisation's budget: nothing for 30 s
+        self.bookkeeper_edits("xero", link.ledger_id, email="later@ap.example")
+        self.announce(connection, link.ledger_id, "patient-1")
+        cron = self.env.ref("billing_sync.ir_cron_apply_inbox")
+        self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]).unlink()
+        self.apply()
+        row = self.env["billing_sync.inbox"].search([("event_id", "=", "patient-1")])
+        self.assertEqual(row.state, "pending")
+        self.assertGreater(row.next_attempt_at, fields.Datetime.now())
+        # no webhook may come: the worker is asked to run when the row is due
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+        self.assertIn(row.next_attempt_at, triggers.mapped("call_at"))

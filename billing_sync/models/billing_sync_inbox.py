@@ -175,12 +175,12 @@ class BillingSyncInbox(models.Model):
                            connection._access_token(), connection.org_id, ids,
                            batch=False)
         except BudgetExhausted as exc:
-            self.write({"next_attempt_at": _later(exc.wait)})
+            self._put_off(exc.wait)
             return
         except RateLimited as exc:
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             _pacer(connection).block(wait)
-            self.write({"next_attempt_at": _later(wait)})
+            self._put_off(wait)
             return
         except AuthorizationRevoked as exc:
             connection.sudo()._needs_reconnect(exc.message)
@@ -247,14 +247,21 @@ class BillingSyncInbox(models.Model):
         connection.write({"pull_cursor": changes.cursor, "pulled_at": fields.Datetime.now()})
         return changes.complete
 
+    def _put_off(self, seconds, values=None):
+        """Due again in ``seconds``, when the worker is asked to run (a webhook may never
+        come to wake it)."""
+        when = _later(seconds)
+        self.write({**(values or {}), "next_attempt_at": when})
+        self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger(at=when)
+
     def _failed(self, reason):
         for row in self:
             attempts = row.attempts + 1
             if backoff.is_dead(attempts):
                 row.write({"state": "failed", "attempts": attempts, "last_error": reason})
             else:
-                row.write({"attempts": attempts, "last_error": reason,
-                           "next_attempt_at": _later(backoff.retry_delay(attempts))})
+                row._put_off(backoff.retry_delay(attempts),
+                             {"attempts": attempts, "last_error": reason})
 
 
 def _later(seconds):
