@@ -4,7 +4,10 @@ provider, and the figures' ratios against their targets."""
 import argparse
 import json
 import socket
+import subprocess
 import sys
+import time
+import xmlrpc.client
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +86,31 @@ def quiesce(env):
                    "WHERE state NOT IN ('done', 'cancelled', 'dead')")
     env.invalidate_all()
     env.cr.commit()
+
+
+def start_server(args, port, log):
+    """Start Odoo (threaded, its cron threads on: ``args.cron_threads``) on ``port``, its
+    log in ``log``; wait until it answers."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odoo", "-c", args.config, "-d", args.database,
+         "--http-port", str(port), "--http-interface", "127.0.0.1", "--workers", "0",
+         "--max-cron-threads", str(args.cron_threads), "--log-level", "warn",
+         f"--logfile={log}"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    common_rpc = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/xmlrpc/2/common")
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"bench: the Odoo server stopped (exit {process.returncode}); "
+                             f"see {log}")
+        try:
+            common_rpc.version()
+            return process
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit(f"bench: the Odoo server did not answer on port {port} "
+                                 f"within 180 s; see {log}") from None
+            time.sleep(0.5)

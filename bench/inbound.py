@@ -33,11 +33,8 @@ before the measure starts (``--cool-down``, default one window). The server's lo
 import collections
 import json
 import math
-import subprocess
-import sys
 import threading
 import time
-import xmlrpc.client
 
 import common  # bench/, the script's own folder: adds the repository to sys.path
 import latency
@@ -101,7 +98,7 @@ def run(env, provider, args):
         client_ids, product_id = clients(env, tax, args.clients)
         key = api_key(env)
         port = args.http_port or common.free_port()
-        odoo_server = start_server(args, port)
+        odoo_server = common.start_server(args, port, server_log(args))
         subscribe(app, provider, f"http://127.0.0.1:{port}/billing_sync/webhook/{provider}/"
                                  f"{args.database}", args)
         db = Database(args.database)
@@ -265,34 +262,6 @@ def warm_up(rpc, db, app, connection_id, client_ids, args):
 
 
 # ---------------------------------------------------------------------- the server
-def start_server(args, port):
-    """Start Odoo (threaded, its cron threads on) on ``port``; wait until it answers."""
-    log = server_log(args)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "odoo", "-c", args.config, "-d", args.database,
-         "--http-port", str(port), "--http-interface", "127.0.0.1", "--workers", "0",
-         "--max-cron-threads", str(args.cron_threads), "--log-level", "warn",
-         f"--logfile={log}"],
-        cwd=common.ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    common_rpc = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/xmlrpc/2/common")
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"bench: the Odoo server stopped (exit {process.returncode}); "
-                             f"see {log}")
-        try:
-            common_rpc.version()
-            return process
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit(f"bench: the Odoo server did not answer on port {port} "
-                                 f"within 180 s; see {log}") from None
-            time.sleep(0.5)
-
-
 def server_log(args):
     return LOGS / f"bench-inbound-{args.database}.log"
 

@@ -26,8 +26,6 @@ measure) is not measured. The server's log: .build/logs/bench-latency-<database>
 
 import concurrent.futures
 import math
-import subprocess
-import sys
 import threading
 import time
 import xmlrpc.client
@@ -89,7 +87,7 @@ def run(env, provider, args):
         client_ids, product_id = measured_clients(env, tax, args.clients)
         key = api_key(env)
         port = args.http_port or common.free_port()
-        odoo_server = start_server(args, port)
+        odoo_server = common.start_server(args, port, server_log(args))
         rpc = Poster(f"http://127.0.0.1:{port}", args.database, key, client_ids, product_id)
         probe = Probe(app, provider, measured_org, args.poll)
         with probe:
@@ -244,34 +242,6 @@ def jobs_left(env, connection):
 
 
 # ---------------------------------------------------------------------- the server
-def start_server(args, port):
-    """Start Odoo (threaded, its cron threads on) on ``port``; wait until it answers."""
-    log = server_log(args)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "odoo", "-c", args.config, "-d", args.database,
-         "--http-port", str(port), "--http-interface", "127.0.0.1", "--workers", "0",
-         "--max-cron-threads", str(args.cron_threads), "--log-level", "warn",
-         f"--logfile={log}"],
-        cwd=common.ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    common_rpc = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/xmlrpc/2/common")
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"bench: the Odoo server stopped (exit {process.returncode}); "
-                             f"see {log}")
-        try:
-            common_rpc.version()
-            return process
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit(f"bench: the Odoo server did not answer on port {port} "
-                                 f"within 180 s; see {log}") from None
-            time.sleep(0.5)
-
-
 def server_log(args):
     return LOGS / f"bench-latency-{args.database}.log"
 
