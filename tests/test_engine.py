@@ -8,6 +8,8 @@ from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 
+from odoo.addons.billing_sync.services.webhooks import WebhookEvent
+
 from .common import MANAGER, USER, make_user
 from .test_outbound import OutboundMixin
 
@@ -304,7 +306,13 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.assertIn(self.env.cr.dbname, [n.payload for n in listener.notifies])
 
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
-        self.connected("xero")
+        connection = self.connected("xero")
+        Inbox = self.env["billing_sync.inbox"]
+        events = [WebhookEvent(connection.org_id, "contact", f"c{n}", "update", f"prune-{n}")
+                  for n in range(3)]
+        Inbox._receive(connection, events[:2], state="done")
+        Inbox._receive(connection, events[2:])
+        rows = Inbox.search([("event_id", "like", "prune-")], order="event_id")
         partner = self.partner("Old news")
         moves = self.invoice(partner) | self.invoice(partner)
         self.run_worker()
@@ -319,3 +327,9 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.assertGreaterEqual(self.env["billing_sync.job"]._cron_prune(chunk=1), 2)
         self.assertFalse(jobs.exists())
         self.assertTrue(self.jobs(kept), "an unknown outcome is kept")
+        # the inbox: the ledger changes applied long ago go, a recent one and one still to
+        # read stay
+        self.env.cr.execute("UPDATE billing_sync_inbox SET received_at = %s, applied_at = %s "
+                            "WHERE id = ANY(%s)", [old, old, (rows[0] | rows[2]).ids])
+        self.env["billing_sync.job"]._cron_prune(chunk=1)
+        self.assertEqual(rows.exists(), rows[1:], "old and applied: pruned; the rest kept")

@@ -1131,22 +1131,33 @@ class BillingSyncJob(models.Model):
         if days <= 0:
             return 0
         limit = fields.Datetime.now() - datetime.timedelta(days=days)
+        pruned = self._prune_rows("billing_sync_job", """
+            (state = 'done' AND COALESCE(done_at, write_date) < %(limit)s)
+            OR (state = 'cancelled' AND NOT COALESCE(outcome_unknown, FALSE)
+                AND write_date < %(limit)s)""", limit, chunk)
+        # the ledger changes applied (their event ids guard against a provider's retry,
+        # which comes within a day)
+        self._prune_rows("billing_sync_inbox",
+                         "state = 'done' AND COALESCE(applied_at, received_at) < %(limit)s",
+                         limit, chunk)
+        self.invalidate_model()
+        self.env["billing_sync.inbox"].invalidate_model()
+        return pruned
+
+    @api.model
+    def _prune_rows(self, table, where, limit, chunk):
+        """Delete the rows of ``table`` matching ``where`` (SQL, ``%(limit)s`` its one
+        parameter), a chunk per transaction; how many went."""
         pruned = 0
         while True:
-            self.env.cr.execute("""
-                DELETE FROM billing_sync_job WHERE id IN (
-                    SELECT id FROM billing_sync_job
-                     WHERE (state = 'done' AND COALESCE(done_at, write_date) < %s)
-                        OR (state = 'cancelled' AND NOT COALESCE(outcome_unknown, FALSE)
-                            AND write_date < %s)
-                     LIMIT %s)
-            """, [limit, limit, chunk])
+            self.env.cr.execute(SQL(
+                "DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE %s LIMIT %s)",
+                SQL.identifier(table), SQL.identifier(table),
+                SQL(where, limit=limit), chunk))
             pruned += self.env.cr.rowcount
             if self.env.cr.rowcount < chunk:
-                break
+                return pruned
             self._commit()
-        self.invalidate_model()
-        return pruned
 
     # ------------------------------------------------------------------ access
     # A job names what the superuser worker sends where (record, connection, ledger id
