@@ -659,9 +659,9 @@ class XeroSandbox(SandboxApp):
             moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
             records = [r for r in records if r.get("UpdatedDateUTC")
                        and parse_datetime(r["UpdatedDateUTC"]) >= moment]
-        id_field = {"Contacts": "ContactID", "Invoices": "InvoiceID",
-                    "CreditNotes": "CreditNoteID", "Payments": "PaymentID",
-                    "Items": "ItemID"}.get(resource)
+        # IDs exists on GET Contacts and GET Invoices only (xero_accounting.yaml): Xero
+        # ignores it elsewhere (GET Payments is filtered by ``where`` on PaymentID)
+        id_field = {"Contacts": "ContactID", "Invoices": "InvoiceID"}.get(resource)
         ids = request.arg("IDs")
         if ids and id_field:
             wanted = {x.strip().lower() for x in ids.split(",") if x.strip()}
@@ -680,9 +680,9 @@ class XeroSandbox(SandboxApp):
             records = [r for r in records if r["Contact"]["ContactID"].lower() in wanted]
         if resource == "Contacts" and not _truthy(request.arg("includeArchived"), False):
             records = [r for r in records if r.get("ContactStatus") != "ARCHIVED"]
-        if resource == "Invoices" and not _truthy(request.arg("includeArchived"), False):
-            # Xero hides DELETED invoices unless asked; VOIDED ones are listed.
-            records = [r for r in records if r["Status"] != "DELETED" or statuses]
+        # Invoices: Xero lists VOIDED and DELETED ones as any other (Status tells them
+        # apart) unless Statuses or where leaves them out; includeArchived changes nothing
+        # (invoices are never ARCHIVED). Payments: DELETED ones are listed too.
         term = (request.arg("searchTerm") or "").strip().lower()
         if term and resource == "Contacts":
             records = [r for r in records if any(term in str(r.get(k) or "").lower() for k in (

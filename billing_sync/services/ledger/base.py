@@ -5,6 +5,7 @@ import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import requests
@@ -123,6 +124,70 @@ def latest_cursor(states, since):
     if since:
         stamps.append(since)
     return max(stamps, default=None)
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """A ledger customer payment as it is now (see ``LedgerAdapter.read_payments``).
+
+    ``allocations``: {ledger invoice id: amount applied to it}, in the ledger's order;
+    ``unapplied``: what no invoice took (QuickBooks' UnappliedAmt, a Xero overpayment's
+    remaining credit): the customer's credit. ``total`` = sum(allocations) + unapplied.
+    Amounts are Decimals in the payment's currency (``currency``, ISO 4217; None where the
+    ledger says nothing: the organisation's own). ``date``: the payment date,
+    ``YYYY-MM-DD``. ``account_id`` / ``account_code``: the ledger account it was paid into
+    (bank, Undeposited Funds), None where unknown. ``contact_id``: the ledger customer.
+    ``deleted``: the ledger still lists it as deleted or voided (Xero DELETED; a voided
+    QuickBooks payment, whose amounts are zero): it pays nothing any more.
+    ``updated_at``: the ledger's last change, ``utc_timestamp``'s form."""
+
+    ledger_id: str
+    contact_id: str | None
+    date: str | None
+    total: Decimal
+    allocations: dict
+    unapplied: Decimal = Decimal(0)
+    currency: str | None = None
+    account_id: str | None = None
+    account_code: str | None = None
+    reference: str | None = None
+    deleted: bool = False
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceState:
+    """A ledger sales invoice as it is now (see ``LedgerAdapter.read_invoices``).
+
+    ``status``: "open" (authorised, something due), "paid", "voided", "deleted" (Xero
+    DELETED; never sent); "draft" for one not yet approved. ``total`` / ``amount_due``:
+    Decimals in the invoice's currency. ``payment_ids``: the ledger payments applied to it
+    now (deleted ones are not), in the ledger's order. ``updated_at``: as PaymentState."""
+
+    ledger_id: str
+    status: str
+    total: Decimal
+    amount_due: Decimal
+    payment_ids: tuple = ()
+    number: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class DocumentChanges:
+    """What changed in a ledger's payments and invoices since a cursor (see
+    ``LedgerAdapter.changed_documents``), as ContactChanges says it for contacts:
+    ``payments`` {ledger id: PaymentState} (deleted ones included where the ledger still
+    lists them, with ``deleted`` set), ``invoices`` {ledger id: InvoiceState};
+    ``deleted_payments``: ids of payments the ledger says were deleted and no longer
+    lists (QuickBooks CDC); ``cursor``, ``complete``, ``full_read`` as ContactChanges."""
+
+    payments: dict
+    invoices: dict
+    cursor: str | None
+    deleted_payments: tuple = ()
+    complete: bool = True
+    full_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -489,6 +554,28 @@ class LedgerAdapter(abc.ABC):
         call's worth changed within one and the same second does a call read further, until
         the cursor can move on. Every request goes through the adapter's metered,
         error-translating choke point: raises the LedgerError a push would."""
+        raise NotImplementedError
+
+    # -- Payments and invoices, read back (inbound sync) ------------------------------
+    def read_payments(self, access_token, org_id, ids):
+        """{ledger id: PaymentState} of the customer payments ``ids`` name, as they are now
+        (a webhook said they changed, or an invoice lists them). A payment the ledger
+        deleted and still lists comes with ``deleted`` set; one it no longer knows at all
+        is absent (the caller takes it as deleted). Many ids per request, every request
+        through the adapter's metered, error-translating choke point (as read_contacts)."""
+        raise NotImplementedError
+
+    def read_invoices(self, access_token, org_id, ids):
+        """{ledger id: InvoiceState} of the sales invoices ``ids`` name, as they are now
+        (voided and deleted ones included where the ledger lists them; unknown ones
+        absent). Many ids per request, as read_payments."""
+        raise NotImplementedError
+
+    def changed_documents(self, access_token, org_id, since):
+        """DocumentChanges: the customer payments and sales invoices changed at or after
+        ``since`` (the pull's safety net for lost webhooks), with the cursor rules of
+        ``changed_contacts`` (inclusive to the second, bounded pages, ``complete`` False
+        for more, QuickBooks' 30-day CDC limit answered by a full read, ``full_read``)."""
         raise NotImplementedError
 
     @abc.abstractmethod

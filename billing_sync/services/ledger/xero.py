@@ -28,9 +28,12 @@ from .base import (
     ConnectionReport,
     ContactChanges,
     ContactState,
+    DocumentChanges,
+    InvoiceState,
     Kind,
     LedgerAdapter,
     Organisation,
+    PaymentState,
     PushResult,
     ReferenceRecord,
     change_cursor,
@@ -91,8 +94,9 @@ ANSWERS = {
 UNKNOWN_OUTCOME = unknown_outcome("Xero", "idempotency key")
 # Xero's advice for batched writes: at most 50 objects per request
 BATCH_SIZE = 50
-# GET Contacts?page=n answers 100 contacts a page (no pageSize sent): changed_contacts reads
-# up to CHANGES_LIMIT of them, 10 requests, per call
+# GET Contacts (Payments, Invoices)?page=n answers 100 a page (no pageSize sent):
+# changed_contacts (changed_documents, for each list) reads up to CHANGES_LIMIT of them, 10
+# requests, per call
 CHANGES_PAGE = 100
 CHANGES_REQUESTS = CHANGES_LIMIT // CHANGES_PAGE
 
@@ -791,6 +795,85 @@ class XeroAdapter(LedgerAdapter):
         ids are GUIDs, compared without case): one GET Contacts?IDs=...&includeArchived=true
         per 50 ids (page=1: the answer is bounded, 100 a page). An id that is no GUID names
         no Xero contact and costs no request; a deleted or unknown one is absent."""
+        return self._read_ids(
+            access_token, org_id, ids, "Reading Xero contacts", "contact",
+            lambda api, chunk: (api.get_contacts, {"i_ds": chunk, "include_archived": True,
+                                                   "page": 1}),
+            _contact_state)
+
+    def changed_contacts(self, access_token, org_id, since):
+        """ContactChanges of the Xero contacts changed at or after ``since`` (see the base):
+        GET Contacts with If-Modified-Since, includeArchived=true, ordered by UpdatedDateUTC
+        ascending, 100 a page, at most 10 requests a call (about 1,000 contacts); archived
+        ones are included, deleted ones Xero no longer lists. Never a ``full_read``: Xero
+        lists changes from any time (since None: no header, every contact). Paged as
+        ``_list_changed`` says."""
+        since = change_cursor(since)  # ValueError before anything is sent
+        api = self._accounting(access_token)
+        found, _reached, complete = self._list_changed(
+            "Listing changed Xero contacts", "contact", api.get_contacts, org_id, since,
+            _contact_state, include_archived=True)
+        return ContactChanges(found, latest_cursor(found, since), complete=complete)
+
+    # -- Payments and invoices, read back (inbound sync) ------------------------------
+    def read_payments(self, access_token, org_id, ids):
+        """{PaymentID: PaymentState} of the customer payments ``ids`` name (keyed as asked,
+        as read_contacts). GET Payments takes no IDs parameter: one GET Payments?where=
+        ``PaymentID==Guid("...") OR ...`` per 50 ids (page=1). Xero still lists a deleted
+        payment (Status DELETED): it comes with ``deleted`` set; an unknown id is absent, and
+        so is a payment that is no customer's (a bill's, a credit note refund)."""
+        return self._read_ids(
+            access_token, org_id, ids, "Reading Xero payments", "payment",
+            lambda api, chunk: (api.get_payments, {
+                "where": payloads.id_filter("PaymentID", chunk), "page": 1}),
+            _payment_state)
+
+    def read_invoices(self, access_token, org_id, ids):
+        """{InvoiceID: InvoiceState} of the sales invoices ``ids`` name (keyed as asked):
+        one GET Invoices?IDs=...&page=1 per 50 ids (paged, Xero answers each invoice with
+        its Payments). Voided and deleted ones are included (Xero lists them); an unknown
+        id, or a bill's (ACCPAY), is absent."""
+        return self._read_ids(
+            access_token, org_id, ids, "Reading Xero invoices", "invoice",
+            lambda api, chunk: (api.get_invoices, {"i_ds": chunk, "page": 1}),
+            _invoice_state)
+
+    def changed_documents(self, access_token, org_id, since):
+        """DocumentChanges of the customer payments and sales invoices changed at or after
+        ``since`` (see the base): GET Payments and GET Invoices (``Type=="ACCREC"``, every
+        status: Xero lists VOIDED and DELETED ones), each as changed_contacts reads contacts
+        (If-Modified-Since, UpdatedDateUTC ascending, 100 a page, about 10 requests a list).
+        Deleted payments are listed with ``deleted`` set (Xero lists them with Status
+        DELETED): ``deleted_payments`` stays empty; never a ``full_read``.
+
+        ``complete`` only when both lists were read to their end; the cursor is then the
+        latest UpdatedDateUTC listed in either (``since`` when none). When a list stopped
+        short, the cursor is where it stopped (the earlier one if both did): the other
+        list's later changes come again next call, and no change of either is skipped."""
+        since = change_cursor(since)  # ValueError before anything is sent
+        api = self._accounting(access_token)
+        payments, paid, payments_done = self._list_changed(
+            "Listing changed Xero payments", "payment", api.get_payments, org_id, since,
+            _payment_state)
+        invoices, invoiced, invoices_done = self._list_changed(
+            "Listing changed Xero invoices", "invoice", api.get_invoices, org_id, since,
+            _invoice_state, where=payloads.SALES_INVOICES)
+        ends = ((paid, payments_done), (invoiced, invoices_done))
+        if payments_done and invoices_done:
+            cursor = max([r for r, _done in ends if r] + ([since] if since else []),
+                         default=None)
+        else:
+            cursor = min(r for r, done in ends if not done)
+        return DocumentChanges(payments, invoices, cursor,
+                               complete=payments_done and invoices_done)
+
+    # -- reading helpers ----------------------------------------------------------------
+    def _read_ids(self, access_token, org_id, ids, what, kind, send, take):
+        """{id as asked: state} of the Xero objects of ``kind`` (an ANSWERS key) that ``ids``
+        name, GUIDs compared without case: one request per BATCH_SIZE ids, ``send(api,
+        chunk)`` saying which (the AccountingApi method and its arguments), each through
+        ``_call``. An id that is no GUID names no Xero object and costs no request. ``take(
+        row, ledger_id, what)`` makes each listed row's state, None to leave it out."""
         asked = {}
         for value in ids or ():
             text = given_id(value)
@@ -800,64 +883,61 @@ class XeroAdapter(LedgerAdapter):
         if not asked:
             return {}
         api = self._accounting(access_token)
-        what = "Reading Xero contacts"
+        id_attribute = ANSWERS[kind].id_attribute
         wanted = list(asked)
         found = {}
         for start in range(0, len(wanted), BATCH_SIZE):
-            answer = self._call(what, api.get_contacts, org_id,
-                                i_ds=wanted[start:start + BATCH_SIZE], include_archived=True,
-                                page=1)
-            for contact in _listed(answer, "contact", what):
-                ledger_id = asked.get(_guid(contact.contact_id))
+            method, options = send(api, wanted[start:start + BATCH_SIZE])
+            answer = self._call(what, method, org_id, **options)
+            for row in _listed(answer, kind, what):
+                ledger_id = asked.get(_guid(getattr(row, id_attribute)))
                 if ledger_id is None:
                     continue  # not asked for: Xero's filter names only what was
-                found[ledger_id] = ContactState(
-                    ledger_id, payloads.contact_values(contact),
-                    updated_at=utc_timestamp(getattr(contact, "updated_date_utc", None)))
+                state = take(row, ledger_id, what)
+                if state is not None:
+                    found[ledger_id] = state
         return found
 
-    def changed_contacts(self, access_token, org_id, since):
-        """ContactChanges of the Xero contacts changed at or after ``since`` (see the base):
-        GET Contacts with If-Modified-Since, includeArchived=true, ordered by UpdatedDateUTC
-        ascending, 100 a page, at most 10 requests a call (about 1,000 contacts); archived
-        ones are included, deleted ones Xero no longer lists. Never a ``full_read``: Xero
-        lists changes from any time (since None: no header, every contact).
+    def _list_changed(self, what, kind, method, org_id, since, take, **options):
+        """({ledger id: state}, reached, complete) of the Xero objects of ``kind`` changed at
+        or after ``since``: ``method`` (a GET list, with ``options``) with If-Modified-Since,
+        ordered by UpdatedDateUTC ascending, 100 a page, at most CHANGES_REQUESTS requests
+        (about CHANGES_LIMIT objects). ``take(row, ledger id, what)`` makes each row's state
+        (None: left out); ``reached``: the latest UpdatedDateUTC listed (None for nothing),
+        where a next call must start when ``complete`` is False.
 
         Each request after the first starts again at the latest UpdatedDateUTC listed so
-        far (to the second, inclusive: its contacts come again and are taken once), page 1:
-        a contact edited while the call reads moves to the end of Xero's order, and with
-        page=n it would shift the next page's first contact onto a page already read, unseen
+        far (to the second, inclusive: its objects come again and are taken once), page 1:
+        an object edited while the call reads moves to the end of Xero's order, and with
+        page=n it would shift the next page's first object onto a page already read, unseen
         behind the cursor. Only a full page all within that one second asks for page n+1 of
-        it, until the second is read through (beyond 10 requests if it must: the cursor
-        could not move on otherwise)."""
-        since = change_cursor(since)  # ValueError before anything is sent
-        api = self._accounting(access_token)
-        what = "Listing changed Xero contacts"
-        found, anchor, page, sent, complete = {}, since, 1, 0, False
+        it, until the second is read through (beyond CHANGES_REQUESTS if it must: the
+        cursor could not move on otherwise)."""
+        id_attribute = ANSWERS[kind].id_attribute
+        found, anchor, page, sent, reached = {}, since, 1, 0, None
         while True:
-            options = {"include_archived": True, "order": payloads.CHANGES_ORDER,
-                       "page": page}
+            query = {**options, "order": payloads.CHANGES_ORDER, "page": page}
             if anchor:
-                options["if_modified_since"] = payloads.modified_since(anchor)
-            answer = self._call(what, api.get_contacts, org_id, **options)
+                query["if_modified_since"] = payloads.modified_since(anchor)
+            rows = _listed(self._call(what, method, org_id, **query), kind, what)
             sent += 1
-            contacts = _listed(answer, "contact", what)
-            for contact in contacts:
-                ledger_id = given_id(contact.contact_id)
-                found[ledger_id] = ContactState(
-                    ledger_id, payloads.contact_values(contact),
-                    updated_at=utc_timestamp(getattr(contact, "updated_date_utc", None)))
-            if len(contacts) < CHANGES_PAGE:
-                complete = True
-                break
-            last = utc_timestamp(getattr(contacts[-1], "updated_date_utc", None))
+            for row in rows:
+                ledger_id = given_id(getattr(row, id_attribute))
+                stamp = _updated(row)
+                if stamp and (reached is None or stamp > reached):
+                    reached = stamp
+                state = take(row, ledger_id, what)
+                if state is not None:
+                    found[ledger_id] = state
+            if len(rows) < CHANGES_PAGE:
+                return found, reached, True
+            last = _updated(rows[-1])
             if last and (anchor is None or last > anchor):
                 if sent >= CHANGES_REQUESTS:
-                    break
+                    return found, last, False
                 anchor, page = last, 1
             else:
                 page += 1  # a whole page within the anchor's second: the next one of it
-        return ContactChanges(found, latest_cursor(found, since), complete=complete)
 
     # -- Edits after sync -----------------------------------------------------------
     def _push_edits(self, access_token, org_id, kind, items, idempotency_key):
@@ -1060,6 +1140,45 @@ def _guid(text):
         return str(uuid.UUID(str(text).strip()))
     except ValueError:
         return None
+
+
+def _updated(row):
+    """A Xero object's UpdatedDateUTC in utc_timestamp's form (None without one)."""
+    return utc_timestamp(getattr(row, "updated_date_utc", None))
+
+
+def _contact_state(contact, ledger_id, what):
+    """The ContactState of a Contact read from Xero."""
+    return ContactState(ledger_id, payloads.contact_values(contact),
+                        updated_at=_updated(contact))
+
+
+def _payment_state(payment, ledger_id, what):
+    """The PaymentState of a Payment read from Xero; None for one that is no customer's
+    payment of a sales invoice. A customer payment without its invoice has an unknown
+    shape: LedgerAnswerInvalid (it would pay nothing, and be taken as deleted)."""
+    if not payloads.is_customer_payment(payment):
+        return None
+    values = payloads.payment_values(payment)
+    if not values["allocations"]:
+        raise LedgerAnswerInvalid(f"{what}: Xero listed payment {ledger_id} without the "
+                                  "invoice it pays (an unknown shape); nothing was changed, "
+                                  "try again later.")
+    return PaymentState(ledger_id, updated_at=_updated(payment), **values)
+
+
+def _invoice_state(invoice, ledger_id, what):
+    """The InvoiceState of an Invoice read from Xero (paged: with its Payments); None for
+    one that is no sales invoice (a bill). One without its Status has an unknown shape:
+    LedgerAnswerInvalid."""
+    if not payloads.is_sales_invoice(invoice):
+        return None
+    values = payloads.invoice_values(invoice)
+    if values["status"] is None:
+        raise LedgerAnswerInvalid(f"{what}: Xero listed invoice {ledger_id} without its "
+                                  "Status (an unknown shape); nothing was changed, try again "
+                                  "later.")
+    return InvoiceState(ledger_id, updated_at=_updated(invoice), **values)
 
 
 def _build(kind, item):

@@ -35,6 +35,7 @@ from xero_python.accounting import (
 
 from .. import contacts as neutral
 from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
+from .base import given_id
 
 # Xero reads line prices with four decimals only when asked (?unitdp=4); Odoo's
 # unit prices may carry more than two, so every document request asks for four.
@@ -194,16 +195,18 @@ def contact_values(contact):
     }
 
 
-# GET Contacts' order for listing changes: oldest change first, so that a cursor taken from
-# the last contact listed leaves nothing unlisted before it
+# GET Contacts', Payments' and Invoices' order for listing changes: oldest change first, so
+# that a cursor taken from the last object listed leaves nothing unlisted before it
 CHANGES_ORDER = "UpdatedDateUTC ASC"
+# GET Invoices' filter for the sales invoices (ACCREC): bills are no business of inbound sync
+SALES_INVOICES = 'Type=="ACCREC"'
 
 
 def modified_since(cursor):
-    """The If-Modified-Since of GET Contacts for a changed_contacts cursor
+    """The If-Modified-Since of a GET list (Contacts, Payments, Invoices) for a cursor
     (``YYYY-MM-DDTHH:MM:SSZ``): a naive datetime in UTC, which xero-python sends as
     ``YYYY-MM-DDTHH:MM:SS``, the form Xero documents for the header (a UTC time); None
-    for None (no header: every contact)."""
+    for None (no header: every object)."""
     if not cursor:
         return None
     return datetime.datetime.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")
@@ -222,6 +225,86 @@ def _dec(value):
 
 def _cents(value):
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --------------------------------------------------------------------------- read back
+# Invoice.Status -> InvoiceState.status (base.InvoiceState); the SDK refuses any other
+INVOICE_STATUSES = {"AUTHORISED": "open", "PAID": "paid", "VOIDED": "voided",
+                    "DELETED": "deleted", "DRAFT": "draft", "SUBMITTED": "draft"}
+
+
+def amount(value):
+    """A Xero amount (the SDK's float) as a Decimal to the cent; None counts as 0."""
+    return _cents(_dec(value))
+
+
+def _day(value):
+    """A Xero date (the SDK's date or datetime, or ISO text) as ``YYYY-MM-DD``."""
+    if isinstance(value, datetime.date):  # a datetime is one too
+        return value.isoformat()[:10]
+    text = _text(str(value)) if value is not None else None
+    return text[:10] if text else None
+
+
+def id_filter(field, ids):
+    """GET Payments' ``where`` naming ``ids`` (GUIDs; Xero's GET Payments takes no IDs
+    parameter): ``PaymentID==Guid("...") OR ...``."""
+    return " OR ".join(f'{field}==Guid("{guid}")' for guid in ids)
+
+
+def is_customer_payment(payment):
+    """Whether a Payment read from Xero is a customer's payment of a sales invoice: its
+    Invoice's Type ACCREC (or, without one, PaymentType ACCRECPAYMENT). Bill payments,
+    credit note refunds and overpayment/prepayment payments are not."""
+    kind = _kind(getattr(getattr(payment, "invoice", None), "type", None))
+    if kind:
+        return kind == "ACCREC"
+    return _kind(getattr(payment, "payment_type", None)) == "ACCRECPAYMENT"
+
+
+def payment_values(payment):
+    """What a customer Payment read from Xero (GET Payments) says, as PaymentState's fields
+    but ``ledger_id`` and ``updated_at``. A Xero payment pays exactly one invoice, in the
+    invoice's currency: ``allocations`` {its InvoiceID: Amount}, nothing unapplied;
+    ``deleted`` for Status DELETED (Xero still lists a deleted payment)."""
+    invoice = getattr(payment, "invoice", None)
+    contact = getattr(invoice, "contact", None)
+    account = getattr(payment, "account", None)
+    total = amount(payment.amount)
+    invoice_id = given_id(getattr(invoice, "invoice_id", None))
+    return {
+        "contact_id": given_id(getattr(contact, "contact_id", None)),
+        "date": _day(payment.date),
+        "total": total,
+        "allocations": {invoice_id: total} if invoice_id else {},
+        "unapplied": amount(0),
+        "currency": _kind(getattr(invoice, "currency_code", None)) or None,
+        "account_id": given_id(getattr(account, "account_id", None)),
+        "account_code": _text(getattr(account, "code", None)),
+        "reference": _text(payment.reference),
+        "deleted": _kind(payment.status) == "DELETED",
+    }
+
+
+def is_sales_invoice(invoice):
+    """Whether an Invoice read from Xero is a sales invoice (Type ACCREC), not a bill."""
+    return _kind(getattr(invoice, "type", None)) == "ACCREC"
+
+
+def invoice_values(invoice):
+    """What a sales Invoice read from Xero (GET Invoices, paged: with its Payments) says, as
+    InvoiceState's fields but ``ledger_id`` and ``updated_at``. ``status`` is None for an
+    invoice without a Status. ``payment_ids``: its Payments' PaymentIDs in Xero's order
+    (Xero leaves deleted payments out of the array; one said DELETED is left out too)."""
+    payments = [p for p in getattr(invoice, "payments", None) or []
+                if _kind(getattr(p, "status", None)) != "DELETED"]
+    return {
+        "status": INVOICE_STATUSES.get(_kind(invoice.status)),
+        "total": amount(invoice.total),
+        "amount_due": amount(invoice.amount_due),
+        "payment_ids": tuple(pid for pid in (given_id(p.payment_id) for p in payments) if pid),
+        "number": _text(invoice.invoice_number),
+    }
 
 
 def line_amount_types(lines):
