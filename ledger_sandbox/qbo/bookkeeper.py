@@ -10,7 +10,12 @@ How a QuickBooks bookkeeper does each thing:
 
 - ``edit_contact``: edits the customer (a sparse update);
 - ``apply_payment``: "Receive payment" against one invoice, full (default) or partial;
-- ``delete_payment``: deletes the payment; the invoice's balance reopens;
+- ``receive_payment``: "Receive payment" from a customer across several invoices, an amount
+  for each (one Line each), and what is left over kept as the customer's credit (the
+  payment's UnappliedAmt: an overpayment, or alone a payment on account);
+- ``delete_payment``: deletes the payment; the invoices' balances reopen;
+- ``void_payment``: voids the payment (it stays, zeroed, "Voided" in its memo; its invoices'
+  balances reopen), as the API's ``operation=update&include=void`` does;
 - ``void_invoice``: voids the invoice (amounts zeroed, payments unlinked);
 - ``issue_credit_note``: a Credit Memo for the customer, by default copying the invoice's lines
   (a full credit), or one line of ``amount`` with the "No VAT" code; with ``apply`` (default)
@@ -42,8 +47,8 @@ CONTACT_SHORTCUTS = {
 class BookkeeperMixin:
     """The actions; mixed into QboSandbox (uses its ledgers, lock and webhook sender)."""
 
-    BOOKKEEPER_ACTIONS = ("edit_contact", "apply_payment", "delete_payment", "void_invoice",
-                          "issue_credit_note", "write_off")
+    BOOKKEEPER_ACTIONS = ("edit_contact", "apply_payment", "receive_payment", "delete_payment",
+                          "void_payment", "void_invoice", "issue_credit_note", "write_off")
 
     def _bookkeep(self, realm_id: str | None, work: Any) -> Any:
         with self.lock:
@@ -83,19 +88,39 @@ class BookkeeperMixin:
     def apply_payment(self, invoice_id: str, amount: Any = None, realm_id: str | None = None,
                       txn_date: str | None = None, reference: str | None = None) -> dict:
         """Receive a payment for one invoice: its whole balance, or ``amount``."""
+        return self.receive_payment(lines={invoice_id: amount}, realm_id=realm_id,
+                                    txn_date=txn_date, reference=reference)
+
+    def receive_payment(self, customer_id: str | None = None, lines: dict | None = None,
+                        unapplied: Any = 0, realm_id: str | None = None,
+                        txn_date: str | None = None, reference: str | None = None,
+                        account_id: str | None = None, memo: str | None = None) -> dict:
+        """Receive one payment from a customer: ``lines`` {invoice Id: amount applied to it
+        (None: its whole open balance)}, one Line each in that order, and ``unapplied`` more
+        left as the customer's credit. TotalAmt is their sum. The customer defaults to the
+        first invoice's; ``account_id`` is the DepositToAccountRef (none: QuickBooks'
+        Undeposited Funds), ``reference`` the PaymentRefNum, ``memo`` the PrivateNote."""
         def work(ledger: Any) -> dict:
-            invoice = ledger.read("Invoice", invoice_id)
-            value = dec(amount) if amount is not None else dec(invoice["Balance"])
-            body: dict[str, Any] = {
-                "CustomerRef": {"value": ref_value(invoice["CustomerRef"])},
-                "TotalAmt": num(value),
-                "Line": [{"Amount": num(value),
-                          "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
-            }
+            customer, body_lines = customer_id, []
+            for invoice_id, amount in (lines or {}).items():
+                invoice = ledger.read("Invoice", invoice_id)
+                customer = customer or ref_value(invoice["CustomerRef"])
+                value = dec(invoice["Balance"]) if amount is None else dec(amount)
+                body_lines.append({"Amount": num(value), "LinkedTxn": [
+                    {"TxnId": invoice["Id"], "TxnType": "Invoice"}]})
+            if not customer:
+                raise TypeError("receive_payment needs customer_id or lines")
+            total = sum((dec(line["Amount"]) for line in body_lines), dec(unapplied))
+            body: dict[str, Any] = {"CustomerRef": {"value": str(customer)},
+                                    "TotalAmt": num(total), "Line": body_lines}
             if txn_date:
                 body["TxnDate"] = txn_date
             if reference:
                 body["PaymentRefNum"] = reference
+            if account_id:
+                body["DepositToAccountRef"] = {"value": str(account_id)}
+            if memo:
+                body["PrivateNote"] = memo
             return ledger.create("Payment", body)
         return self._bookkeep(realm_id, work)
 
@@ -105,6 +130,14 @@ class BookkeeperMixin:
             current = ledger.read("Payment", payment_id)
             return ledger.delete("Payment", {"Id": current["Id"],
                                              "SyncToken": current["SyncToken"]})
+        return self._bookkeep(realm_id, work)
+
+    def void_payment(self, payment_id: str, realm_id: str | None = None) -> dict:
+        """Void a payment (it stays, zeroed; its invoices' balances reopen)."""
+        def work(ledger: Any) -> dict:
+            current = ledger.read("Payment", payment_id)
+            return ledger.void("Payment", {"Id": current["Id"],
+                                           "SyncToken": current["SyncToken"], "sparse": True})
         return self._bookkeep(realm_id, work)
 
     def void_invoice(self, invoice_id: str, realm_id: str | None = None) -> dict:

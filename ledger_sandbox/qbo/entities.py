@@ -22,8 +22,15 @@ https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
   applied from credit memos; applying or un-applying a payment updates the invoice (Balance,
   LinkedTxn, SyncToken, LastUpdatedTime) as QuickBooks does;
 - delete exists for Invoice, Payment and CreditMemo (list entities are made inactive
-  instead); void for Invoice (amounts zeroed, PrivateNote "Voided") and Payment; deleting or
-  voiding an invoice unlinks the payments applied to it (they become unapplied credit).
+  instead); a deleted transaction is gone (read: Fault 610; a query leaves it out; CDC lists
+  it as ``{"Id", "status": "Deleted"}``); void for Invoice (``operation=void``) and Payment
+  (``operation=update&include=void``): it stays, amounts zeroed (an invoice's Balance too, a
+  payment's lines kept at Amount 0 and its UnappliedAmt 0) and "Voided" is injected into
+  PrivateNote, "prepended to existing text if present" (Intuit's words; the separator is not
+  documented: "Voided - <text>", as answers quoted by integrators show); deleting or voiding
+  an invoice unlinks the payments applied to it (they become unapplied credit), deleting or
+  voiding a payment unapplies it from its invoices (their Balance reopens, their LinkedTxn
+  drops it).
 Every change is recorded in ``events`` as (entity, Id, operation) for webhooks.
 """
 
@@ -86,6 +93,8 @@ ACCOUNT_CLASSIFICATION = {
     "Other Current Liability": "Liability", "Income": "Revenue", "Other Income": "Revenue",
 }
 DELETED_SUFFIX = " (deleted)"
+# what QuickBooks injects into the PrivateNote of a transaction it voids
+VOIDED = "Voided"
 # QuickBooks' answer (Fault 6000) to a foreign-currency transaction while multicurrency is off
 MULTICURRENCY_OFF = ("Multicurrency is not enabled for this company: transactions are in its "
                      "home currency {home}, not {code}. Turn on multicurrency in QuickBooks "
@@ -222,7 +231,8 @@ class Ledger:
         self._unlink(entity, current)
         record = copy.deepcopy(self.realm.get(entity, current["Id"]))
         record["_voided"] = True
-        record["PrivateNote"] = "Voided"
+        note = str(record.get("PrivateNote") or "").strip()
+        record["PrivateNote"] = f"{VOIDED} - {note}" if note else VOIDED
         for line in record.get("Line") or []:
             line["Amount"] = 0
         record["TotalAmt"] = 0

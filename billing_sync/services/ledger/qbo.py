@@ -14,6 +14,8 @@ builds every URL from ``api_url_v3``: the only thing set differently for the san
 import datetime
 import json
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
 
 import requests
 from quickbooks import QuickBooks
@@ -37,9 +39,12 @@ from .base import (
     ConnectionReport,
     ContactChanges,
     ContactState,
+    DocumentChanges,
+    InvoiceState,
     Kind,
     LedgerAdapter,
     Organisation,
+    PaymentState,
     PushResult,
     ReferenceRecord,
     TimeoutHTTPAdapter,
@@ -206,18 +211,57 @@ def _updated_at(row):
     return utc_timestamp(meta.get("LastUpdatedTime") if isinstance(meta, dict) else None)
 
 
-def _customer_states(rows):
-    """{Id: ContactState} of customer rows (query or CDC), as read_contacts makes them;
-    what CDC lists for a deleted (or merged away) customer is left out."""
+def _customer_state(row):
+    token = row.get("SyncToken")
+    return ContactState(str(row["Id"]), payloads.customer_values(row),
+                        updated_at=_updated_at(row),
+                        version=None if token in (None, "") else str(token))
+
+
+def _payment_state(row):
+    return PaymentState(str(row["Id"]), **payloads.payment_values(row),
+                        updated_at=_updated_at(row))
+
+
+def _invoice_state(row):
+    return InvoiceState(str(row["Id"]), **payloads.invoice_values(row),
+                        updated_at=_updated_at(row))
+
+
+# the state of a row (a query's or CDC's, with its Id) of each entity read back
+_STATES = {"Customer": _customer_state, "Payment": _payment_state, "Invoice": _invoice_state}
+
+
+def _states(entity, rows, what):
+    """{Id: state} of ``entity`` rows (query or CDC), as the read_* methods make them; what
+    CDC lists for a deleted (or merged away) object is left out. LedgerAnswerInvalid for
+    a row QuickBooks sent in another shape than it documents."""
     states = {}
     for row in rows:
         if payloads.is_deleted(row):
             continue
-        ledger_id, token = str(row["Id"]), row.get("SyncToken")
-        states[ledger_id] = ContactState(
-            ledger_id, payloads.customer_values(row), updated_at=_updated_at(row),
-            version=None if token in (None, "") else str(token))
+        try:
+            state = _STATES[entity](row)
+        except ValueError as exc:
+            raise LedgerAnswerInvalid(f"{what}: QuickBooks sent {entity} {row['Id']} in an "
+                                      f"unknown shape ({exc}); try again later.") from exc
+        states[state.ledger_id] = state
     return states
+
+
+class _Changes(NamedTuple):
+    """What QboAdapter._changes read: ``rows`` {entity: [rows]} of the objects changed
+    (never a deleted one); ``deleted`` {entity: [rows]} of what CDC listed as deleted
+    (``{"Id", "status": "Deleted", "MetaData"}``; none when a query read instead);
+    ``complete`` / ``full_read`` as ContactChanges; ``limit``: when not complete, the
+    latest change a cursor may name (the earliest last change among the entities whose
+    page was full: later ones of the others are read again from it), else None."""
+
+    rows: dict
+    deleted: dict
+    complete: bool
+    full_read: bool
+    limit: str | None
 
 
 def _check_batch(operations, answer, what):
@@ -666,76 +710,136 @@ class QboAdapter(LedgerAdapter):
         (_read_many). QuickBooks deletes no customer, it makes it inactive (included); an
         Id it does not know (or one merged away) is absent. ``version`` is the SyncToken,
         ``updated_at`` MetaData.LastUpdatedTime in UTC."""
+        return self._read_states(access_token, org_id, "Customer", ids,
+                                 "Reading QuickBooks customers")
+
+    def read_payments(self, access_token, org_id, ids):
+        """{Payment Id: PaymentState} of the customer payments ``ids`` name: one query
+        ``select * from Payment where Id in (...)`` per 50 ids (_read_many), parsed by
+        payloads.payment_values. A voided payment (QuickBooks keeps it, zeroed) comes with
+        ``deleted`` set; a deleted one is gone from QuickBooks, so absent, as is an Id it
+        never knew."""
+        return self._read_states(access_token, org_id, "Payment", ids,
+                                 "Reading QuickBooks payments")
+
+    def read_invoices(self, access_token, org_id, ids):
+        """{Invoice Id: InvoiceState} of the invoices ``ids`` name: one query ``select *
+        from Invoice where Id in (...)`` per 50 ids, parsed by payloads.invoice_values
+        (voided ones included, "voided"; deleted and unknown ones absent)."""
+        return self._read_states(access_token, org_id, "Invoice", ids,
+                                 "Reading QuickBooks invoices")
+
+    def _read_states(self, access_token, org_id, entity, ids, what):
+        """{Id: state} of the ``entity`` objects ``ids`` name, as _states makes them, keyed
+        by the Id text; no request at all when no id can be a QuickBooks one."""
         wanted = {str(given_id(i)) for i in ids or () if given_id(i)}
         if not wanted:
             return {}
         qb = self.client(access_token, org_id)
-        rows = self._read_many(qb, "Customer", wanted, "Reading QuickBooks customers")
-        found = {}
-        for ledger_id, row in rows.items():
-            if ledger_id not in wanted:
-                continue  # not asked for: the query names only what was
-            token, meta = row.get("SyncToken"), row.get("MetaData")
-            found[ledger_id] = ContactState(
-                ledger_id, payloads.customer_values(row),
-                updated_at=utc_timestamp(meta.get("LastUpdatedTime")
-                                         if isinstance(meta, dict) else None),
-                version=None if token in (None, "") else str(token))
-        return found
+        rows = self._read_many(qb, entity, wanted, what)
+        # only what was asked for: the query names only that
+        return _states(entity, [row for ledger_id, row in rows.items() if ledger_id in wanted],
+                       what)
 
     def changed_contacts(self, access_token, org_id, since):
         """ContactChanges of the QuickBooks customers changed at or after ``since`` (see the
-        base), inactive ones included.
-
-        Within CDC's look-back (``since`` less than 29 days old by this server's clock: a
-        day's margin for QuickBooks' own): one GET cdc?entities=Customer&changedSince=...,
-        whose deleted (merged away) customers are left out. CDC answers at most 1,000
-        objects, and Intuit does not say which ones it keeps of more: at that many, the
-        same call reads the oldest 1,000 changes by a query instead (below) and answers
-        ``complete`` False.
-
-        Otherwise (``since`` None, older, or CDC refused it: QuickBooks' clock decides) a
-        query ``SELECT * FROM Customer WHERE Active IN (true, false) [AND
-        MetaData.LastUpdatedTime >= since] ORDERBY MetaData.LastUpdatedTime STARTPOSITION 1
-        MAXRESULTS 1000``, and ``full_read``: nothing deleted can be seen that way. A full
-        page answers ``complete`` False; a full page all within ``since``'s second is
-        followed by the next one (STARTPOSITION 1001...) until the cursor can move on."""
+        base), inactive ones included, deleted (merged away) ones left out; read by
+        _changes: CDC within its look-back, else (or when CDC has too many) a query of
+        changed_since, ``full_read`` when CDC could not be asked."""
         since = change_cursor(since)  # ValueError before anything is sent
         qb = self.client(access_token, org_id)
         what = "Listing changed QuickBooks customers"
+        found = self._changes(qb, ("Customer",), since, what)
+        states = _states("Customer", found.rows["Customer"], what)
+        return ContactChanges(states, latest_cursor(states, since), complete=found.complete,
+                              full_read=found.full_read)
+
+    def changed_documents(self, access_token, org_id, since):
+        """DocumentChanges of the QuickBooks payments and invoices changed at or after
+        ``since`` (see the base), read by _changes as changed_contacts reads customers:
+        one GET cdc?entities=Payment,Invoice within CDC's look-back, else the queries
+        ``SELECT * FROM Payment|Invoice [WHERE MetaData.LastUpdatedTime >= since] ORDERBY
+        MetaData.LastUpdatedTime`` (1,000 a page), ``full_read``.
+
+        A payment CDC lists as deleted is in ``deleted_payments`` (a query cannot see one:
+        none then; a voided payment is a change, in ``payments`` with ``deleted`` set). An
+        invoice CDC lists as deleted is in ``invoices`` with status "deleted" and no amount
+        (QuickBooks sends only its Id). ``cursor``: the latest change listed (deletions
+        included), or, when a page of either entity was full (``complete`` False), the
+        last change read of the one that got least far (the other's later changes are
+        listed again from it)."""
+        since = change_cursor(since)  # ValueError before anything is sent
+        qb = self.client(access_token, org_id)
+        what = "Listing changed QuickBooks payments and invoices"
+        found = self._changes(qb, ("Payment", "Invoice"), since, what)
+        payments = _states("Payment", found.rows["Payment"], what)
+        invoices = _states("Invoice", found.rows["Invoice"], what)
+        for row in found.deleted["Invoice"]:
+            invoices[str(row["Id"])] = InvoiceState(
+                str(row["Id"]), "deleted", Decimal("0.00"), Decimal("0.00"),
+                updated_at=_updated_at(row))
+        gone = tuple(dict.fromkeys(str(row["Id"]) for row in found.deleted["Payment"]))
+        stamps = [state.updated_at for state in (*payments.values(), *invoices.values())]
+        stamps += [_updated_at(row) for row in found.deleted["Payment"]]
+        cursor = found.limit or max([s for s in (*stamps, since) if s], default=None)
+        return DocumentChanges(payments, invoices, cursor, deleted_payments=gone,
+                               complete=found.complete, full_read=found.full_read)
+
+    def _changes(self, qb, entities, since, what):
+        """_Changes: the ``entities`` objects changed at or after ``since`` (a change_cursor;
+        None: every one).
+
+        Within CDC's look-back (``since`` less than 29 days old by this server's clock: a
+        day's margin for QuickBooks' own): one GET cdc?entities=...&changedSince=..., its
+        deleted objects apart. CDC answers at most 1,000 objects in all, and Intuit does not
+        say which ones it keeps of more: at that many, the same call reads the changes by
+        the queries instead (below; what CDC said was deleted is kept, though it may not be
+        all of it) and they decide ``complete``.
+
+        Otherwise (``since`` None, older, or CDC refused it: QuickBooks' clock decides) one
+        query of payloads.changed_since per entity, oldest change first, 1,000 a page, and
+        ``full_read``: nothing deleted can be seen that way. A full page makes the call
+        incomplete; a full page all within ``since``'s second is followed by the next one
+        (STARTPOSITION 1001...) until the cursor can move on."""
         moment = cursor_moment(since)
         recent = moment is not None and moment > _utcnow() - CDC_LOOKBACK + CDC_MARGIN
+        deleted = {entity: [] for entity in entities}
         if recent:
             try:
                 answer = self._get(qb, "cdc", what, params={
-                    "entities": "Customer", "changedSince": payloads.utc_time(since)})
+                    "entities": ",".join(entities), "changedSince": payloads.utc_time(since)})
             except LedgerRejected:
-                recent = False  # QuickBooks' look-back, by its clock: the query reads
+                recent = False  # QuickBooks' look-back, by its clock: the queries read
             else:
-                rows = _cdc_rows(answer, "Customer", what)
-                if len(rows) < CDC_MAX:
-                    states = _customer_states(rows)
-                    return ContactChanges(states, latest_cursor(states, since))
-        rows, complete = self._customers_since(qb, since, what)
-        states = _customer_states(rows)
-        return ContactChanges(states, latest_cursor(states, since), complete=complete,
-                              full_read=not recent)
+                found = {entity: _cdc_rows(answer, entity, what) for entity in entities}
+                deleted = {entity: [row for row in rows if payloads.is_deleted(row)]
+                           for entity, rows in found.items()}
+                if sum(len(rows) for rows in found.values()) < CDC_MAX:
+                    return _Changes({entity: [row for row in rows if not payloads.is_deleted(
+                        row)] for entity, rows in found.items()}, deleted, True, False, None)
+        rows, limits = {}, []
+        for entity in entities:
+            rows[entity], last = self._rows_since(qb, entity, since, what)
+            if last:
+                limits.append(last)
+        return _Changes(rows, deleted, not limits, not recent, min(limits, default=None))
 
-    def _customers_since(self, qb, since, what):
-        """([customer rows], complete): the oldest PAGE changes at or after ``since`` (every
-        customer when None) by changed_customers' query; more only while a whole page is
-        within ``since``'s own second."""
+    def _rows_since(self, qb, entity, since, what):
+        """([rows], last): the oldest PAGE ``entity`` changes at or after ``since`` (every
+        one when None) by changed_since's query; more only while a whole page is within
+        ``since``'s own second. ``last``: None when that was all of them, else the last
+        change read."""
         rows, start = [], 1
         while True:
-            statement = payloads.changed_customers(since, start, PAGE)
+            statement = payloads.changed_since(entity, since, start, PAGE)
             answer = self._send(qb, "query", statement, what, content_type="application/text")
-            page = _rows(answer, "Customer", what)
+            page = _rows(answer, entity, what)
             rows.extend(page)
             if len(page) < PAGE:
-                return rows, True
+                return rows, None
             last = _updated_at(page[-1])
             if last and (since is None or last > since):
-                return rows, False
+                return rows, last
             start += PAGE
 
     # -- edits after sync -------------------------------------------------------

@@ -18,9 +18,11 @@ QuickBooks' own, and why:
 """
 
 import hashlib
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ..contacts import _MASK as TAX_MASK  # how a ledger hides a tax id: one definition
 from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
+from .base import given_id
 from .errors import cap
 
 TOTAL_DIGITS = 2
@@ -199,16 +201,28 @@ def utc_time(cursor):
     return cursor[:-1] + "+00:00" if cursor and cursor.endswith("Z") else cursor
 
 
-def changed_customers(since=None, start=1, max_results=1000):
-    """The query of the customers changed at or after ``since`` (a cursor; None: every
-    one), inactive ones included, oldest change first, ``max_results`` from ``start``
-    (1-based). ``since`` is a cursor change_cursor made, quoted all the same."""
-    where = "Active IN (true, false)"
+# what a query of changes adds for an entity: a name list answers active entries only
+# unless the query asks about Active
+CHANGED_ALSO = {"Customer": "Active IN (true, false)"}
+
+
+def changed_since(entity, since=None, start=1, max_results=1000):
+    """The query of the ``entity`` objects changed at or after ``since`` (a cursor; None:
+    every one), inactive customers included, oldest change first, ``max_results`` from
+    ``start`` (1-based). ``entity`` is our own constant; ``since`` is a cursor change_cursor
+    made, quoted all the same."""
+    conditions = [CHANGED_ALSO[entity]] if entity in CHANGED_ALSO else []
     if since:
-        where += f" AND MetaData.LastUpdatedTime >= {quote(utc_time(since))}"
-    return (f"SELECT * FROM Customer WHERE {where} "  # noqa: S608
+        conditions.append(f"MetaData.LastUpdatedTime >= {quote(utc_time(since))}")
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    return (f"SELECT * FROM {entity} {where}"  # noqa: S608
             f"ORDERBY MetaData.LastUpdatedTime STARTPOSITION {int(start)} "
             f"MAXRESULTS {int(max_results)}")
+
+
+def changed_customers(since=None, start=1, max_results=1000):
+    """The query of the customers changed at or after ``since`` (see changed_since)."""
+    return changed_since("Customer", since, start, max_results)
 
 
 def is_deleted(row):
@@ -384,10 +398,13 @@ CREDIT_LINE_DETAIL = ("ItemRef", "Qty", "UnitPrice", "TaxCodeRef", "ClassRef",
                       "ItemAccountRef", "ServiceDate")
 
 
-def is_voided(invoice):
-    """True for an invoice QuickBooks voided (it keeps it, zeroed, noted "Voided")."""
-    return (money((invoice or {}).get("TotalAmt")) == 0
-            and "void" in str((invoice or {}).get("PrivateNote") or "").lower())
+def is_voided(txn):
+    """True for an invoice or a payment QuickBooks voided: it keeps it, its amounts zeroed,
+    and injects "Voided" into its PrivateNote, before any text it had. (A memo merely
+    mentioning a void, on a zero credit application say, is not one.)"""
+    txn = txn if isinstance(txn, dict) else {}
+    return (money(txn.get("TotalAmt")) == 0
+            and str(txn.get("PrivateNote") or "").strip().lower().startswith("voided"))
 
 
 def settled(invoice):
@@ -434,6 +451,100 @@ def credit_memo_for(invoice, note=None):
         "PrivateNote": note,
         "Line": lines,
     })
+
+
+# --------------------------------------------------------------------------- read back
+CENTS = Decimal("0.01")
+
+
+def read_amount(value, what="an amount"):
+    """A QuickBooks amount read back as a Decimal to cents (``Decimal(str(value))``: a
+    float's own digits, never its binary expansion). ValueError for a missing one or one
+    that is no number: the answer is not what Intuit documents."""
+    if value is None or value == "" or isinstance(value, bool):
+        raise ValueError(f"{what} is missing")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{what} is not a number ({cap(str(value), 40)!r})") from None
+    if not number.is_finite():
+        raise ValueError(f"{what} is not a number ({cap(str(value), 40)!r})")
+    return number.quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def _ref_id(value):
+    """The id of a ReferenceType (``{"value": ..., "name": ...}``), None without one."""
+    return given_id(value.get("value")) if isinstance(value, dict) else None
+
+
+def _listed(value):
+    """The dicts of a repeated property (absent: none)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def payment_values(row):
+    """The neutral values of a customer Payment read from QuickBooks (the keyword arguments
+    of base.PaymentState but its ledger_id and updated_at).
+
+    ``allocations``: {invoice Id: Amount} of each Line linking an Invoice (lines for the same
+    invoice added up), in QuickBooks' order. A line linking a CreditMemo (or a journal entry)
+    is credit used, not an allocation: skipped, and its amount is not in TotalAmt's cash (a
+    credit application is a Payment of TotalAmt 0 whose invoice line is matched by its credit
+    memo line); ``total`` stays TotalAmt, so sum(allocations) + unapplied can exceed it then.
+    ``unapplied``: UnappliedAmt (0 when absent). ``account_id``: DepositToAccountRef (None
+    when absent: QuickBooks put it in Undeposited Funds); QuickBooks' reference names no
+    account code. ``reference``: PaymentRefNum. ``deleted``: voided (it stays, zeroed,
+    "Voided" in its memo: it pays nothing; its zeroed lines are no allocation).
+    ValueError for an answer of another shape: a missing TotalAmt, an amount that is no
+    number, a line applied to several invoices at once (it could not say how much each)."""
+    row = row if isinstance(row, dict) else {}
+    voided = is_voided(row)
+    allocations = {}
+    for line in [] if voided else _listed(row.get("Line")):
+        invoices = [given_id(t.get("TxnId")) for t in _listed(line.get("LinkedTxn"))
+                    if t.get("TxnType") == "Invoice" and given_id(t.get("TxnId"))]
+        if not invoices:
+            continue  # credit used (CreditMemo, JournalEntry): not an invoice allocation
+        if len(set(invoices)) > 1:
+            raise ValueError("a payment line is applied to several invoices at once")
+        applied = read_amount(line.get("Amount"), "a payment line's Amount")
+        allocations[invoices[0]] = allocations.get(invoices[0], Decimal("0.00")) + applied
+    unapplied = row.get("UnappliedAmt")
+    date = _read(row.get("TxnDate"))
+    return {
+        "contact_id": _ref_id(row.get("CustomerRef")),
+        "date": date[:10] if date else None,
+        "total": read_amount(row.get("TotalAmt"), "the payment's TotalAmt"),
+        "allocations": allocations,
+        "unapplied": read_amount(0 if unapplied in (None, "") else unapplied,
+                            "the payment's UnappliedAmt"),
+        "currency": _ref_id(row.get("CurrencyRef")),
+        "account_id": _ref_id(row.get("DepositToAccountRef")),
+        "account_code": None,
+        "reference": _read(row.get("PaymentRefNum")),
+        "deleted": voided,
+    }
+
+
+def invoice_values(row):
+    """The neutral values of an Invoice read from QuickBooks (the keyword arguments of
+    base.InvoiceState but its ledger_id and updated_at).
+
+    ``status``: "voided" (QuickBooks keeps it zeroed, "Voided" in its memo), "paid" (Balance
+    0 of a positive TotalAmt), else "open" (QuickBooks has no draft invoices); ``total`` and
+    ``amount_due``: TotalAmt and Balance; ``payment_ids``: the Payments its LinkedTxn lists
+    (credit applications, zero Payments, included: they are Payments to QuickBooks), in its
+    order; ``number``: DocNumber. ValueError for an answer of another shape (no TotalAmt or
+    Balance, an amount that is no number)."""
+    row = row if isinstance(row, dict) else {}
+    total = read_amount(row.get("TotalAmt"), "the invoice's TotalAmt")
+    due = read_amount(row.get("Balance"), "the invoice's Balance")
+    status = ("voided" if is_voided(row) else
+              "paid" if due == 0 and total > 0 else "open")
+    payments = [given_id(t.get("TxnId")) for t in _listed(row.get("LinkedTxn"))
+                if t.get("TxnType") == "Payment" and given_id(t.get("TxnId"))]
+    return {"status": status, "total": total, "amount_due": due,
+            "payment_ids": tuple(dict.fromkeys(payments)), "number": _read(row.get("DocNumber"))}
 
 
 # --------------------------------------------------------------------------- answers
