@@ -166,6 +166,16 @@ class BillingSyncConnection(models.Model):
         help="The ledger's time of the latest change the periodic pull brought (the next "
              "pull asks for what changed since); kept with what it brought.")
     pulled_at = fields.Datetime(string="Last pull", readonly=True, copy=False)
+    pull_documents_cursor = fields.Char(
+        string="Payments pulled up to", readonly=True, copy=False,
+        help="As 'Pulled up to', for the ledger's payments and invoices.")
+    ledger_payment_journal_id = fields.Many2one(
+        "account.journal", string="Journal for ledger payments", copy=False,
+        check_company=True, domain="[('type', 'in', ('bank', 'cash'))]",
+        help="Where a payment recorded in the ledger is booked in Odoo when the ledger "
+             "account it was paid into is mapped to no payment journal (QuickBooks' "
+             "Undeposited Funds, for one). Without it, such a payment waits in the inbox "
+             "with a message until a journal is mapped or set here.")
 
 
     # ------------------------------------------------------------------ compute

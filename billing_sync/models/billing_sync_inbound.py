@@ -1,8 +1,20 @@
 import json
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
 
 from ..services import ownership
+from ..services import payments as allocation
+
+
+class NotApplied(UserError):
+    """A ledger change Odoo cannot take as it is: the message says what a person does.
+    The inbox row waits (retried with backoff) and shows it."""
+
+
+class InFlight(Exception):
+    """A ledger payment that looks like Odoo's own, whose push has not recorded its link
+    yet: read it again shortly, rather than book it twice."""
 
 
 class BillingSyncInbound(models.AbstractModel):
@@ -117,3 +129,381 @@ class BillingSyncInbound(models.AbstractModel):
             "base_value": shown(decision.base or {}), "odoo_value": shown(decision.odoo),
             "ledger_value": shown(decision.ledger),
             "odoo_values": json.dumps(decision.odoo), "ledger_values": json.dumps(decision.ledger)})
+
+    # ------------------------------------------------------------------ payments
+    @api.model
+    def _apply_payments(self, connection, states, asked):
+        """Apply the ledger payments ``asked`` (ids) as read (``states``, {id:
+        PaymentState}; an id absent is gone from the ledger). The ledger owns what was
+        paid: a new payment becomes an Odoo payment matched with its invoices, one deleted
+        there is cancelled here, one changed there is replaced. Odoo's own payments coming
+        back (their webhook) change nothing. Returns ({ledger id: message} of those not
+        applied, [ids to read again shortly]). Each payment is applied alone: one that
+        cannot be does not hold the others."""
+        links = self._payment_links(connection, asked)
+        failures, later = {}, []
+        for ledger_id in asked:
+            state, link = states.get(ledger_id), links.get(ledger_id)
+            try:
+                with self.env.cr.savepoint():
+                    if state is None or state.deleted:
+                        if link:
+                            self._payment_removed(connection, link, ledger_id)
+                    elif link:
+                        self._payment_changed(connection, link, state)
+                    else:
+                        self._payment_received(connection, state)
+            except InFlight:
+                later.append(ledger_id)
+            except (UserError, ValidationError) as exc:
+                failures[ledger_id] = exc.args[0] if exc.args else str(exc)
+        return failures, later
+
+    @api.model
+    def _payment_links(self, connection, ids):
+        """{ledger payment id: active link} of ``ids``: a link names a payment by its
+        ledger id, or as one of its parts (an Odoo payment Xero holds as one payment per
+        invoice)."""
+        if not ids:
+            return {}
+        Link = self.env["billing_sync.link"].sudo()
+        domain = [("connection_id", "=", connection.id), ("ledger_type", "=", "payment"),
+                  ("active", "=", True)]
+        found = {link.ledger_id: link for link in Link.search(
+            domain + [("ledger_id", "in", list(ids))])}
+        rest = [i for i in ids if i not in found]
+        if rest:
+            parted = Link.search(domain + [("ledger_parts", "!=", False)] + ["|"] * (
+                len(rest) - 1) + [("ledger_parts", "ilike", f":{i}") for i in rest])
+            for link in parted:
+                for ledger_id in link._parts().values():
+                    if ledger_id in rest:
+                        found[ledger_id] = link
+        return found
+
+    @api.model
+    def _linked(self, connection, model, ledger_type, ids):
+        """{ledger id: record} of the ``model`` records linked to ``ids``."""
+        links = self.env["billing_sync.link"].sudo().search([
+            ("connection_id", "=", connection.id), ("res_model", "=", model),
+            ("ledger_type", "=", ledger_type), ("active", "=", True),
+            ("ledger_id", "in", [i for i in ids if i])])
+        records = self.env[model].sudo().browse(links.mapped("res_id")).exists()
+        return {link.ledger_id: records.browse(link.res_id) for link in links
+                if link.res_id in records.ids}
+
+    @api.model
+    def _payment_received(self, connection, state):
+        """A payment recorded in the ledger: one Odoo payment of what it pays on Odoo's
+        invoices (and of what it leaves as credit), matched so that each invoice gets
+        exactly the ledger's part."""
+        moves = self._linked(connection, "account.move", "invoice", list(state.allocations))
+        known = {iid: amount for iid, amount in state.allocations.items() if iid in moves}
+        partner = self._linked(connection, "res.partner", "contact",
+                               [state.contact_id]).get(state.contact_id)
+        if not partner and known:
+            partner = next(iter(moves.values())).commercial_partner_id
+        unapplied = allocation.money(state.unapplied or 0)
+        if not partner or (not known and not unapplied):
+            return  # a payment of nothing Odoo holds: not Odoo's business
+        ledger = connection.name
+        cash = allocation.money(state.total)
+        if cash != sum((allocation.money(a) for a in state.allocations.values()), unapplied):
+            if not cash:
+                # no money moved: QuickBooks applying a credit memo (credit notes are
+                # taken as such; until then the amount due differs, shown on the link)
+                return
+            raise NotApplied(self.env._(
+                "%(ledger)s payment %(ref)s pays its invoices partly with credit: record it "
+                "in Odoo by hand.", ledger=ledger, ref=state.reference or state.ledger_id))
+        self._check_not_ours(connection, state, partner)
+        company = connection.company_id
+        currency = company.currency_id
+        if state.currency and state.currency != currency.name:
+            currency = self.env["res.currency"].with_context(active_test=False).search(
+                [("name", "=", state.currency)], limit=1)
+            if not currency.active:
+                raise NotApplied(self.env._(
+                    "%(ledger)s payment %(ref)s is in %(currency)s, which is not active in "
+                    "Odoo: activate the currency, then retry.", ledger=ledger,
+                    ref=state.reference or state.ledger_id, currency=state.currency))
+        for iid in known:
+            if moves[iid].currency_id != currency:
+                raise NotApplied(self.env._(
+                    "%(ledger)s payment %(ref)s is in %(currency)s but pays %(invoice)s, in "
+                    "%(other)s: record it in Odoo by hand.", ledger=ledger,
+                    ref=state.reference or state.ledger_id, currency=currency.name,
+                    invoice=moves[iid].name, other=moves[iid].currency_id.name))
+        journal = self._ledger_journal(connection, state)
+        try:
+            order = allocation.matching_order(
+                known, {iid: moves[iid].amount_residual for iid in known}, unapplied)
+        except allocation.OverAllocated as exc:
+            raise NotApplied(self.env._(
+                "%(ledger)s applies %(applied)s of payment %(ref)s to %(invoice)s, but Odoo "
+                "has only %(open)s open on it (a payment recorded in Odoo and not in "
+                "%(ledger)s?): match them by hand, then retry.", ledger=ledger,
+                applied=exc.applied, ref=state.reference or state.ledger_id,
+                invoice=moves[exc.key].name, open=exc.open_amount)) from None
+        except allocation.InexactAllocation:
+            raise NotApplied(self.env._(
+                "%(ledger)s payment %(ref)s pays part of several invoices (or leaves credit "
+                "while paying part of one): one Odoo payment cannot split it the same way. "
+                "Record it in Odoo by hand.", ledger=ledger,
+                ref=state.reference or state.ledger_id)) from None
+        amount = sum((allocation.money(a) for a in known.values()), unapplied)
+        payment = self.env["account.payment"].sudo().with_context(
+            billing_sync_no_push=True).create({
+                "payment_type": "inbound", "partner_type": "customer",
+                "partner_id": partner.id, "amount": float(amount),
+                "currency_id": currency.id, "date": state.date or fields.Date.today(),
+                "journal_id": journal.id, "company_id": company.id,
+                "memo": state.reference or self.env._("%s payment", ledger),
+                "invoice_ids": [fields.Command.set([moves[i].id for i in order])]})
+        payment.action_post()
+        self._match(payment, [moves[i] for i in order])
+        push = self.env["billing_sync.push"].sudo()
+        applied = {move: allocation.money(amount)
+                   for move, amount, _rate in push._payment_applications(payment)}
+        for iid in order:
+            if applied.get(moves[iid], 0) != allocation.money(known[iid]):
+                raise NotApplied(self.env._(
+                    "%(ledger)s payment %(ref)s applies %(amount)s to %(invoice)s, which Odoo "
+                    "could not match exactly: record it in Odoo by hand.", ledger=ledger,
+                    ref=state.reference or state.ledger_id, amount=known[iid],
+                    invoice=moves[iid].name))
+        self.env["billing_sync.link"].sudo()._record(
+            connection, payment, state.ledger_id, ledger_type="payment",
+            number=state.reference, values={"synced_values": _payment_snapshot(state)})
+        left_out = [iid for iid in state.allocations if iid not in moves]
+        body = self.env._("Recorded in %(ledger)s (%(date)s): %(amount)s %(currency)s.",
+                          ledger=ledger, date=state.date, amount=amount,
+                          currency=currency.name)
+        if left_out:
+            body += " " + self.env._("It also pays %(count)s invoice(s) Odoo does not hold; "
+                                     "that part is not in this payment.", count=len(left_out))
+        payment.message_post(body=body)
+        for iid in order:
+            moves[iid].message_post(body=self.env._(
+                "Paid in %(ledger)s: %(amount)s (%(payment)s).", ledger=ledger,
+                amount=known[iid], payment=payment.name))
+
+    @api.model
+    def _check_not_ours(self, connection, state, partner):
+        """InFlight when ``state`` looks like an Odoo payment whose push is under way (the
+        ledger's webhook can come before the push saved its link): same reference as the
+        name of a customer payment of Odoo not linked yet."""
+        if not state.reference:
+            return
+        ours = self.env["account.payment"].sudo().search([
+            ("company_id", "=", connection.company_id.id), ("name", "=", state.reference),
+            ("partner_id.commercial_partner_id", "=", partner.commercial_partner_id.id),
+            ("payment_type", "=", "inbound"), ("state", "not in", ("draft", "canceled"))],
+            limit=1)
+        if ours and not self.env["billing_sync.link"].sudo()._of(connection, ours):
+            raise InFlight(state.ledger_id)
+
+    @api.model
+    def _match(self, payment, moves):
+        """Match ``payment`` with ``moves`` one after the other (Odoo gives each the smaller
+        of what both have open: services/payments.py chose the order)."""
+        push = self.env["billing_sync.push"].sudo()
+        for move in moves:
+            lines = push._receivable_lines(payment.move_id).filtered(lambda ln: not ln.reconciled)
+            if not lines:
+                break
+            invoice_lines = push._receivable_lines(move).filtered(
+                lambda ln, acc=lines.account_id: ln.account_id == acc and not ln.reconciled)
+            (lines + invoice_lines).reconcile()
+
+    @api.model
+    def _ledger_journal(self, connection, state):
+        """The Odoo journal of the ledger account ``state`` was paid into: the one mapped
+        to it, else the connection's journal for ledger payments."""
+        if state.account_id or state.account_code:
+            ref = ["|", ("bank_account_id.ledger_id", "=", state.account_id or "-"),
+                   ("bank_account_id.code", "=", state.account_code or "-")]
+            mapping = self.env["billing_sync.mapping"].sudo().search([
+                ("connection_id", "=", connection.id), ("kind", "=", "journal"),
+                ("active", "=", True)] + ref, limit=1)
+            if mapping.journal_id:
+                return mapping.journal_id
+        if connection.ledger_payment_journal_id:
+            return connection.ledger_payment_journal_id
+        raise NotApplied(self.env._(
+            "%(ledger)s payment %(ref)s was paid into %(account)s, which no Odoo payment "
+            "journal is mapped to: map a journal to it (Mappings) or set the journal for "
+            "ledger payments on the connection, then retry.", ledger=connection.name,
+            ref=state.reference or state.ledger_id,
+            account=state.account_code or state.account_id or self.env._(
+                "an account the ledger does not name (QuickBooks: Undeposited Funds)")))
+
+    @api.model
+    def _payment_changed(self, connection, link, state):
+        """A payment the ledger holds changed there. One Odoo took from the ledger is
+        replaced when what it pays changed; Odoo's own (sent from here) is Odoo's record of
+        the payment: left as it is."""
+        before = json.loads(link.synced_values) if link.synced_values else None
+        if not before or "allocations" not in before or before == json.loads(
+                _payment_snapshot(state)):
+            return
+        self._payment_removed(connection, link, state.ledger_id, changed=True)
+        self._payment_received(connection, state)
+
+    @api.model
+    def _payment_removed(self, connection, link, ledger_id, changed=False):
+        """The ledger deleted (or voided) payment ``ledger_id``: the Odoo payment is
+        unmatched and cancelled, as nothing was paid; its link is kept as history. Where
+        Xero held an Odoo payment as one payment per invoice and only one of them went,
+        only that invoice is unmatched."""
+        payment = self.env["account.payment"].sudo().browse(link.res_id).exists()
+        ledger = connection.name
+        parts = link._parts()
+        if payment and len(parts) > 1 and ledger_id in parts.values():
+            invoice_id = next(k for k, v in parts.items() if v == ledger_id)
+            move = self._linked(connection, "account.move", "invoice",
+                                [invoice_id]).get(invoice_id)
+            if move:
+                partials = (payment.move_id.line_ids.matched_debit_ids
+                            | payment.move_id.line_ids.matched_credit_ids).filtered(
+                    lambda p: move in (p.debit_move_id.move_id | p.credit_move_id.move_id))
+                partials.with_context(billing_sync_no_push=True).unlink()
+                move.message_post(body=self.env._(
+                    "%(ledger)s no longer applies %(payment)s to this invoice: unmatched.",
+                    ledger=ledger, payment=payment.name))
+            del parts[invoice_id]
+            link.write({"ledger_parts": ",".join(f"{k}:{v}" for k, v in parts.items()),
+                        "ledger_id": next(iter(parts.values()))})
+            return
+        if payment and payment.state != "canceled":
+            invoices = payment.reconciled_invoice_ids | payment.invoice_ids
+            quiet = payment.with_context(billing_sync_no_push=True)
+            quiet.action_draft()
+            quiet.action_cancel()
+            text = (self.env._("Changed in %(ledger)s: cancelled here and recorded again as "
+                               "it is now.", ledger=ledger) if changed else
+                    self.env._("Deleted in %(ledger)s: cancelled here, nothing is paid by it "
+                               "any more.", ledger=ledger))
+            payment.message_post(body=text)
+            for move in invoices.filtered(lambda m: m.move_type == "out_invoice"):
+                move.message_post(body=self.env._(
+                    "%(ledger)s no longer holds %(payment)s: it was cancelled here.",
+                    ledger=ledger, payment=payment.name))
+        link.write({"active": False})
+
+    # ------------------------------------------------------------------ invoices
+    @api.model
+    def _apply_invoices(self, connection, states, read_payments):
+        """Apply ledger invoices as read (``states``, {id: InvoiceState}): the payments
+        they list that Odoo does not hold are read (``read_payments(ids)``: one request
+        for all) and taken; Odoo's that they no longer list are read again and removed or
+        replaced; a void cancels the Odoo invoice (or reverses it, where its period is
+        locked). Returns (failures, later) as _apply_payments, by invoice id."""
+        moves = self._linked(connection, "account.move", "invoice", list(states))
+        asked, by_invoice = [], {}
+        for iid, state in states.items():
+            move = moves.get(iid)
+            if not move:
+                continue
+            listed = set(state.payment_ids)
+            held = self._payment_links(connection, list(listed))
+            odoo = self._invoice_payment_ids(connection, move, iid)
+            mine = [p for p in state.payment_ids if p not in held] + sorted(odoo - listed)
+            by_invoice[iid] = mine
+            asked += [p for p in mine if p not in asked]
+        payment_states = read_payments(asked) if asked else {}
+        failed, later = self._apply_payments(connection, payment_states, asked)
+        failures = {}
+        for iid, mine in by_invoice.items():
+            wrong = [failed[p] for p in mine if p in failed]
+            if wrong:
+                failures[iid] = "\n".join(wrong)
+            elif states[iid].status in ("voided", "deleted"):
+                try:
+                    with self.env.cr.savepoint():
+                        self._invoice_voided(connection, moves[iid], states[iid])
+                except (UserError, ValidationError) as exc:
+                    failures[iid] = exc.args[0] if exc.args else str(exc)
+            else:
+                self._check_amount_due(connection, moves[iid], states[iid])
+        return failures, [iid for iid, mine in by_invoice.items()
+                          if any(p in later for p in mine)]
+
+    @api.model
+    def _invoice_payment_ids(self, connection, move, invoice_id):
+        """The ledger ids of the payments Odoo holds on ``move`` (the one ``invoice_id``
+        names) through links: a part for that invoice, else the whole."""
+        payments = move._get_reconciled_payments()
+        links = self.env["billing_sync.link"].sudo().search([
+            ("connection_id", "=", connection.id), ("res_model", "=", "account.payment"),
+            ("res_id", "in", payments.ids), ("active", "=", True)])
+        ids = set()
+        for link in links:
+            parts = link._parts()
+            ids.add(parts.get(invoice_id) or (link.ledger_id if not parts else None))
+        ids.discard(None)
+        return ids
+
+    @api.model
+    def _invoice_voided(self, connection, move, state):
+        """The ledger voided (or deleted) the invoice: cancelled in Odoo, or, where its
+        period is locked, reversed by a credit note matched with it."""
+        if move.state != "posted":
+            return
+        ledger = connection.name
+        quiet = move.with_context(billing_sync_no_push=True)
+        if move._get_reconciled_payments():
+            raise NotApplied(self.env._(
+                "%(ledger)s voided %(invoice)s, but Odoo still has payments matched with it "
+                "that %(ledger)s does not: unmatch or cancel them, then retry.",
+                ledger=ledger, invoice=move.name))
+        try:
+            with self.env.cr.savepoint():
+                quiet.button_draft()
+                quiet.button_cancel()
+                text = self.env._("Voided in %(ledger)s: cancelled here.", ledger=ledger)
+        except UserError:
+            # a locked period: the accounting is kept, a credit note takes it back
+            # dated at the first day the lock leaves open, as Odoo dates such reversals
+            reversal = quiet._reverse_moves([{
+                "ref": self.env._("Voided in %(ledger)s", ledger=ledger),
+                "date": move._get_accounting_date(fields.Date.context_today(self),
+                                                  move._affect_tax_report())}], cancel=True)
+            text = self.env._("Voided in %(ledger)s: its period is locked, so it was "
+                              "reversed by %(credit)s.", ledger=ledger, credit=reversal.name)
+        self.env["billing_sync.link"].sudo()._of(connection, move).write({"active": False})
+        move.message_post(body=text)
+
+    @api.model
+    def _check_amount_due(self, connection, move, state):
+        """The ledger's amount due against Odoo's, once the ledger's payments are taken: a
+        difference is shown on the invoice's link (unless Odoo still has something on its
+        way to the ledger, which will settle it)."""
+        link = self.env["billing_sync.link"].sudo()._of(connection, move)
+        due = allocation.money(state.amount_due)
+        odoo = allocation.money(move.amount_residual)
+        values = {"ledger_amount_due": float(due)}
+        pending = self.env["billing_sync.job"].sudo().search_count([
+            ("state", "in", ("pending", "started", "blocked")), "|", "&",
+            ("res_model", "=", "account.move"), ("res_id", "=", move.id), "&",
+            ("res_model", "=", "account.payment"),
+            ("res_id", "in", move._get_reconciled_payments().ids)])
+        prefix = self.env._("Amount due")
+        if due != odoo and not pending:
+            values.update(sync_state="mismatch", mismatch=self.env._(
+                "%(prefix)s: %(ledger)s %(due)s, Odoo %(odoo)s", prefix=prefix,
+                ledger=connection.name, due=due, odoo=odoo))
+        elif due == odoo and link.sync_state == "mismatch" and (
+                link.mismatch or "").startswith(prefix):
+            values.update(sync_state="synced", mismatch=False)
+        link.write(values)
+
+
+def _payment_snapshot(state):
+    """What the ledger said of a payment Odoo took from it (JSON): a later read that says
+    otherwise is a change."""
+    return json.dumps({
+        "total": str(allocation.money(state.total)), "date": state.date,
+        "unapplied": str(allocation.money(state.unapplied or 0)),
+        "allocations": {k: str(allocation.money(v)) for k, v in state.allocations.items()},
+        "account": state.account_id or state.account_code}, sort_keys=True)

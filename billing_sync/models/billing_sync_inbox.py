@@ -15,7 +15,12 @@ from .billing_sync_job import _pacer
 _logger = logging.getLogger(__name__)
 
 # the kinds the worker applies so far; the others wait in the inbox
-APPLIED_KINDS = ("contact",)
+APPLIED_KINDS = ("contact", "invoice", "payment")
+# how each kind is read back from the ledger (LedgerAdapter)
+READERS = {"contact": "read_contacts", "invoice": "read_invoices",
+           "payment": "read_payments"}
+# seconds before a payment that looks like Odoo's own push in flight is read again
+IN_FLIGHT_WAIT = 30
 # objects read back in one go (one request for Xero, QuickBooks, up to 50 ids)
 READ_MAX = 50
 # seconds of one cron call; Odoo calls it again at once while work is due
@@ -166,14 +171,30 @@ class BillingSyncInbox(models.Model):
         return self.browse(ids)
 
     def _apply(self):
-        """Read the objects of these rows (one connection, one kind) and apply them."""
+        """Read the objects of these rows (one connection, one kind) and apply them: every
+        request through the shared budget; a refusal of the whole read puts the rows off;
+        what cannot be applied fails on its own row, with the reason, the rest is done."""
         connection = self.connection_id
+        kind = self[:1].kind
         ids = sorted(set(self.mapped("ledger_id")))
+        inbound = self.env["billing_sync.inbound"]
         try:
             adapter = connection._adapter()
-            states = paced(_pacer(connection), adapter, adapter.read_contacts,
-                           connection._access_token(), connection.org_id, ids,
-                           batch=False)
+            token = connection._access_token()
+
+            def read(what, wanted):
+                return paced(_pacer(connection), adapter, getattr(adapter, what), token,
+                             connection.org_id, wanted, batch=False)
+
+            states = read(READERS[kind], ids)
+            if kind == "contact":
+                inbound._apply_contacts(connection, states)
+                failures, later = {}, []
+            elif kind == "payment":
+                failures, later = inbound._apply_payments(connection, states, ids)
+            else:
+                failures, later = inbound._apply_invoices(
+                    connection, states, lambda wanted: read("read_payments", wanted))
         except BudgetExhausted as exc:
             self._put_off(exc.wait)
             return
@@ -188,8 +209,17 @@ class BillingSyncInbox(models.Model):
         except (LedgerError, UserError) as exc:
             self._failed(str(exc))
             return
-        self.env["billing_sync.inbound"]._apply_contacts(connection, states)
-        self.write({"state": "done", "applied_at": fields.Datetime.now(), "last_error": False})
+        waiting = self.filtered(lambda r: r.ledger_id in later)
+        if waiting:
+            waiting._put_off(IN_FLIGHT_WAIT)
+        for ledger_id, reason in failures.items():
+            rows = self.filtered(lambda r, i=ledger_id: r.ledger_id == i)
+            if not any(rows.mapped("attempts")):
+                # the first time: where the administrator looks (then the inbox row)
+                connection._note(body=reason)
+            rows._failed(reason)
+        (self - waiting).filtered(lambda r: r.ledger_id not in failures).write({
+            "state": "done", "applied_at": fields.Datetime.now(), "last_error": False})
 
     # ------------------------------------------------------------------ the pull
     @api.model
@@ -218,12 +248,31 @@ class BillingSyncInbox(models.Model):
 
     @api.model
     def _pull(self, connection):
-        """One bounded pull of ``connection``'s changed clients; whether it caught up."""
+        """One bounded pull of ``connection``'s changed clients, then of its payments and
+        invoices; whether both caught up."""
+        contacts = self._pull_step(connection, "changed_contacts", connection.pull_cursor,
+                                   self._pulled_contacts)
+        documents = self._pull_step(
+            connection, "changed_documents", connection.pull_documents_cursor or
+            # nothing of the ledger's before the connection concerns what Odoo sent it
+            connection.create_date.strftime("%Y-%m-%dT%H:%M:%SZ"), self._pulled_documents)
+        return contacts and documents
+
+    @api.model
+    def _pull_step(self, connection, method, cursor, apply):
         try:
             adapter = connection._adapter()
-            changes = paced(_pacer(connection), adapter, adapter.changed_contacts,
-                            connection._access_token(), connection.org_id,
-                            connection.pull_cursor or None, batch=False)
+            token = connection._access_token()
+            changes = paced(_pacer(connection), adapter, getattr(adapter, method), token,
+                            connection.org_id, cursor or None, batch=False)
+            if changes.full_read and cursor:  # a first pull reads it all anyway
+                connection._note(body=self.env._(
+                    "The last pull was too long ago for %(ledger)s to list its changes (it "
+                    "keeps 30 days of them): everything was read again instead.",
+                    ledger=connection.name))
+            apply(connection, changes, lambda wanted: paced(
+                _pacer(connection), adapter, adapter.read_payments, token, connection.org_id,
+                wanted, batch=False))
         except BudgetExhausted:
             return True  # the next run
         except AuthorizationRevoked as exc:
@@ -233,11 +282,10 @@ class BillingSyncInbox(models.Model):
             _logger.warning("billing_sync: pulling connection %s failed: %s", connection.id,
                             exc)
             return True
-        if changes.full_read and connection.pull_cursor:  # a first pull reads it all anyway
-            connection._note(body=self.env._(
-                "The last pull was too long ago for %(ledger)s to list its changes (it keeps "
-                "30 days of them): every client was read again instead.",
-                ledger=connection.name))
+        return changes.complete
+
+    @api.model
+    def _pulled_contacts(self, connection, changes, _read_payments):
         states = changes.states
         self._receive(connection, [
             WebhookEvent(connection.org_id, "contact", ledger_id, "update",
@@ -245,7 +293,33 @@ class BillingSyncInbox(models.Model):
             for ledger_id, state in states.items()], source="pull", state="done")
         self.env["billing_sync.inbound"]._apply_contacts(connection, states)
         connection.write({"pull_cursor": changes.cursor, "pulled_at": fields.Datetime.now()})
-        return changes.complete
+
+    @api.model
+    def _pulled_documents(self, connection, changes, read_payments):
+        """Apply what a pull listed: payments first (new, changed, deleted), then invoices
+        (voids, and any payment of theirs the pull did not list). What could not be
+        applied is kept as a row to read again, with the others kept as done."""
+        inbound = self.env["billing_sync.inbound"]
+        deleted = [i for i in changes.deleted_payments if i not in changes.payments]
+        asked = list(changes.payments) + deleted
+        failed, later = inbound._apply_payments(connection, changes.payments, asked)
+        failed_invoices, later_invoices = inbound._apply_invoices(
+            connection, changes.invoices, read_payments)
+        events = []
+        for kind, states, failures, waiting in (
+                ("payment", {**changes.payments, **dict.fromkeys(deleted)}, failed, later),
+                ("invoice", changes.invoices, failed_invoices, later_invoices)):
+            for ledger_id, state in states.items():
+                stamp = state.updated_at if state else "deleted"
+                events.append((WebhookEvent(
+                    connection.org_id, kind, ledger_id, "delete" if state is None else "update",
+                    digest_id("pull", kind, ledger_id, stamp), state and state.updated_at),
+                    ledger_id in failures or ledger_id in waiting))
+        self._receive(connection, [e for e, retry in events if not retry], source="pull",
+                      state="done")
+        self._receive(connection, [e for e, retry in events if retry], source="pull")
+        connection.write({"pull_documents_cursor": changes.cursor,
+                          "pulled_at": fields.Datetime.now()})
 
     def _put_off(self, seconds, values=None):
         """Due again in ``seconds``, when the worker is asked to run (a webhook may never

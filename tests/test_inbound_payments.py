@@ -1,0 +1,326 @@
+"""Inbound sync of payments and voids (issue 18): what a bookkeeper records in the ledger
+(a bank transfer, part of one, one payment for several invoices, an overpayment, a deletion,
+a void) becomes the Odoo document, matched so that Odoo's amount due equals the ledger's,
+through the webhook's hint or the pull alone, and nothing of it is sent back."""
+
+import datetime
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+
+from odoo.addons.billing_sync.services.webhooks import WebhookEvent
+
+from .test_outbound import OutboundMixin
+
+PROVIDERS = ("xero", "qbo")
+
+
+@tagged("post_install", "-at_install")
+class TestInboundPayments(OutboundMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
+    # ------------------------------------------------------------------ helpers
+    def sent_invoice(self, provider, name, quantity=2, connection=None, date=None):
+        connection = connection or self.connected(provider)
+        partner = self.partner(name)
+        move = self.invoice(partner, quantity=quantity, post=not date)
+        if date:
+            move.invoice_date = date
+            move.action_post()
+        self.run_worker()
+        link = self.env["billing_sync.link"]._of(connection, move)
+        self.assertTrue(link, self.jobs(move).mapped("last_error"))
+        if provider == "qbo":
+            # QuickBooks puts a payment without a deposit account in Undeposited Funds
+            connection.ledger_payment_journal_id = self.bank_journal
+        return connection, move, link
+
+    def ledger_pays(self, provider, link, amount=None):
+        if provider == "xero":
+            return self.xero.apply_payment(link.ledger_id, amount=amount)["PaymentID"]
+        return self.qbo.apply_payment(link.ledger_id, amount=amount)["Id"]
+
+    def ledger_deletes(self, provider, payment_id):
+        if provider == "xero":
+            self.xero.delete_payment(payment_id)
+        else:
+            self.qbo.delete_payment(payment_id)
+
+    def announce(self, connection, kind, ledger_id, event_id, change="update"):
+        """What the ledger's webhook says (the endpoint's own tests: test_webhooks)."""
+        kept, _repeated, _unknown = self.env["billing_sync.inbox"]._receive(
+            connection, [WebhookEvent(connection.org_id, kind, ledger_id, change, event_id)])
+        self.assertEqual(kept, 1)
+
+    def announce_payment(self, provider, connection, invoice_link, payment_id, event_id,
+                         change="create"):
+        """Xero tells of a payment through its invoice (it has no payment events);
+        QuickBooks through the payment."""
+        if provider == "xero":
+            self.announce(connection, "invoice", invoice_link.ledger_id, event_id)
+        else:
+            self.announce(connection, "payment", payment_id, event_id, change)
+
+    def apply(self):
+        self.env["billing_sync.inbox"]._cron_apply()
+
+    def row(self, event_id):
+        return self.env["billing_sync.inbox"].search([("event_id", "=", event_id)])
+
+    def ledger_payments(self, connection, move):
+        return move._get_reconciled_payments().filtered(
+            lambda p: self.env["billing_sync.link"]._of(connection, p))
+
+    def ledger_due(self, provider, link):
+        if provider == "xero":
+            return float(self.xero.ledger().invoices[link.ledger_id]["AmountDue"])
+        return float(self.qbo.realms[self.qbo_realm()].get("Invoice", link.ledger_id)["Balance"])
+
+    def assertSaid(self, record, text):
+        bodies = record.message_ids.mapped("body")
+        self.assertTrue(any(text in (body or "") for body in bodies), (text, bodies))
+
+    def assertNothingSent(self, *records):
+        for record in records:
+            self.assertFalse(self.jobs(record).filtered(lambda j: j.state == "pending"),
+                             f"{record.display_name}: nothing goes back to the ledger")
+
+    # ------------------------------------------------------------------ tests
+    def test_a_bank_transfer_in_the_ledger_pays_the_odoo_invoice(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Payer {provider} Ltd")
+                payment_id = self.ledger_pays(provider, link)
+                self.announce_payment(provider, connection, link, payment_id, f"pay-{provider}")
+                before = self.request_count(provider)
+                self.apply()
+                self.assertEqual(self.row(f"pay-{provider}").state, "done",
+                                 self.row(f"pay-{provider}").last_error)
+                # Xero: the invoice, then the payment it lists; QuickBooks: the payment
+                self.assertEqual(self.request_count(provider) - before,
+                                 2 if provider == "xero" else 1, "reads only")
+                self.assertEqual(move.payment_state, "in_payment" if move._get_reconciled_payments()
+                                 .state == "in_process" else "paid")
+                payment = self.ledger_payments(connection, move)
+                self.assertEqual(len(payment), 1)
+                self.assertEqual(payment.journal_id, self.bank_journal)
+                self.assertAlmostEqual(payment.amount, move.amount_total, places=2)
+                self.assertEqual(payment.partner_id, move.partner_id)
+                self.assertEqual(move.amount_residual, 0)
+                self.assertEqual(payment.billing_sync_status, "synced")
+                self.assertNothingSent(payment, move)
+                self.assertSaid(move, "Paid in")
+                # the same payment announced again (a repeat, a later invoice event) books
+                # nothing twice
+                self.announce_payment(provider, connection, link, payment_id,
+                                      f"pay-{provider}-again", change="update")
+                self.apply()
+                self.assertEqual(self.ledger_payments(connection, move), payment)
+
+    def test_part_payments_leave_the_same_amount_due_on_both_sides(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Partial {provider}")
+                first = self.ledger_pays(provider, link, amount=300)
+                self.announce_payment(provider, connection, link, first, f"part1-{provider}")
+                self.apply()
+                self.assertEqual(move.payment_state, "partial")
+                self.assertAlmostEqual(move.amount_residual, move.amount_total - 300, places=2)
+                second = self.ledger_pays(provider, link, amount=200.55)
+                self.announce_payment(provider, connection, link, second, f"part2-{provider}")
+                self.apply()
+                self.assertEqual(len(self.ledger_payments(connection, move)), 2)
+                self.assertAlmostEqual(move.amount_residual, self.ledger_due(provider, link),
+                                       places=2)
+                self.assertAlmostEqual(move.amount_residual, move.amount_total - 500.55,
+                                       places=2)
+                if provider == "xero":
+                    # the invoice's link carries the ledger's amount due, equal to Odoo's
+                    self.assertEqual(link.sync_state, "synced", link.mismatch)
+                    self.assertAlmostEqual(link.ledger_amount_due, move.amount_residual, 2)
+
+    def test_a_payment_deleted_in_the_ledger_is_cancelled_in_odoo(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Deleted {provider}")
+                payment_id = self.ledger_pays(provider, link)
+                self.announce_payment(provider, connection, link, payment_id, f"d1-{provider}")
+                self.apply()
+                payment = self.ledger_payments(connection, move)
+                self.assertTrue(payment)
+                self.ledger_deletes(provider, payment_id)
+                self.announce_payment(provider, connection, link, payment_id, f"d2-{provider}",
+                                      change="delete")
+                self.apply()
+                self.assertEqual(self.row(f"d2-{provider}").state, "done",
+                                 self.row(f"d2-{provider}").last_error)
+                self.assertEqual(payment.state, "canceled")
+                self.assertEqual(move.payment_state, "not_paid")
+                self.assertEqual(move.amount_residual, move.amount_total)
+                self.assertFalse(self.env["billing_sync.link"]._of(connection, payment),
+                                 "the link is history")
+                self.assertFalse(self.jobs(payment).filtered(
+                    lambda j: j.state in ("pending", "blocked")),
+                    "nothing is removed from the ledger again")
+
+    def test_odoo_payments_coming_back_from_the_ledger_change_nothing(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Echo {provider}")
+                payment = self.env["account.payment.register"].with_context(
+                    active_model="account.move", active_ids=move.ids).create({
+                        "amount": 400, "journal_id": self.bank_journal.id})._create_payments()
+                self.run_worker()
+                paid = self.env["billing_sync.link"]._of(connection, payment)
+                self.assertTrue(paid, self.jobs(payment).mapped("last_error"))
+                self.announce_payment(provider, connection, link, paid.ledger_id,
+                                      f"echo-{provider}")
+                self.apply()
+                self.assertEqual(self.row(f"echo-{provider}").state, "done")
+                self.assertEqual(move._get_reconciled_payments(), payment, "nothing twice")
+                self.assertEqual(payment.state, "in_process")
+                self.assertAlmostEqual(move.amount_residual, move.amount_total - 400, places=2)
+
+    def test_a_payment_into_an_unmapped_account_waits_with_what_to_do(self):
+        connection, move, link = self.sent_invoice("qbo", "Unmapped deposit")
+        connection.ledger_payment_journal_id = False
+        payment_id = self.ledger_pays("qbo", link)
+        self.announce(connection, "payment", payment_id, "unmapped")
+        self.apply()
+        row = self.row("unmapped")
+        self.assertEqual(row.state, "pending", "retried later, not lost")
+        self.assertIn("no Odoo payment journal is mapped", row.last_error)
+        self.assertIn("Undeposited Funds", row.last_error)
+        self.assertSaid(connection, "no Odoo payment journal")
+        self.assertEqual(move.payment_state, "not_paid")
+        # the administrator sets the journal; the retry books it
+        connection.ledger_payment_journal_id = self.bank_journal
+        row.sudo().write({"next_attempt_at": fields.Datetime.now()})
+        self.apply()
+        self.assertEqual(row.state, "done", row.last_error)
+        self.assertEqual(move.amount_residual, 0)
+
+    def test_a_void_in_the_ledger_cancels_the_odoo_invoice(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Voided {provider}")
+                if provider == "xero":
+                    self.xero.void_invoice(link.ledger_id)
+                else:
+                    self.qbo.void_invoice(link.ledger_id)
+                self.announce(connection, "invoice", link.ledger_id, f"void-{provider}",
+                              change="void")
+                self.apply()
+                self.assertEqual(self.row(f"void-{provider}").state, "done",
+                                 self.row(f"void-{provider}").last_error)
+                self.assertEqual(move.state, "cancel")
+                self.assertSaid(move, "Voided in")
+                self.assertNothingSent(move)
+                self.assertFalse(self.jobs(move).filtered(lambda j: j.kind == "void_invoice"),
+                                 "the void is not sent back")
+
+    def test_a_void_in_a_locked_period_reverses_the_invoice(self):
+        today = fields.Date.today()
+        connection, move, link = self.sent_invoice(
+            "xero", "Locked void", date=today - datetime.timedelta(days=40))
+        self.env.company.sudo().fiscalyear_lock_date = today - datetime.timedelta(days=10)
+        self.xero.void_invoice(link.ledger_id)
+        self.announce(connection, "invoice", link.ledger_id, "void-locked", change="void")
+        self.apply()
+        self.assertEqual(self.row("void-locked").state, "done", self.row("void-locked").last_error)
+        self.assertEqual(move.state, "posted")
+        self.assertEqual(move.payment_state, "reversed")
+        self.assertSaid(move, "reversed by")
+        credit = move.reversal_move_ids
+        self.assertEqual(credit.state, "posted")
+        self.assertGreater(credit.date, self.env.company.fiscalyear_lock_date)
+        self.assertNothingSent(credit)
+
+    def test_one_quickbooks_payment_for_two_invoices_and_an_overpayment(self):
+        connection, first, link1 = self.sent_invoice("qbo", "Two invoices Ltd")
+        second = self.invoice(first.partner_id, quantity=1)
+        self.run_worker()
+        link2 = self.env["billing_sync.link"]._of(connection, second)
+        customer = self.env["billing_sync.link"]._of(connection, first.partner_id)
+        answer = self.qbo.receive_payment(
+            customer.ledger_id, lines={link1.ledger_id: first.amount_total,
+                                       link2.ledger_id: second.amount_total},
+            unapplied=50)
+        self.announce(connection, "payment", answer["Id"], "two-invoices", change="create")
+        self.apply()
+        self.assertEqual(self.row("two-invoices").state, "done",
+                         self.row("two-invoices").last_error)
+        payment = first._get_reconciled_payments()
+        self.assertEqual(payment, second._get_reconciled_payments(), "one Odoo payment")
+        self.assertAlmostEqual(payment.amount, first.amount_total + second.amount_total + 50, 2)
+        self.assertEqual((first.amount_residual, second.amount_residual), (0, 0))
+        # the 50 left over is the client's credit, outstanding on its account
+        credit = self.env["account.move.line"].search([
+            ("move_id", "=", payment.move_id.id), ("reconciled", "=", False),
+            ("account_id.account_type", "=", "asset_receivable")])
+        self.assertAlmostEqual(-credit.amount_residual, 50, places=2)
+
+    def test_a_part_split_one_payment_cannot_match_is_refused_visibly(self):
+        connection, first, link1 = self.sent_invoice("qbo", "Split Ltd")
+        second = self.invoice(first.partner_id, quantity=1)
+        self.run_worker()
+        link2 = self.env["billing_sync.link"]._of(connection, second)
+        customer = self.env["billing_sync.link"]._of(connection, first.partner_id)
+        answer = self.qbo.receive_payment(
+            customer.ledger_id, lines={link1.ledger_id: 100, link2.ledger_id: 100})
+        self.announce(connection, "payment", answer["Id"], "split", change="create")
+        self.apply()
+        row = self.row("split")
+        self.assertIn("pays part of several invoices", row.last_error)
+        self.assertEqual((first.payment_state, second.payment_state), ("not_paid", "not_paid"),
+                         "nothing half booked")
+        self.assertFalse(self.env["account.payment"].search(
+            [("partner_id", "=", first.partner_id.id)]))
+
+    def test_a_lost_webhook_is_caught_by_the_pull(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Pulled {provider}")
+                self.env["billing_sync.inbox"]._pull(connection)  # up to now
+                payment_id = self.ledger_pays(provider, link, amount=250)
+                other, voided_link = self.sent_invoice(provider, f"Pulled void {provider}",
+                                                       connection=connection)[1:]
+                if provider == "xero":
+                    self.xero.void_invoice(voided_link.ledger_id)
+                else:
+                    self.qbo.void_invoice(voided_link.ledger_id)
+                self.env["billing_sync.inbox"]._pull(connection)
+                self.assertAlmostEqual(move.amount_residual, move.amount_total - 250, 2)
+                self.assertEqual(other.state, "cancel")
+                rows = self.env["billing_sync.inbox"].search(
+                    [("connection_id", "=", connection.id), ("source", "=", "pull"),
+                     ("kind", "=", "payment")])
+                self.assertIn(payment_id, rows.mapped("ledger_id"))
+                # deleted in the ledger, and the webhook lost too
+                self.ledger_deletes(provider, payment_id)
+                self.env["billing_sync.inbox"]._pull(connection)
+                self.assertEqual(move.amount_residual, move.amount_total)
+                # a pull again finds nothing new and books nothing twice
+                self.env["billing_sync.inbox"]._pull(connection)
+                self.assertFalse(move._get_reconciled_payments())
+
+    def test_a_quickbooks_credit_application_is_no_cash_payment(self):
+        """QuickBooks applies a credit memo with a payment of zero: no money moved, so no
+        Odoo payment; the amount due that now differs shows on the invoice's link."""
+        connection, move, link = self.sent_invoice("qbo", "Credited Ltd")
+        answer = self.qbo.issue_credit_note(link.ledger_id, amount=100)
+        self.announce(connection, "payment", answer["Payment"]["Id"], "credit-applied",
+                      change="create")
+        self.apply()
+        self.assertEqual(self.row("credit-applied").state, "done",
+                         self.row("credit-applied").last_error)
+        self.assertFalse(move._get_reconciled_payments())
+        self.announce(connection, "invoice", link.ledger_id, "credited-invoice")
+        self.apply()
+        self.assertEqual(self.row("credited-invoice").state, "done")
+        self.assertFalse(move._get_reconciled_payments(), "nothing booked from the invoice")
+        self.assertEqual(link.sync_state, "mismatch")
+        self.assertIn("Amount due", link.mismatch)
