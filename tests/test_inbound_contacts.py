@@ -20,8 +20,8 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         super().setUpClass()
         cls.setup_outbound()
 
-    def linked_client(self, provider, name):
-        connection = self.connected(provider)
+    def linked_client(self, provider, name, connection=None):
+        connection = connection or self.connected(provider)
         partner = self.partner(name, street="1 High Street", city="Leeds", zip="LS1 1AA",
                                phone="0113 000 0000")
         self.invoice(partner)
@@ -131,6 +131,37 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         self.assertEqual(partner.billing_sync_invoice_email, "odoo@both.example")
         self.assertTrue(self.contact_jobs(partner))
         self.assertEqual(json.loads(conflict.odoo_values), {"email": "odoo@both.example"})
+
+    def test_a_conflict_under_each_owner_policy(self):
+        """Both sides changed the billing email: the owner's value stays, whichever side
+        changed last, and the conflict says so (last change wins: the test above)."""
+        for provider in ("xero", "qbo"):
+            connection = None
+            for owner in ("odoo", "ledger"):
+                with self.subTest(provider=provider, owner=owner):
+                    self.env.company.billing_sync_owner_email = owner
+                    connection, partner, link = self.linked_client(
+                        provider, f"Owned {owner} {provider} Ltd", connection)
+                    partner.billing_sync_billing_email = f"odoo-{owner}@owned.example"
+                    self.contact_jobs(partner).next_attempt_at = (
+                        fields.Datetime.now() + datetime.timedelta(hours=1))
+                    self.bookkeeper_edits(provider, link.ledger_id,
+                                          email=f"ledger-{owner}@owned.example")
+                    self.announce(connection, link.ledger_id, f"owned-{provider}-{owner}")
+                    self.apply()
+                    self.assertEqual(partner.billing_sync_invoice_email,
+                                     f"{owner}-{owner}@owned.example")
+                    conflict = self.env["billing_sync.conflict"].search(
+                        [("partner_id", "=", partner.id)])
+                    self.assertEqual((conflict.group, conflict.decision, conflict.policy),
+                                     ("email", owner, owner))
+                    self.assertIn(f"odoo-{owner}@owned.example", conflict.odoo_value)
+                    self.assertIn(f"ledger-{owner}@owned.example", conflict.ledger_value)
+                    # Odoo's value goes to the ledger only where Odoo owns it
+                    sent = self.env["billing_sync.push"]._values_contact(connection, partner,
+                                                                         to_send=True)
+                    self.assertEqual("email" in sent, owner == "odoo")
+                    self.assertTrue(self.contact_jobs(partner))
 
     def test_a_lost_webhook_is_caught_by_the_pull(self):
         for provider in ("xero", "qbo"):
