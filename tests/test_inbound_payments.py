@@ -6,23 +6,17 @@ through the webhook's hint or the pull alone, and nothing of it is sent back."""
 import datetime
 
 from odoo import fields
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.billing_sync.services.webhooks import WebhookEvent
 
 from .test_outbound import OutboundMixin
+from .test_webhooks import KEY, _Capture
 
 PROVIDERS = ("xero", "qbo")
 
 
-@tagged("post_install", "-at_install")
-class TestInboundPayments(OutboundMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.setup_outbound()
-
-    # ------------------------------------------------------------------ helpers
+class InboundPaymentsMixin(OutboundMixin):
     def sent_invoice(self, provider, name, quantity=2, connection=None, date=None):
         connection = connection or self.connected(provider)
         partner = self.partner(name)
@@ -67,6 +61,12 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
     def apply(self):
         self.env["billing_sync.inbox"]._cron_apply()
 
+    def pull(self, connection):
+        """A pull as the scheduled one runs, minutes after the calls made so far (a pull
+        the shared budget holds back waits for the next run)."""
+        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
+        self.env["billing_sync.inbox"]._pull(connection)
+
     def row(self, event_id):
         return self.env["billing_sync.inbox"].search([("event_id", "=", event_id)])
 
@@ -88,7 +88,15 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
             self.assertFalse(self.jobs(record).filtered(lambda j: j.state == "pending"),
                              f"{record.display_name}: nothing goes back to the ledger")
 
-    # ------------------------------------------------------------------ tests
+
+
+@tagged("post_install", "-at_install")
+class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
     def test_a_bank_transfer_in_the_ledger_pays_the_odoo_invoice(self):
         for provider in PROVIDERS:
             with self.subTest(provider=provider):
@@ -284,7 +292,7 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
         for provider in PROVIDERS:
             with self.subTest(provider=provider):
                 connection, move, link = self.sent_invoice(provider, f"Pulled {provider}")
-                self.env["billing_sync.inbox"]._pull(connection)  # up to now
+                self.pull(connection)  # up to now
                 payment_id = self.ledger_pays(provider, link, amount=250)
                 other, voided_link = self.sent_invoice(provider, f"Pulled void {provider}",
                                                        connection=connection)[1:]
@@ -292,7 +300,7 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
                     self.xero.void_invoice(voided_link.ledger_id)
                 else:
                     self.qbo.void_invoice(voided_link.ledger_id)
-                self.env["billing_sync.inbox"]._pull(connection)
+                self.pull(connection)
                 self.assertAlmostEqual(move.amount_residual, move.amount_total - 250, 2)
                 self.assertEqual(other.state, "cancel")
                 rows = self.env["billing_sync.inbox"].search(
@@ -301,10 +309,10 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
                 self.assertIn(payment_id, rows.mapped("ledger_id"))
                 # deleted in the ledger, and the webhook lost too
                 self.ledger_deletes(provider, payment_id)
-                self.env["billing_sync.inbox"]._pull(connection)
+                self.pull(connection)
                 self.assertEqual(move.amount_residual, move.amount_total)
                 # a pull again finds nothing new and books nothing twice
-                self.env["billing_sync.inbox"]._pull(connection)
+                self.pull(connection)
                 self.assertFalse(move._get_reconciled_payments())
 
     def test_a_quickbooks_credit_application_is_no_cash_payment(self):
@@ -324,3 +332,57 @@ class TestInboundPayments(OutboundMixin, TransactionCase):
         self.assertFalse(move._get_reconciled_payments(), "nothing booked from the invoice")
         self.assertEqual(link.sync_state, "mismatch")
         self.assertIn("Amount due", link.mismatch)
+
+
+@tagged("post_install", "-at_install")
+class TestInboundPaymentsByWebhook(InboundPaymentsMixin, HttpCase):
+    """The whole way, both ledgers: the bookkeeper's payment and its deletion, each told
+    by the sandbox's own signed webhook (Xero: an invoice event; QuickBooks: a payment
+    event), through the endpoint and the inbox to the Odoo invoice. The deliveries are
+    caught on loopback and handed to Odoo's endpoint as they came (test_webhooks says
+    why)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound(test_mode=False)
+
+    def relay(self, provider, capture, connection):
+        app = getattr(self, provider)
+        self.assertTrue(app.webhook.flush(10))
+        header = "x-xero-signature" if provider == "xero" else "intuit-signature"
+        caught = [(body, headers) for body, headers in capture.take()
+                  if header in {k.lower() for k in headers}]
+        self.assertTrue(caught, "the ledger sent its webhook")
+        url = (f"{self.base_url()}/billing_sync/webhook/{provider}/{self.env.cr.dbname}")
+        for body, headers in caught:
+            answer = self.opener.post(url, data=body, headers=headers, timeout=10)
+            self.assertEqual((answer.status_code, answer.content), (200, b""))
+        self.env["billing_sync.inbox"]._cron_apply()
+        rows = self.env["billing_sync.inbox"].search([("connection_id", "=", connection.id)])
+        self.assertEqual(set(rows.mapped("state")), {"done"},
+                         rows.read(["kind", "ledger_id", "state", "last_error"]))
+
+    def test_a_payment_and_its_deletion_arrive_by_webhook(self):
+        capture = _Capture()
+        self.addCleanup(capture.stop)
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Hooked {provider}")
+                connection.webhook_key = KEY
+                options = {"webhook_url": capture.url, "webhook_retry_delays": []}
+                options.update({"webhook_key": KEY} if provider == "xero" else
+                               {"verifier_token": KEY, "webhook_batch_seconds": 0})
+                getattr(self, provider).configure(**options)
+                payment_id = self.ledger_pays(provider, link, amount=123.45)
+                self.relay(provider, capture, connection)
+                self.assertAlmostEqual(move.amount_residual, move.amount_total - 123.45, 2)
+                self.assertAlmostEqual(move.amount_residual, self.ledger_due(provider, link), 2)
+                payment = self.ledger_payments(connection, move)
+                self.assertEqual(self.env["billing_sync.link"]._of(connection, payment).ledger_id,
+                                 payment_id)
+                self.ledger_deletes(provider, payment_id)
+                self.relay(provider, capture, connection)
+                self.assertEqual(payment.state, "canceled")
+                self.assertEqual(move.amount_residual, move.amount_total)
+                self.assertNothingSent(payment, move)

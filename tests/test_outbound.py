@@ -15,8 +15,8 @@ class OutboundMixin(LedgerSandboxMixin):
     """A connected, mapped ledger of each provider, and helpers to read the sandboxes."""
 
     @classmethod
-    def setup_outbound(cls):
-        cls.start_sandboxes(test_mode=True)
+    def setup_outbound(cls, test_mode=True):
+        cls.start_sandboxes(test_mode=test_mode)
         cls.admin = make_user(cls.env, "bs_out_admin",
                               f"{ADMIN},account.group_account_invoice,sales_team.group_sale_manager")
         cls.tax = cls.env["account.tax"].create({
