@@ -153,6 +153,49 @@ class PaymentState:
     reference: str | None = None
     deleted: bool = False
     updated_at: str | None = None
+    # {ledger credit note id: amount} a QuickBooks payment applies from credit memos (a
+    # payment of zero total applies a credit memo to invoices); never in ``total``
+    credits: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreditLine:
+    """One line of a ledger credit note: ``net`` (without tax) and ``tax`` amounts, the
+    ledger's revenue (or other) account (``account_id`` / ``account_code``; Xero), item
+    (``item_id``; QuickBooks) and tax (``tax_ref``: Xero TaxType, QuickBooks TaxCodeRef
+    value) as the ledger names them, as its reference data (``reference_data``) does."""
+
+    description: str | None
+    net: Decimal
+    tax: Decimal = Decimal(0)
+    account_id: str | None = None
+    account_code: str | None = None
+    item_id: str | None = None
+    tax_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class CreditNoteState:
+    """A ledger sales credit note as it is now (see ``LedgerAdapter.read_credit_notes``):
+    ``status`` as InvoiceState's ("open": credit left, "paid": all of it used); ``total``
+    and ``tax`` (Decimals, the credit note's currency), ``remaining`` (credit not used
+    yet); ``lines``: CreditLines; ``allocations``: {ledger invoice id: amount} it is
+    applied to (Xero's Allocations; QuickBooks applies a credit memo through a payment:
+    PaymentState.credits, so none here)."""
+
+    ledger_id: str
+    contact_id: str | None
+    status: str
+    total: Decimal
+    tax: Decimal
+    remaining: Decimal
+    lines: tuple = ()
+    allocations: dict = field(default_factory=dict)
+    date: str | None = None
+    number: str | None = None
+    reference: str | None = None
+    currency: str | None = None
+    updated_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +223,8 @@ class DocumentChanges:
     ``payments`` {ledger id: PaymentState} (deleted ones included where the ledger still
     lists them, with ``deleted`` set), ``invoices`` {ledger id: InvoiceState};
     ``deleted_payments``: ids of payments the ledger says were deleted and no longer
-    lists (QuickBooks CDC); ``cursor``, ``complete``, ``full_read`` as ContactChanges."""
+    lists (QuickBooks CDC); ``credit_notes`` {ledger id: CreditNoteState}; ``cursor``,
+    ``complete``, ``full_read`` as ContactChanges."""
 
     payments: dict
     invoices: dict
@@ -188,6 +232,8 @@ class DocumentChanges:
     deleted_payments: tuple = ()
     complete: bool = True
     full_read: bool = False
+    # {ledger id: CreditNoteState} changed (voided and deleted ones included as listed)
+    credit_notes: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -571,9 +617,15 @@ class LedgerAdapter(abc.ABC):
         absent). Many ids per request, as read_payments."""
         raise NotImplementedError
 
+    def read_credit_notes(self, access_token, org_id, ids):
+        """{ledger id: CreditNoteState} of the sales credit notes ``ids`` name, as they are
+        now (voided and deleted ones included where the ledger lists them; unknown ones
+        absent). Many ids per request, as read_payments."""
+        raise NotImplementedError
+
     def changed_documents(self, access_token, org_id, since):
-        """DocumentChanges: the customer payments and sales invoices changed at or after
-        ``since`` (the pull's safety net for lost webhooks), with the cursor rules of
+        """DocumentChanges: the customer payments, sales invoices and credit notes changed
+        at or after ``since`` (the pull's safety net for lost webhooks), with the rules of
         ``changed_contacts`` (inclusive to the second, bounded pages, ``complete`` False
         for more, QuickBooks' 30-day CDC limit answered by a full read, ``full_read``)."""
         raise NotImplementedError
