@@ -157,6 +157,8 @@ class Response:
         self.headers = Headers(headers or {})
         self.action = action
         self.hang_seconds = hang_seconds
+        # the counters' endpoint label of a provider request (None: the control API)
+        self.label: str | None = None
 
     def body_bytes(self) -> bytes:
         """Serialise the body and set a Content-Type when the body type implies one."""
@@ -236,6 +238,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[str, collections.Counter] = {}
+        self._bytes: collections.Counter = collections.Counter()
         self._total = 0
 
     def hit(self, endpoint_label: str, status: int | str) -> None:
@@ -244,18 +247,27 @@ class Counters:
             self._data.setdefault(endpoint_label, collections.Counter())[str(status)] += 1
             self._total += 1
 
+    def sent(self, endpoint_label: str, size: int) -> None:
+        """Count ``size`` bytes of response body sent for ``endpoint_label`` (what a
+        provider that prices API use by data read, as Xero does from 2026, would bill)."""
+        with self._lock:
+            self._bytes[endpoint_label] += size
+
     def snapshot(self) -> dict:
-        """Return ``{"by_endpoint": {label: {status: n}}, "total": n}``."""
+        """Return ``{"by_endpoint": {label: {status: n}}, "total": n, "bytes_by_endpoint":
+        {label: bytes of response bodies}}``."""
         with self._lock:
             return {
                 "by_endpoint": {label: dict(c) for label, c in self._data.items()},
                 "total": self._total,
+                "bytes_by_endpoint": dict(self._bytes),
             }
 
     def reset(self) -> None:
         """Forget all counts."""
         with self._lock:
             self._data.clear()
+            self._bytes.clear()
             self._total = 0
 
 
@@ -606,6 +618,7 @@ class SandboxApp:
             label = route.label if route else f"{request.method} <unrouted>"
             response = self._pipeline(request, route)
             self.counters.hit(label, response.action or response.status)
+            response.label = label
         if self.on_change is not None and self.may_have_changed(request, response):
             self.on_change()
         return response
@@ -1110,6 +1123,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop(linger=True)
             return
         payload = response.body_bytes()
+        if response.label and self.command != "HEAD":
+            app.counters.sent(response.label, len(payload))
         self.send_response(response.status)
         for name, value in response.headers.items():
             if name not in ("content-length", "connection"):

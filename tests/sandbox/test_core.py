@@ -129,6 +129,11 @@ def test_server_pipeline_counters_faults_idempotency_and_control():
         assert status == 200
         assert counters["by_endpoint"]["echo"] == {"200": 1, "503": 1, "reset": 1}
         assert counters["total"] == 5
+        # the bytes of the bodies sent: {"word": "hi"} once and a 503's error body; the
+        # two answers of /things (the second one a replay); none for the reset
+        echo_ok = len(json.dumps({"word": "hi"}).encode())
+        assert counters["bytes_by_endpoint"]["echo"] > echo_ok
+        assert counters["bytes_by_endpoint"]["things"] == 2 * len(json.dumps({"n": 1}))
         assert _get(server.url + "/_sandbox/faults", b'{"kind": "http500"}')[0] == 200
         assert _get(server.url + "/echo/hi")[0] == 500
 
