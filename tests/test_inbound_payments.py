@@ -315,23 +315,103 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
                 self.pull(connection)
                 self.assertFalse(move._get_reconciled_payments())
 
-    def test_a_quickbooks_credit_application_is_no_cash_payment(self):
-        """QuickBooks applies a credit memo with a payment of zero: no money moved, so no
-        Odoo payment; the amount due that now differs shows on the invoice's link."""
-        connection, move, link = self.sent_invoice("qbo", "Credited Ltd")
-        answer = self.qbo.issue_credit_note(link.ledger_id, amount=100)
-        self.announce(connection, "payment", answer["Payment"]["Id"], "credit-applied",
+    def ledger_credits(self, provider, connection, link, write_off=False):
+        """The bookkeeper credits the whole invoice (or writes it off), and the ledger
+        tells: Xero a credit-note event; QuickBooks the memo's event, then the event of
+        the payment of nothing that applies it."""
+        app = getattr(self, provider)
+        answer = app.write_off(link.ledger_id) if write_off else app.issue_credit_note(
+            link.ledger_id)
+        tag = f"{provider}-{link.ledger_id}-{write_off}"
+        if provider == "xero":
+            note = answer["credit_note"] if write_off else answer
+            self.announce(connection, "credit_note", note["CreditNoteID"], f"cn-{tag}",
+                          change="create")
+            return note["CreditNoteID"]
+        self.announce(connection, "credit_note", answer["CreditMemo"]["Id"], f"cn-{tag}",
+                      change="create")
+        self.announce(connection, "payment", answer["Payment"]["Id"], f"cn-pay-{tag}",
+                      change="create")
+        return answer["CreditMemo"]["Id"]
+
+    def test_a_credit_note_made_in_the_ledger_credits_the_odoo_invoice(self):
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Credited {provider}")
+                credit_id = self.ledger_credits(provider, connection, link)
+                before = self.request_count(provider)
+                self.apply()
+                rows = self.env["billing_sync.inbox"].search(
+                    [("connection_id", "=", connection.id)])
+                self.assertEqual(set(rows.mapped("state")), {"done"},
+                                 rows.read(["kind", "state", "last_error"]))
+                self.assertLessEqual(self.request_count(provider) - before, 2, "reads only")
+                credit = self.env["account.move"].browse(self.env["billing_sync.link"].search(
+                    [("connection_id", "=", connection.id), ("ledger_id", "=", credit_id),
+                     ("ledger_type", "=", "credit_note")]).res_id)
+                self.assertEqual((credit.move_type, credit.state), ("out_refund", "posted"))
+                self.assertEqual(credit.partner_id, move.partner_id)
+                self.assertAlmostEqual(credit.amount_total, move.amount_total, places=2)
+                self.assertAlmostEqual(credit.amount_tax, move.amount_tax, places=2)
+                self.assertEqual(credit.invoice_line_ids.tax_ids, self.tax,
+                                 "the ledger's tax, mapped back")
+                self.assertEqual(move.amount_residual, 0)
+                self.assertIn(move.payment_state, ("paid", "reversed"))
+                self.assertAlmostEqual(self.ledger_due(provider, link), 0, places=2)
+                self.assertNothingSent(credit, move)
+                # told again: nothing twice
+                self.announce(connection, "credit_note", credit_id, f"cn-again-{provider}")
+                self.apply()
+                self.assertEqual(self.env["account.move"].search_count(
+                    [("move_type", "=", "out_refund"), ("partner_id", "=", move.partner_id.id)]),
+                    1)
+
+    def test_a_write_off_in_the_ledger_needs_the_account_for_other_lines(self):
+        other = self.env["account.account"].search([
+            ("account_type", "=", "expense"), ("company_ids", "in", self.env.company.id)],
+            limit=1)
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                connection, move, link = self.sent_invoice(provider, f"Bad debt {provider}")
+                self.ledger_credits(provider, connection, link, write_off=True)
+                self.apply()
+                row = self.env["billing_sync.inbox"].search(
+                    [("connection_id", "=", connection.id), ("kind", "=", "credit_note")])
+                self.assertEqual(row.state, "pending", "retried, not lost")
+                self.assertIn("account for other ledger lines", row.last_error)
+                self.assertSaid(connection, "account for other ledger lines")
+                self.assertEqual(move.amount_residual, move.amount_total, "nothing half done")
+                connection.ledger_other_account_id = other
+                self.env["billing_sync.inbox"].search(
+                    [("connection_id", "=", connection.id)]).sudo().write(
+                        {"next_attempt_at": fields.Datetime.now()})
+                self.apply()
+                rows = self.env["billing_sync.inbox"].search(
+                    [("connection_id", "=", connection.id)])
+                self.assertEqual(set(rows.mapped("state")), {"done"},
+                                 rows.read(["kind", "state", "last_error"]))
+                credit = move.reversal_move_ids | self.env["account.move"].search(
+                    [("move_type", "=", "out_refund"), ("partner_id", "=", move.partner_id.id)])
+                self.assertEqual(credit.invoice_line_ids.account_id, other)
+                self.assertEqual(move.amount_residual, 0)
+                self.assertAlmostEqual(self.ledger_due(provider, link), 0, places=2)
+
+    def test_a_credit_note_voided_in_the_ledger_is_cancelled_in_odoo(self):
+        connection, move, link = self.sent_invoice("xero", "Void credit Ltd")
+        answer = self.xero.issue_credit_note(link.ledger_id, allocate=False)
+        self.announce(connection, "credit_note", answer["CreditNoteID"], "cn-open",
                       change="create")
         self.apply()
-        self.assertEqual(self.row("credit-applied").state, "done",
-                         self.row("credit-applied").last_error)
-        self.assertFalse(move._get_reconciled_payments())
-        self.announce(connection, "invoice", link.ledger_id, "credited-invoice")
+        credit = self.env["account.move"].search(
+            [("move_type", "=", "out_refund"), ("partner_id", "=", move.partner_id.id)])
+        self.assertEqual(credit.state, "posted")
+        self.assertEqual(move.amount_residual, move.amount_total, "not allocated: open credit")
+        self.xero.void_credit_note(answer["CreditNoteID"])
+        self.announce(connection, "credit_note", answer["CreditNoteID"], "cn-void",
+                      change="update")
         self.apply()
-        self.assertEqual(self.row("credited-invoice").state, "done")
-        self.assertFalse(move._get_reconciled_payments(), "nothing booked from the invoice")
-        self.assertEqual(link.sync_state, "mismatch")
-        self.assertIn("Amount due", link.mismatch)
+        self.assertEqual(self.row("cn-void").state, "done", self.row("cn-void").last_error)
+        self.assertEqual(credit.state, "cancel")
 
 
 @tagged("post_install", "-at_install")

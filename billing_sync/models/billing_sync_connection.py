@@ -169,6 +169,12 @@ class BillingSyncConnection(models.Model):
     pull_documents_cursor = fields.Char(
         string="Payments pulled up to", readonly=True, copy=False,
         help="As 'Pulled up to', for the ledger's payments and invoices.")
+    ledger_other_account_id = fields.Many2one(
+        "account.account", string="Account for other ledger lines", copy=False,
+        check_company=True,
+        help="Where a line of a credit note made in the ledger is booked in Odoo when its "
+             "ledger account or item is none Odoo sends to (a bad-debt write-off, for "
+             "one). Without it, such a credit note waits in the inbox with a message.")
     ledger_payment_journal_id = fields.Many2one(
         "account.journal", string="Journal for ledger payments", copy=False,
         check_company=True, domain="[('type', 'in', ('bank', 'cash'))]",

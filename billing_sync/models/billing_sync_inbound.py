@@ -141,7 +141,7 @@ class BillingSyncInbound(models.AbstractModel):
         applied, [ids to read again shortly]). Each payment is applied alone: one that
         cannot be does not hold the others."""
         links = self._payment_links(connection, asked)
-        failures, later = {}, []
+        failures, later = {}, {}
         for ledger_id in asked:
             state, link = states.get(ledger_id), links.get(ledger_id)
             try:
@@ -154,7 +154,9 @@ class BillingSyncInbound(models.AbstractModel):
                     else:
                         self._payment_received(connection, state)
             except InFlight:
-                later.append(ledger_id)
+                later[ledger_id] = self.env._(
+                    "A payment like Odoo's own %(ref)s, whose sending to %(ledger)s is under "
+                    "way: read again shortly.", ref=state.reference, ledger=connection.name)
             except (UserError, ValidationError) as exc:
                 failures[ledger_id] = exc.args[0] if exc.args else str(exc)
         return failures, later
@@ -210,23 +212,17 @@ class BillingSyncInbound(models.AbstractModel):
         cash = allocation.money(state.total)
         if cash != sum((allocation.money(a) for a in state.allocations.values()), unapplied):
             if not cash:
-                # no money moved: QuickBooks applying a credit memo (credit notes are
-                # taken as such; until then the amount due differs, shown on the link)
+                # no money moved: QuickBooks applying credit memos to invoices
+                self._credit_applied(connection, state, moves)
                 return
             raise NotApplied(self.env._(
                 "%(ledger)s payment %(ref)s pays its invoices partly with credit: record it "
                 "in Odoo by hand.", ledger=ledger, ref=state.reference or state.ledger_id))
         self._check_not_ours(connection, state, partner)
         company = connection.company_id
-        currency = company.currency_id
-        if state.currency and state.currency != currency.name:
-            currency = self.env["res.currency"].with_context(active_test=False).search(
-                [("name", "=", state.currency)], limit=1)
-            if not currency.active:
-                raise NotApplied(self.env._(
-                    "%(ledger)s payment %(ref)s is in %(currency)s, which is not active in "
-                    "Odoo: activate the currency, then retry.", ledger=ledger,
-                    ref=state.reference or state.ledger_id, currency=state.currency))
+        currency = self._ledger_currency(
+            connection, state.currency,
+            self.env._("payment %s", state.reference or state.ledger_id))
         for iid in known:
             if moves[iid].currency_id != currency:
                 raise NotApplied(self.env._(
@@ -261,7 +257,7 @@ class BillingSyncInbound(models.AbstractModel):
                 "memo": state.reference or self.env._("%s payment", ledger),
                 "invoice_ids": [fields.Command.set([moves[i].id for i in order])]})
         payment.action_post()
-        self._match(payment, [moves[i] for i in order])
+        self._match(payment.move_id, [moves[i] for i in order])
         push = self.env["billing_sync.push"].sudo()
         applied = {move: allocation.money(amount)
                    for move, amount, _rate in push._payment_applications(payment)}
@@ -304,12 +300,13 @@ class BillingSyncInbound(models.AbstractModel):
             raise InFlight(state.ledger_id)
 
     @api.model
-    def _match(self, payment, moves):
-        """Match ``payment`` with ``moves`` one after the other (Odoo gives each the smaller
-        of what both have open: services/payments.py chose the order)."""
+    def _match(self, payer, moves):
+        """Match ``payer`` (the journal entry of a payment, or a credit note) with
+        ``moves`` one after the other (Odoo gives each the smaller of what both have open:
+        services/payments.py chose the order)."""
         push = self.env["billing_sync.push"].sudo()
         for move in moves:
-            lines = push._receivable_lines(payment.move_id).filtered(lambda ln: not ln.reconciled)
+            lines = push._receivable_lines(payer).filtered(lambda ln: not ln.reconciled)
             if not lines:
                 break
             invoice_lines = push._receivable_lines(move).filtered(
@@ -421,13 +418,13 @@ class BillingSyncInbound(models.AbstractModel):
             elif states[iid].status in ("voided", "deleted"):
                 try:
                     with self.env.cr.savepoint():
-                        self._invoice_voided(connection, moves[iid], states[iid])
+                        self._document_voided(connection, moves[iid], states[iid])
                 except (UserError, ValidationError) as exc:
                     failures[iid] = exc.args[0] if exc.args else str(exc)
             else:
                 self._check_amount_due(connection, moves[iid], states[iid])
-        return failures, [iid for iid, mine in by_invoice.items()
-                          if any(p in later for p in mine)]
+        return failures, {iid: "\n".join(later[p] for p in mine if p in later)
+                          for iid, mine in by_invoice.items() if any(p in later for p in mine)}
 
     @api.model
     def _invoice_payment_ids(self, connection, move, invoice_id):
@@ -445,9 +442,9 @@ class BillingSyncInbound(models.AbstractModel):
         return ids
 
     @api.model
-    def _invoice_voided(self, connection, move, state):
-        """The ledger voided (or deleted) the invoice: cancelled in Odoo, or, where its
-        period is locked, reversed by a credit note matched with it."""
+    def _document_voided(self, connection, move, state):
+        """The ledger voided (or deleted) the invoice or credit note: cancelled in Odoo
+        (unmatched first), or, where its period is locked, reversed and matched."""
         if move.state != "posted":
             return
         ledger = connection.name
@@ -465,6 +462,7 @@ class BillingSyncInbound(models.AbstractModel):
         except UserError:
             # a locked period: the accounting is kept, a credit note takes it back
             # dated at the first day the lock leaves open, as Odoo dates such reversals
+            quiet.line_ids.remove_move_reconcile()
             reversal = quiet._reverse_moves([{
                 "ref": self.env._("Voided in %(ledger)s", ledger=ledger),
                 "date": move._get_accounting_date(fields.Date.context_today(self),
@@ -498,6 +496,189 @@ class BillingSyncInbound(models.AbstractModel):
             values.update(sync_state="synced", mismatch=False)
         link.write(values)
 
+
+    # ------------------------------------------------------------------ credit notes
+    @api.model
+    def _apply_credit_notes(self, connection, states, asked):
+        """Apply the ledger credit notes ``asked`` as read (``states``, {id:
+        CreditNoteState}; absent: gone): a new one becomes an Odoo credit note with the
+        ledger's lines, equal to the cent, matched with the invoices it is allocated to; a
+        voided or deleted one is cancelled (or reversed in a locked period). Odoo's own
+        coming back change nothing. Returns (failures, later) as _apply_payments."""
+        Link = self.env["billing_sync.link"].sudo()
+        links = {link.ledger_id: link for link in Link.search([
+            ("connection_id", "=", connection.id), ("ledger_type", "=", "credit_note"),
+            ("active", "=", True), ("ledger_id", "in", list(asked))])}
+        failures = {}
+        for ledger_id in asked:
+            state, link = states.get(ledger_id), links.get(ledger_id)
+            try:
+                with self.env.cr.savepoint():
+                    if state is None or state.status in ("voided", "deleted"):
+                        if link:
+                            move = self.env["account.move"].sudo().browse(link.res_id).exists()
+                            if move:
+                                self._document_voided(connection, move, state)
+                    elif not link and state.status != "draft":
+                        self._credit_note_received(connection, state)
+            except (UserError, ValidationError) as exc:
+                failures[ledger_id] = exc.args[0] if exc.args else str(exc)
+        return failures, {}
+
+    @api.model
+    def _credit_note_received(self, connection, state):
+        """A credit note made in the ledger (a credit, a bad-debt write-off): the Odoo
+        credit note of the same lines, whose total and tax must equal the ledger's, posted
+        and matched with the Odoo invoices it is allocated to."""
+        ledger = connection.name
+        moves = self._linked(connection, "account.move", "invoice", list(state.allocations))
+        partner = self._linked(connection, "res.partner", "contact",
+                               [state.contact_id]).get(state.contact_id)
+        if not partner and moves:
+            partner = next(iter(moves.values())).commercial_partner_id
+        if not partner:
+            return  # a client Odoo does not hold
+        currency = self._ledger_currency(connection, state.currency, state.number)
+        lines = [fields.Command.create(self._credit_line(connection, line, state))
+                 for line in state.lines]
+        credit = self.env["account.move"].sudo().with_context(
+            billing_sync_no_push=True, default_move_type="out_refund").create({
+                "move_type": "out_refund", "partner_id": partner.id,
+                "company_id": connection.company_id.id, "currency_id": currency.id,
+                "invoice_date": state.date or fields.Date.today(),
+                "ref": state.reference or state.number, "invoice_line_ids": lines})
+        total, tax = allocation.money(credit.amount_total), allocation.money(credit.amount_tax)
+        if (total, tax) != (allocation.money(state.total), allocation.money(state.tax)):
+            raise NotApplied(self.env._(
+                "%(ledger)s credit note %(number)s totals %(total)s (tax %(tax)s); the same "
+                "lines make %(odoo_total)s (tax %(odoo_tax)s) in Odoo: check the tax "
+                "mappings of its lines, or record it by hand.", ledger=ledger,
+                number=state.number or state.ledger_id, total=allocation.money(state.total),
+                tax=allocation.money(state.tax), odoo_total=total, odoo_tax=tax))
+        credit.with_context(billing_sync_no_push=True).action_post()
+        known = {iid: amount for iid, amount in state.allocations.items() if iid in moves}
+        self._apply_credit(connection, credit, known, moves, state.number)
+        self.env["billing_sync.link"].sudo()._record(
+            connection, credit, state.ledger_id, ledger_type="credit_note",
+            number=state.number, values={"ledger_total": float(state.total),
+                                         "ledger_tax": float(state.tax)})
+        credit.message_post(body=self.env._("Made in %(ledger)s as %(number)s.",
+                                            ledger=ledger, number=state.number or ""))
+
+    @api.model
+    def _apply_credit(self, connection, credit, known, moves, number):
+        """Match the Odoo ``credit`` note with ``moves`` ({ledger invoice id: invoice}) for
+        the ``known`` amounts the ledger applies ({ledger invoice id: amount}), what is
+        already matched between them deducted (a repeated read matches nothing twice)."""
+        if not known:
+            return
+        push = self.env["billing_sync.push"].sudo()
+        credit_lines = push._receivable_lines(credit)
+        wanted = {}
+        for iid, amount in known.items():
+            matched = sum((credit_lines.matched_debit_ids | credit_lines.matched_credit_ids)
+                          .filtered(lambda p, m=moves[iid]: m in (p.debit_move_id.move_id
+                                                                  | p.credit_move_id.move_id))
+                          .mapped("amount"))
+            rest = allocation.money(amount) - allocation.money(matched)
+            if rest > 0:
+                wanted[iid] = rest
+        if not wanted:
+            return
+        open_credit = allocation.money(-sum(credit_lines.mapped("amount_residual")))
+        try:
+            order = allocation.matching_order(
+                wanted, {iid: moves[iid].amount_residual for iid in wanted},
+                open_credit - sum(wanted.values()))
+        except (allocation.OverAllocated, allocation.InexactAllocation):
+            raise NotApplied(self.env._(
+                "%(ledger)s applies credit note %(number)s to %(invoices)s in a way Odoo "
+                "cannot match exactly (more than Odoo has open, or part of several): match "
+                "it by hand.", ledger=connection.name, number=number or credit.name,
+                invoices=", ".join(moves[i].name for i in wanted))) from None
+        self._match(credit, [moves[i] for i in order])
+        for iid in order:
+            moves[iid].message_post(body=self.env._(
+                "Credited in %(ledger)s: %(amount)s (%(credit)s).", ledger=connection.name,
+                amount=wanted[iid], credit=credit.name))
+
+    @api.model
+    def _credit_applied(self, connection, state, moves):
+        """A QuickBooks payment of nothing that applies credit memos to invoices: the Odoo
+        credit notes matched with the Odoo invoices (one memo at a time, as QuickBooks
+        lists them; a memo Odoo does not hold yet fails the read, retried)."""
+        notes = self._linked(connection, "account.move", "credit_note", list(state.credits))
+        known = {iid: amount for iid, amount in state.allocations.items() if iid in moves}
+        if not known or not state.credits:
+            return
+        missing = [cid for cid in state.credits if cid not in notes]
+        if missing:
+            raise NotApplied(self.env._(
+                "%(ledger)s applies credit memo %(memos)s, which Odoo does not hold (yet): "
+                "read again later.", ledger=connection.name, memos=", ".join(missing)))
+        if len(notes) > 1:
+            raise NotApplied(self.env._(
+                "%(ledger)s payment %(ref)s applies several credit memos at once: match them "
+                "in Odoo by hand.", ledger=connection.name,
+                ref=state.reference or state.ledger_id))
+        credit = next(iter(notes.values()))
+        self._apply_credit(connection, credit, known, moves, credit.name)
+
+    @api.model
+    def _ledger_currency(self, connection, code, what):
+        """The Odoo currency of ledger currency ``code`` (None: the company's)."""
+        currency = connection.company_id.currency_id
+        if code and code != currency.name:
+            currency = self.env["res.currency"].with_context(active_test=False).search(
+                [("name", "=", code)], limit=1)
+            if not currency.active:
+                raise NotApplied(self.env._(
+                    "%(ledger)s %(what)s is in %(currency)s, which is not active in Odoo: "
+                    "activate the currency, then retry.", ledger=connection.name,
+                    what=what, currency=code))
+        return currency
+
+    @api.model
+    def _credit_line(self, connection, line, state):
+        """The Odoo credit note line of ledger ``line``: the product mapped to its ledger
+        item or revenue account, else the sales account for the connection's default
+        one, else the connection's account for other ledger lines (a write-off's); the
+        Odoo tax mapped to its ledger tax, none where none is mapped (the totals check
+        tells a difference)."""
+        Mapping = self.env["billing_sync.mapping"].sudo()
+        base = [("connection_id", "=", connection.id), ("active", "=", True)]
+        values = {"name": line.description or state.reference or self.env._("Credit"),
+                  "quantity": 1, "price_unit": float(line.net)}
+        if line.item_id:
+            ref = [("item_id.ledger_id", "=", line.item_id)]
+            default = connection.default_item_id.ledger_id == line.item_id
+        else:
+            ref = ["|", ("account_id.code", "=", line.account_code or "-"),
+                   ("account_id.ledger_id", "=", line.account_id or "-")]
+            default = bool(line.account_code) and (
+                connection.default_account_id.code == line.account_code)
+        mapped = Mapping.search(base + [("kind", "=", "product")] + ref, limit=1)
+        journal = self.env["account.journal"].sudo().search([
+            ("type", "=", "sale"), ("company_id", "=", connection.company_id.id)], limit=1)
+        if mapped.product_tmpl_id:
+            values["product_id"] = mapped.product_tmpl_id.product_variant_id.id
+        elif default and journal.default_account_id:
+            values["account_id"] = journal.default_account_id.id
+        elif connection.ledger_other_account_id:
+            values["account_id"] = connection.ledger_other_account_id.id
+        else:
+            raise NotApplied(self.env._(
+                "%(ledger)s credit note %(number)s has a line on %(what)s, which Odoo sends "
+                "nothing to: set the connection's account for other ledger lines (or map a "
+                "product to it), then retry.", ledger=connection.name,
+                number=state.number or state.ledger_id,
+                what=line.account_code or line.item_id or line.account_id))
+        tax = Mapping.search(base + [("kind", "=", "tax"), "|",
+                                     ("tax_ref_id.ledger_id", "=", line.tax_ref or "-"),
+                                     ("tax_ref_id.code", "=", line.tax_ref or "-")],
+                             limit=1).tax_id
+        values["tax_ids"] = [fields.Command.set(tax.ids)]
+        return values
 
 def _payment_snapshot(state):
     """What the ledger said of a payment Odoo took from it (JSON): a later read that says

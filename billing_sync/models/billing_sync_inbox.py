@@ -15,12 +15,11 @@ from .billing_sync_job import _pacer
 _logger = logging.getLogger(__name__)
 
 # the kinds the worker applies so far; the others wait in the inbox
-APPLIED_KINDS = ("contact", "invoice", "payment")
+APPLIED_KINDS = ("contact", "invoice", "credit_note", "payment")
 # how each kind is read back from the ledger (LedgerAdapter)
 READERS = {"contact": "read_contacts", "invoice": "read_invoices",
-           "payment": "read_payments"}
-# seconds before a payment that looks like Odoo's own push in flight is read again
-IN_FLIGHT_WAIT = 30
+           "credit_note": "read_credit_notes", "payment": "read_payments"}
+
 # objects read back in one go (one request for Xero, QuickBooks, up to 50 ids)
 READ_MAX = 50
 # seconds of one cron call; Odoo calls it again at once while work is due
@@ -189,9 +188,11 @@ class BillingSyncInbox(models.Model):
             states = read(READERS[kind], ids)
             if kind == "contact":
                 inbound._apply_contacts(connection, states)
-                failures, later = {}, []
+                failures, later = {}, {}
             elif kind == "payment":
                 failures, later = inbound._apply_payments(connection, states, ids)
+            elif kind == "credit_note":
+                failures, later = inbound._apply_credit_notes(connection, states, ids)
             else:
                 failures, later = inbound._apply_invoices(
                     connection, states, lambda wanted: read("read_payments", wanted))
@@ -210,8 +211,9 @@ class BillingSyncInbox(models.Model):
             self._failed(str(exc))
             return
         waiting = self.filtered(lambda r: r.ledger_id in later)
-        if waiting:
-            waiting._put_off(IN_FLIGHT_WAIT)
+        for ledger_id, reason in later.items():
+            # read again with backoff (attempts counted): soon, and not for ever
+            waiting.filtered(lambda r, i=ledger_id: r.ledger_id == i)._failed(reason)
         for ledger_id, reason in failures.items():
             rows = self.filtered(lambda r, i=ledger_id: r.ledger_id == i)
             if not any(rows.mapped("attempts")):
@@ -296,17 +298,22 @@ class BillingSyncInbox(models.Model):
 
     @api.model
     def _pulled_documents(self, connection, changes, read_payments):
-        """Apply what a pull listed: payments first (new, changed, deleted), then invoices
-        (voids, and any payment of theirs the pull did not list). What could not be
+        """Apply what a pull listed: credit notes, payments (new, changed, deleted), then
+        invoices (voids, and any payment of theirs the pull did not list). What could not be
         applied is kept as a row to read again, with the others kept as done."""
         inbound = self.env["billing_sync.inbound"]
         deleted = [i for i in changes.deleted_payments if i not in changes.payments]
         asked = list(changes.payments) + deleted
+        # credit notes first: a QuickBooks payment may apply one
+        credits = changes.credit_notes
+        failed_credits, later_credits = inbound._apply_credit_notes(
+            connection, credits, list(credits))
         failed, later = inbound._apply_payments(connection, changes.payments, asked)
         failed_invoices, later_invoices = inbound._apply_invoices(
             connection, changes.invoices, read_payments)
         events = []
         for kind, states, failures, waiting in (
+                ("credit_note", credits, failed_credits, later_credits),
                 ("payment", {**changes.payments, **dict.fromkeys(deleted)}, failed, later),
                 ("invoice", changes.invoices, failed_invoices, later_invoices)):
             for ledger_id, state in states.items():

@@ -23,7 +23,10 @@ How a QuickBooks bookkeeper does each thing:
   credit is applied in QuickBooks ("Receive payment" with the credit ticked);
 - ``write_off``: QuickBooks' documented bad-debt procedure (help article "Write off bad debt
   in QuickBooks Online"): a Credit Memo on the "Bad Debt" item (income account "Bad Debts",
-  an expense) for the open balance, with no VAT, applied to the invoice.
+  an expense) for the open balance, with no VAT, applied to the invoice;
+- ``void_credit_note``: voids the credit memo (it stays, zeroed, "Voided" in its memo), as
+  the API's ``operation=void`` does; credit it had applied is unapplied (the payments that
+  applied it lose its line and as much of their invoice lines: those invoices reopen).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class BookkeeperMixin:
     """The actions; mixed into QboSandbox (uses its ledgers, lock and webhook sender)."""
 
     BOOKKEEPER_ACTIONS = ("edit_contact", "apply_payment", "receive_payment", "delete_payment",
-                          "void_payment", "void_invoice", "issue_credit_note", "write_off")
+                          "void_payment", "void_invoice", "issue_credit_note", "write_off",
+                          "void_credit_note")
 
     def _bookkeep(self, realm_id: str | None, work: Any) -> Any:
         with self.lock:
@@ -194,6 +198,14 @@ class BookkeeperMixin:
                 "Line": [line], "PrivateNote": f"Bad debt write-off of invoice {invoice_id}"})
             payment = self._apply_credit(ledger, invoice["Id"], memo["Id"], value)
             return {"CreditMemo": ledger.read("CreditMemo", memo["Id"]), "Payment": payment}
+        return self._bookkeep(realm_id, work)
+
+    def void_credit_note(self, memo_id: str, realm_id: str | None = None) -> dict:
+        """Void a credit memo (it stays, zeroed; the credit it applied is unapplied)."""
+        def work(ledger: Any) -> dict:
+            current = ledger.read("CreditMemo", memo_id)
+            return ledger.void("CreditMemo", {"Id": current["Id"],
+                                              "SyncToken": current["SyncToken"]})
         return self._bookkeep(realm_id, work)
 
     # ---- helpers

@@ -23,14 +23,17 @@ https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
   LinkedTxn, SyncToken, LastUpdatedTime) as QuickBooks does;
 - delete exists for Invoice, Payment and CreditMemo (list entities are made inactive
   instead); a deleted transaction is gone (read: Fault 610; a query leaves it out; CDC lists
-  it as ``{"Id", "status": "Deleted"}``); void for Invoice (``operation=void``) and Payment
-  (``operation=update&include=void``): it stays, amounts zeroed (an invoice's Balance too, a
+  it as ``{"Id", "status": "Deleted"}``); void for Invoice and CreditMemo
+  (``operation=void``) and Payment (``operation=update&include=void``): it stays, amounts
+  zeroed (an invoice's or a credit memo's Balance too, a credit memo's RemainingCredit, a
   payment's lines kept at Amount 0 and its UnappliedAmt 0) and "Voided" is injected into
   PrivateNote, "prepended to existing text if present" (Intuit's words; the separator is not
   documented: "Voided - <text>", as answers quoted by integrators show); deleting or voiding
   an invoice unlinks the payments applied to it (they become unapplied credit), deleting or
-  voiding a payment unapplies it from its invoices (their Balance reopens, their LinkedTxn
-  drops it).
+  voiding a credit memo unapplies its credit (the payments applying it lose its line and as
+  much of their invoice lines, so those invoices reopen), deleting or voiding a payment
+  unapplies it from its invoices and credit memos (their Balance / RemainingCredit reopens,
+  their LinkedTxn drops it).
 Every change is recorded in ``events`` as (entity, Id, operation) for webhooks.
 """
 
@@ -51,7 +54,7 @@ CREATABLE = ("Customer", "Vendor", "Employee", "Invoice", "Payment", "CreditMemo
              "CompanyCurrency",
              "Account", "Class", "Department", "Term")
 DELETABLE = ("Invoice", "Payment", "CreditMemo")
-VOIDABLE = ("Invoice", "Payment")
+VOIDABLE = ("Invoice", "Payment", "CreditMemo")
 NAME_FIELD = {"Customer": "DisplayName", "Vendor": "DisplayName", "Employee": "DisplayName",
               "Item": "Name", "Account": "Name", "Class": "Name", "Department": "Name",
               "Term": "Name"}
@@ -222,7 +225,8 @@ class Ledger:
         return {"status": "Deleted", "domain": "QBO", "Id": tomb["Id"]}
 
     def void(self, entity: str, body: Any) -> dict:
-        """Void an Invoice (``operation=void``) or a Payment (``include=void``)."""
+        """Void an Invoice or a CreditMemo (``operation=void``) or a Payment
+        (``include=void``)."""
         if entity not in VOIDABLE:
             raise errors.unsupported("Void", entity)
         current = self._current(entity, body)
@@ -237,13 +241,15 @@ class Ledger:
             line["Amount"] = 0
         record["TotalAmt"] = 0
         record["HomeTotalAmt"] = 0
-        if entity == "Invoice":
+        if entity in ("Invoice", "CreditMemo"):
             record["LinkedTxn"] = [ln for ln in record.get("LinkedTxn") or []
                                    if ln.get("TxnType") != "Payment"]
             record["Balance"] = 0
             record["HomeBalance"] = 0
             record["TxnTaxDetail"] = {**(record.get("TxnTaxDetail") or {}), "TotalTax": 0,
                                       "TaxLine": []}
+            if entity == "CreditMemo":
+                record["RemainingCredit"] = 0
         else:
             record["UnappliedAmt"] = 0
         self.realm.put(entity, record, self.clock(), created=False)
@@ -743,6 +749,21 @@ class Ledger:
         self.realm.put(txn_type, target, self.clock(), created=False)
         self.events.append((txn_type, txn_id, "Update"))
 
+    @staticmethod
+    def _unapply_credit(payment: dict, credit: Decimal) -> None:
+        """Take ``credit`` (a credit memo's, unapplied) off ``payment``'s invoice lines, the
+        last first; a line left at 0 goes (a payment line needs a positive Amount)."""
+        lines = payment.get("Line") or []
+        for line in reversed(lines):
+            if credit <= 0:
+                break
+            if (line.get("LinkedTxn") or [{}])[0].get("TxnType") != "Invoice":
+                continue
+            taken = min(credit, cents(dec(line.get("Amount"))))
+            line["Amount"] = num(cents(dec(line.get("Amount"))) - taken)
+            credit -= taken
+        payment["Line"] = [ln for ln in lines if dec(ln.get("Amount")) > 0]
+
     def _unlink(self, entity: str, current: dict) -> None:
         """Before deleting/voiding: undo a payment's effects, or detach payments from a txn."""
         if entity == "Payment":
@@ -758,6 +779,12 @@ class Ledger:
         self.applied.pop(f"{entity}/{current['Id']}", None)
 
     def _detach_payments(self, entity: str, current: dict) -> None:
+        """Take ``current`` (an Invoice or a CreditMemo being deleted or voided) out of the
+        payments applying it. An invoice's payments keep their money as unapplied credit.
+        A credit memo's credit is unapplied from what it paid: as much is taken off the
+        payment's invoice lines (the last first), so its own money and UnappliedAmt stay
+        and those invoices reopen (a zero payment that only applied the memo is left with
+        no lines)."""
         bucket = dict(self.applied.get(f"{entity}/{current['Id']}", {}))
         for payment_id in sorted(bucket, key=int):
             payment = copy.deepcopy(self.realm.get("Payment", payment_id))
@@ -769,6 +796,8 @@ class Ledger:
                 if (ln.get("LinkedTxn") or [{}])[0].get("TxnId") != current["Id"]
                 or (ln.get("LinkedTxn") or [{}])[0].get("TxnType") != entity
             ]
+            if entity == "CreditMemo":
+                self._unapply_credit(payment, bucket[payment_id])
             net = sum((cents(dec(ln["Amount"])) *
                        (1 if ln["LinkedTxn"][0]["TxnType"] == "Invoice" else -1)
                        for ln in payment["Line"]), Decimal(0))

@@ -60,7 +60,7 @@ class XeroSandbox(SandboxApp):
 
     name = "xero"
     BOOKKEEPER_ACTIONS = ("edit_contact", "apply_payment", "delete_payment", "void_invoice",
-                          "issue_credit_note", "write_off")
+                          "issue_credit_note", "void_credit_note", "write_off")
 
     def __init__(self, clock: Callable | None = None, window_seconds: float = 60.0,
                  day_seconds: float = 86400.0, per_minute: int = 60, per_day: int = 5000,
@@ -1031,6 +1031,15 @@ class XeroSandbox(SandboxApp):
                 "Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": note["Total"],
                 "Date": date})
         return render.credit_note(lg, note)
+
+    def void_credit_note(self, credit_note_id: str, remove_allocations: bool = False,
+                         tenant_id: str | None = None) -> dict:
+        """Bookkeeper voids an AUTHORISED credit note. Xero voids only one allocated to
+        nothing ("This document cannot be edited as it has a payment or credit note
+        allocated to it." otherwise); ``remove_allocations``: the bookkeeper removes its
+        allocations first (the invoices are due again), then voids it."""
+        return self._act(tenant_id, lambda lg: render.credit_note(
+            lg, lg.void_credit_note(credit_note_id, remove_allocations)))
 
     def write_off(self, invoice_id: str, amount: float | None = None,
                   method: str = "credit_note", account_code: str | None = None,

@@ -797,7 +797,9 @@ class Ledger:
         if status not in INVOICE_CREATE_STATUSES:
             errors.append(f"Credit note Status '{status}' is not valid for a new credit note.")
         fields = self._document_fields(raw, None, unitdp, errors, status == "AUTHORISED")
-        fields.setdefault("Date", self.today())
+        # "If the Date element is not specified then it will default to the current date"
+        # (a Date sent as null too: the bookkeeper's credit notes send one)
+        fields["Date"] = fields.get("Date") or self.today()
         if status in POSTED_STATUSES:
             errors.extend(self.lock_errors(fields["Date"]))
         if errors:
@@ -919,6 +921,22 @@ class Ledger:
         self._settle(invoice, None)
         allocation = dict(allocation, IsDeleted=True)
         return allocation
+
+    def void_credit_note(self, credit_note_id: str, remove_allocations: bool = False) -> dict:
+        """Set an AUTHORISED credit note VOIDED (POST /CreditNotes ``{"Status": "VOIDED"}``).
+
+        Xero voids only an approved credit note that is allocated to nothing; one with
+        allocations is refused (LOCKED_MESSAGE) until they are removed, which
+        ``remove_allocations`` does first, one by one, as a bookkeeper does in Xero (each
+        restores its invoice's amount due, and a PAID credit note is AUTHORISED again)."""
+        note = self.get("credit_notes", credit_note_id)
+        if remove_allocations and note["Allocations"]:
+            locked = self.lock_errors(note.get("Date"))
+            if locked:  # the void would be refused: nothing is removed either
+                raise Invalid(*locked)
+            for allocation in list(note["Allocations"]):
+                self.delete_allocation(note["CreditNoteID"], allocation["AllocationID"])
+        return self.upsert_credit_note({"Status": "VOIDED"}, note["CreditNoteID"])
 
     # ------------------------------------------------------------------ items & tracking
 

@@ -1,11 +1,13 @@
-"""Reading payments and invoices back for inbound sync: QboAdapter.read_payments,
-read_invoices and changed_documents against the QuickBooks emulator, over real HTTP through
-python-quickbooks' session.
+"""Reading payments, invoices and credit memos back for inbound sync:
+QboAdapter.read_payments, read_invoices, read_credit_notes and changed_documents against the
+QuickBooks emulator, over real HTTP through python-quickbooks' session.
 
 Invoices are pushed with the adapter's own push; payments are pushed by it too, or made by
-the sandbox's bookkeeper ("Receive payment" across invoices, delete, void). Amounts come back
-as Decimals to the cent; the cursor rules are changed_contacts' (see
-test_changed_contacts.py). Request counts come from the sandbox's counters.
+the sandbox's bookkeeper ("Receive payment" across invoices, delete, void); credit memos are
+the bookkeeper's (issued for an invoice or a customer, applied by a zero Payment, written
+off, voided). Amounts come back as Decimals to the cent; the cursor rules are
+changed_contacts' (see test_changed_contacts.py). Request counts come from the sandbox's
+counters.
 """
 
 import datetime
@@ -22,6 +24,8 @@ from xero_support import XeroClock
 from billing_sync.services.ledger import qbo as qbo_adapter
 from billing_sync.services.ledger import qbo_payloads
 from billing_sync.services.ledger.base import (
+    CreditLine,
+    CreditNoteState,
     DocumentChanges,
     InvoiceState,
     LedgerAdapter,
@@ -154,7 +158,7 @@ def _store_payment(push, customer_id, amount):
 # =========================================================================== the contract
 def test_the_contract_declares_the_document_reads_once():
     for name, parameter in (("read_payments", "ids"), ("read_invoices", "ids"),
-                            ("changed_documents", "since")):
+                            ("read_credit_notes", "ids"), ("changed_documents", "since")):
         assert getattr(QboAdapter, name) is not getattr(LedgerAdapter, name)
         assert (list(inspect.signature(getattr(QboAdapter, name)).parameters)
                 == list(inspect.signature(getattr(LedgerAdapter, name)).parameters)
@@ -163,6 +167,7 @@ def test_the_contract_declares_the_document_reads_once():
             getattr(LedgerAdapter, name)(None, "token", "org", None)
     changes = DocumentChanges({}, {}, None)
     assert (changes.deleted_payments, changes.complete, changes.full_read) == ((), True, False)
+    assert changes.credit_notes == {}
 
 
 def test_parsing_without_http():
@@ -177,7 +182,8 @@ def test_parsing_without_http():
     assert values == {"contact_id": "3", "date": "2026-03-12", "total": _d("175.50"),
                       "allocations": {"11": _d("100.00"), "12": _d("50.50")},
                       "unapplied": _d("25.00"), "currency": "GBP", "account_id": None,
-                      "account_code": None, "reference": "BACS 77", "deleted": False}
+                      "account_code": None, "reference": "BACS 77", "deleted": False,
+                      "credits": {}}
     assert list(values["allocations"]) == ["11", "12"]  # QuickBooks' order
     assert all(a.as_tuple().exponent == -2 for a in values["allocations"].values())
     # float digits, not their binary expansion
@@ -192,8 +198,8 @@ def test_parsing_without_http():
         "TotalAmt": 0, "PrivateNote": "Credit note 5001 applied; not a void",
         "Line": [{"Amount": 30, "LinkedTxn": [{"TxnId": "11", "TxnType": "Invoice"}]},
                  {"Amount": 30, "LinkedTxn": [{"TxnId": "2", "TxnType": "CreditMemo"}]}]})
-    assert (credit["allocations"], credit["total"], credit["deleted"]) == (
-        {"11": _d("30.00")}, ZERO, False)
+    assert (credit["allocations"], credit["credits"], credit["total"], credit["deleted"]) == (
+        {"11": _d("30.00")}, {"2": _d("30.00")}, ZERO, False)
     # voided: zeroed, "Voided" before its memo: deleted, allocating nothing
     voided = qbo_payloads.payment_values({**row, "TotalAmt": 0, "UnappliedAmt": 0,
                                           "PrivateNote": "Voided - Paid early"})
@@ -286,11 +292,13 @@ def test_one_payment_across_two_invoices_with_an_unapplied_remainder(push):
     assert (invoices[second].status, invoices[second].amount_due) == ("open", _d("29.50"))
     assert invoices[first].payment_ids == invoices[second].payment_ids == (payment,)
 
-    # a credit memo applied to the rest: QuickBooks' zero Payment, its credit line skipped
-    applied = push.app.issue_credit_note(second, amount=29.5)["Payment"]["Id"]
+    # a credit memo applied to the rest: QuickBooks' zero Payment, its credit line in credits
+    issued = push.app.issue_credit_note(second, amount=29.5)
+    applied, memo = issued["Payment"]["Id"], issued["CreditMemo"]["Id"]
     credit = _payments(push, [applied])[applied]
     assert (credit.total, credit.allocations, credit.unapplied, credit.deleted) == (
         ZERO, {second: _d("29.50")}, ZERO, False)
+    assert credit.credits == {memo: _d("29.50")}
     after = _read(push, [second])[second]
     assert (after.status, after.payment_ids) == ("paid", (payment, applied))
 
@@ -393,8 +401,8 @@ def test_changes_are_listed_by_cdc_from_the_cursor(push):
     push.adapter.meter = meter
     push.reset_counters()
     pulled = _changed(push, None)
-    # CDC looks back 30 days at most: a first pull reads both by a query each
-    assert push.api_requests() == {QUERY: 2} and meter.calls == [False, False]
+    # CDC looks back 30 days at most: a first pull reads each entity by a query
+    assert push.api_requests() == {QUERY: 3} and meter.calls == [False, False, False]
     assert isinstance(pulled, DocumentChanges)
     assert (pulled.complete, pulled.full_read, pulled.deleted_payments) == (True, True, ())
     assert pulled.payments == _payments(push, [early])
@@ -453,7 +461,7 @@ def test_a_first_pull_or_an_old_cursor_is_a_full_read(push):
     since = _cursor(now.now - datetime.timedelta(days=40))
     push.reset_counters()
     changes = _changed(push, since)
-    assert push.api_requests() == {QUERY: 2}  # no CDC request at all
+    assert push.api_requests() == {QUERY: 3}  # no CDC request at all
     assert (changes.complete, changes.full_read) == (True, True)
     assert changes.invoices == _read(push, [old, recent]) and ancient not in changes.invoices
     assert changes.payments == _payments(push, [on_account])
@@ -485,7 +493,7 @@ def test_full_pages_bound_the_cursor_by_the_entity_read_least_far(push, monkeypa
     assert sorted({*paid, *billed}) == [*billed[:2], *paid, billed[2]]  # a second apart
     push.reset_counters()
     first = _changed(push, None)
-    assert push.api_requests() == {QUERY: 2}
+    assert push.api_requests() == {QUERY: 3}
     assert (first.complete, first.full_read) == (False, True)
     assert set(first.payments) == set(payments[:3]) and set(first.invoices) == set(invoices)
     assert first.cursor == paid[2] < billed[2]
@@ -501,7 +509,7 @@ def test_full_pages_bound_the_cursor_by_the_entity_read_least_far(push, monkeypa
     monkeypatch.setattr(qbo_adapter, "CDC_MAX", 3)
     push.reset_counters()
     capped = _changed(push, first.cursor)
-    assert push.api_requests() == {CDC: 1, QUERY: 2}
+    assert push.api_requests() == {CDC: 1, QUERY: 3}
     assert capped == rest
 
 
@@ -540,6 +548,401 @@ def test_errors_are_what_a_push_raises(push):
     assert refused.value.status == 401 and "Reading QuickBooks invoices" in str(refused.value)
     with pytest.raises(AccessTokenExpired) as listing:
         _changed(push, since)
-    assert "Listing changed QuickBooks payments and invoices" in str(listing.value)
+    assert "Listing changed QuickBooks payments, invoices and credit memos" in str(
+        listing.value)
     with pytest.raises(AccessTokenExpired):
         push.adapter.read_payments(None, push.realm, [payment])  # refused before sending
+
+
+# =========================================================================== credit memos
+def _notes(push, ids):
+    return push.adapter.read_credit_notes(push.token, push.realm, ids)
+
+
+def _taxed_invoice(push, customer_id, key):
+    """An invoice of two lines, pushed: 100.00 of "Consulting hours" at VAT 20% and 50.00 of
+    "Hardware" at 0%: 150.00 net, 20.00 VAT, 170.00."""
+    vat, zero = _id(push, "TaxCode", "20.0% S"), _id(push, "TaxCode", "0.0% Z")
+    lines = [{"description": description, "quantity": 1.0, "unit_price": amount,
+              "discount": 0.0, "item_ref": _id(push, "Item", item), "item_code": None,
+              "account_ref": None, "account_code": None, "tax_ref": code, "tracking": [],
+              "line_total": amount, "tax_amount": tax}
+             for description, item, code, amount, tax in (
+                 ("Consulting, March", "Consulting hours", vat, 100.0, 20.0),
+                 ("Cables", "Hardware", zero, 50.0, 0.0))]
+    (result,) = push.push("invoice", [PushItem(f"account.move,{key}", "invoice", {
+        "number": f"INV/{key}", "date": "2026-03-02", "due_date": "2026-04-01",
+        "currency": "GBP", "contact_ref": customer_id, "reference": None, "approved": True,
+        "term_ref": None, "lines": lines, "amount_untaxed": 150.0, "amount_tax": 20.0,
+        "amount_total": 170.0})], key)
+    assert result.ok, result.error
+    assert result.totals == {"total": 170.0, "tax": 20.0, "amount_due": 170.0}
+    return result.ledger_id
+
+
+def _memo(push, memo_id):
+    """The CreditMemo the sandbox holds."""
+    return push.ledger().get("CreditMemo", memo_id)
+
+
+def test_credit_memos_parsed_without_http():
+    row = {"Id": "4", "DocNumber": "5004", "TxnDate": "2026-03-20",
+           "CustomerRef": {"value": "3", "name": "Payer Ltd"},
+           "CurrencyRef": {"value": "GBP", "name": "British Pound Sterling"},
+           "PrivateNote": "Returned cables", "GlobalTaxCalculation": "TaxExcluded",
+           "TotalAmt": 170.1, "Balance": 45.5, "RemainingCredit": 45.5,
+           "TxnTaxDetail": {"TotalTax": 20, "TaxLine": []},
+           "Line": [
+               {"Id": "1", "LineNum": 1, "Description": "Consulting", "Amount": 100,
+                "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {
+                    "ItemRef": {"value": "2", "name": "Consulting hours"},
+                    "TaxCodeRef": {"value": "1"}, "Qty": 1, "UnitPrice": 100}},
+               {"Id": "2", "LineNum": 2, "Amount": 50.1, "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"TaxCodeRef": {"value": "3"}}},
+               {"Amount": 0, "Description": "Thank you", "DetailType": "DescriptionOnly",
+                "DescriptionLineDetail": {}},
+               {"Amount": 150.1, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}]}
+    values = qbo_payloads.credit_note_values(row)
+    assert values == {
+        "contact_id": "3", "status": "open", "total": _d("170.10"), "tax": _d("20.00"),
+        "remaining": _d("45.50"), "allocations": {}, "date": "2026-03-20", "number": "5004",
+        "reference": "Returned cables", "currency": "GBP",
+        "lines": (CreditLine("Consulting", _d("100.00"), ZERO, item_id="2", tax_ref="1"),
+                  CreditLine(None, _d("50.10"), ZERO, tax_ref="3"))}
+    assert all(line.account_id is None and line.account_code is None
+               for line in values["lines"])
+    state = CreditNoteState("4", **values)
+    assert (state.ledger_id, state.updated_at) == ("4", None)
+
+    # RemainingCredit (Intuit's "credit amount still available") decides; Balance only
+    # stands in for it where QuickBooks sends none
+    assert qbo_payloads.credit_note_values({**row, "RemainingCredit": 0})["status"] == "paid"
+    assert qbo_payloads.credit_note_values({**row, "Balance": 0})["remaining"] == _d("45.50")
+    alone = {k: v for k, v in row.items() if k != "RemainingCredit"}
+    assert qbo_payloads.credit_note_values(alone)["remaining"] == _d("45.50")
+    # no tax detail, no note: 0 and None; a zero memo nothing voided is open
+    bare = qbo_payloads.credit_note_values({**row, "TxnTaxDetail": None, "PrivateNote": " "})
+    assert (bare["tax"], bare["reference"]) == (ZERO, None)
+    assert qbo_payloads.credit_note_values(
+        {**row, "TotalAmt": 0, "RemainingCredit": 0, "Balance": 0})["status"] == "open"
+    voided = qbo_payloads.credit_note_values({**row, "TotalAmt": 0, "RemainingCredit": 0,
+                                              "PrivateNote": "Voided - Returned cables"})
+    assert (voided["status"], voided["reference"]) == ("voided", "Voided - Returned cables")
+    # tax included in the line amounts: QuickBooks says no line's share, so the lines are
+    # as given and the tax is the memo's only
+    inclusive = qbo_payloads.credit_note_values({**row, "GlobalTaxCalculation": "TaxInclusive",
+                                                 "TotalAmt": 150.1})
+    assert [(line.net, line.tax) for line in inclusive["lines"]] == [
+        (_d("100.00"), ZERO), (_d("50.10"), ZERO)]
+    assert inclusive["tax"] == _d("20.00")
+
+    without_both = {k: v for k, v in alone.items() if k != "Balance"}
+    for broken in ({**row, "TotalAmt": None}, {**row, "TotalAmt": "lots"}, without_both,
+                   {**row, "TxnTaxDetail": {"TotalTax": "NaN"}},
+                   {**row, "Line": [{"DetailType": "SalesItemLineDetail", "Amount": None}]}):
+        with pytest.raises(ValueError):
+            qbo_payloads.credit_note_values(broken)
+
+    # a payment line names one invoice or one credit memo, never both
+    with pytest.raises(ValueError):
+        qbo_payloads.payment_values({"TotalAmt": 0, "Line": [{"Amount": 5, "LinkedTxn": [
+            {"TxnId": "11", "TxnType": "Invoice"}, {"TxnId": "2", "TxnType": "CreditMemo"}]}]})
+    # credit used from two memos, one of them on two lines: summed per memo, in order
+    used = qbo_payloads.payment_values({"TotalAmt": 10, "Line": [
+        {"Amount": 40, "LinkedTxn": [{"TxnId": "11", "TxnType": "Invoice"}]},
+        {"Amount": 20, "LinkedTxn": [{"TxnId": "3", "TxnType": "CreditMemo"}]},
+        {"Amount": 5, "LinkedTxn": [{"TxnId": "2", "TxnType": "CreditMemo"}]},
+        {"Amount": 5.5, "LinkedTxn": [{"TxnId": "3", "TxnType": "CreditMemo"}]},
+        {"Amount": 9, "LinkedTxn": [{"TxnId": "8", "TxnType": "JournalEntry"}]}]})
+    assert used["credits"] == {"3": _d("25.50"), "2": _d("5.00")}
+    assert list(used["credits"]) == ["3", "2"] and used["allocations"] == {"11": _d("40.00")}
+
+
+def test_a_credit_memo_issued_for_an_invoice_and_applied(push):
+    customer = _customer(push)
+    invoice = _taxed_invoice(push, customer, "cm-full")
+    # the bookkeeper credits the whole invoice: its lines copied, applied by a zero Payment
+    issued = push.app.issue_credit_note(invoice, memo="Cancelled order")
+    memo, payment = issued["CreditMemo"]["Id"], issued["Payment"]["Id"]
+    meter = Meter()
+    push.adapter.meter = meter
+    push.reset_counters()
+    read = _notes(push, [memo])
+    assert push.api_requests() == {QUERY: 1} and meter.calls == [False]
+    stored = _memo(push, memo)
+    assert read == {memo: CreditNoteState(
+        memo, customer, "paid", _d("170.00"), _d("20.00"), ZERO,
+        lines=(CreditLine("Consulting, March", _d("100.00"), ZERO,
+                          item_id=_id(push, "Item", "Consulting hours"),
+                          tax_ref=_id(push, "TaxCode", "20.0% S")),
+               CreditLine("Cables", _d("50.00"), ZERO, item_id=_id(push, "Item", "Hardware"),
+                          tax_ref=_id(push, "TaxCode", "0.0% Z"))),
+        allocations={}, date=stored["TxnDate"], number=stored["DocNumber"],
+        reference="Cancelled order", currency="GBP",
+        updated_at=_stamp(push, "CreditMemo", memo))}
+    state = read[memo]
+    assert state.number == "5001" and UTC_SECOND.match(state.updated_at)
+    assert sum(line.net for line in state.lines) + state.tax == state.total
+    # QuickBooks' own subtotal line makes no CreditLine
+    assert [line["DetailType"] for line in stored["Line"]] == [
+        "SalesItemLineDetail", "SalesItemLineDetail", "SubTotalLineDetail"]
+
+    # the payment that applied it: no money, the invoice paid by the memo's credit
+    applying = _payments(push, [payment])[payment]
+    assert applying == PaymentState(
+        payment, customer, applying.date, ZERO, {invoice: _d("170.00")}, ZERO, currency="GBP",
+        updated_at=_stamp(push, "Payment", payment), credits={memo: _d("170.00")})
+    assert applying.total + sum(applying.credits.values()) \
+        == sum(applying.allocations.values()) + applying.unapplied
+    paid = _read(push, [invoice])[invoice]
+    assert (paid.status, paid.amount_due, paid.payment_ids) == ("paid", ZERO, (payment,))
+
+
+def test_an_unapplied_credit_memo_is_open_and_a_part_applied_one_too(push):
+    customer = _customer(push)
+    (invoice,) = (r.ledger_id for r in _invoices(push, customer, 100.0, key="cm-open"))
+    # credit for the customer, applied to nothing: their credit
+    memo = push.app.issue_credit_note(customer_id=customer, amount=40, apply=False)[
+        "CreditMemo"]["Id"]
+    no_vat, services = _id(push, "TaxCode", "No VAT"), _id(push, "Item", "Services")
+    state = _notes(push, [memo])[memo]
+    assert state == CreditNoteState(
+        memo, customer, "open", _d("40.00"), ZERO, _d("40.00"),
+        lines=(CreditLine(None, _d("40.00"), ZERO, item_id=services, tax_ref=no_vat),),
+        date=_memo(push, memo)["TxnDate"], number=_memo(push, memo)["DocNumber"],
+        currency="GBP", updated_at=_stamp(push, "CreditMemo", memo))
+    assert state.reference is None and state.allocations == {}
+
+    # 25 of it applied (a zero Payment, as QuickBooks' "Receive payment" with the credit
+    # ticked): still open, 15 left
+    applying = _store(push, "Payment", {"CustomerRef": {"value": customer}, "TotalAmt": 0,
+                                        "Line": [
+        {"Amount": 25, "LinkedTxn": [{"TxnId": invoice, "TxnType": "Invoice"}]},
+        {"Amount": 25, "LinkedTxn": [{"TxnId": memo, "TxnType": "CreditMemo"}]}]})
+    part = _notes(push, [memo])[memo]
+    assert (part.status, part.total, part.remaining) == ("open", _d("40.00"), _d("15.00"))
+    assert _payments(push, [applying])[applying].credits == {memo: _d("25.00")}
+    assert _read(push, [invoice])[invoice].amount_due == _d("75.00")
+
+    # tax included in the line (GlobalTaxCalculation TaxInclusive): 120.00 at 20%, of which
+    # 20.00 VAT; the line's own share is not said: its amount as given, the tax the memo's
+    inclusive = _store(push, "CreditMemo", {
+        "CustomerRef": {"value": customer}, "GlobalTaxCalculation": "TaxInclusive",
+        "Line": [{"Amount": 120, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {
+            "ItemRef": {"value": services}, "TaxCodeRef": {"value": _id(push, "TaxCode",
+                                                                       "20.0% S")}}}]})
+    gross = _notes(push, [inclusive])[inclusive]
+    assert (gross.total, gross.tax, gross.remaining, gross.status) == (
+        _d("120.00"), _d("20.00"), _d("120.00"), "open")
+    assert [(line.net, line.tax) for line in gross.lines] == [(_d("120.00"), ZERO)]
+
+
+def test_a_write_off_is_a_bad_debt_credit_memo_applied(push):
+    customer = _customer(push)
+    (invoice,) = (r.ledger_id for r in _invoices(push, customer, 90.0, key="cm-wo"))
+    cash = push.app.apply_payment(invoice, amount=30)["Id"]
+    # over the control API, as a bookkeeper would: the 60.00 left, written off
+    answer = requests.post(f"{push.server.url}/_sandbox/bookkeeper/write_off",
+                           json={"invoice_id": invoice}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    memo, payment = answer.json()["CreditMemo"]["Id"], answer.json()["Payment"]["Id"]
+    state = _notes(push, [memo])[memo]
+    assert state == CreditNoteState(
+        memo, customer, "paid", _d("60.00"), ZERO, ZERO,
+        lines=(CreditLine(None, _d("60.00"), ZERO, item_id=_id(push, "Item", "Bad Debt"),
+                          tax_ref=_id(push, "TaxCode", "No VAT")),),
+        date=_memo(push, memo)["TxnDate"], number=_memo(push, memo)["DocNumber"],
+        reference=f"Bad debt write-off of invoice {invoice}", currency="GBP",
+        updated_at=_stamp(push, "CreditMemo", memo))
+    both = _payments(push, [cash, payment])
+    assert (both[payment].total, both[payment].allocations, both[payment].credits) == (
+        ZERO, {invoice: _d("60.00")}, {memo: _d("60.00")})
+    assert (both[cash].total, both[cash].allocations, both[cash].credits) == (
+        _d("30.00"), {invoice: _d("30.00")}, {})
+    written = _read(push, [invoice])[invoice]
+    assert (written.status, written.amount_due, written.payment_ids) == (
+        "paid", ZERO, (cash, payment))
+
+
+def test_a_voided_credit_memo(push):
+    customer = _customer(push)
+    (invoice,) = (r.ledger_id for r in _invoices(push, customer, 100.0, key="cm-void"))
+    issued = push.app.issue_credit_note(invoice, amount=30, memo="Goodwill")
+    memo, payment = issued["CreditMemo"]["Id"], issued["Payment"]["Id"]
+    assert _read(push, [invoice])[invoice].amount_due == _d("70.00")
+    answer = requests.post(f"{push.server.url}/_sandbox/bookkeeper/void_credit_note",
+                           json={"memo_id": memo}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    # QuickBooks keeps it, zeroed, "Voided" before its memo
+    stored = _memo(push, memo)
+    assert stored["PrivateNote"] == "Voided - Goodwill"
+    assert (stored["TotalAmt"], stored["RemainingCredit"], stored["Balance"]) == (0, 0, 0)
+    state = _notes(push, [memo])[memo]
+    assert state == CreditNoteState(
+        memo, customer, "voided", ZERO, ZERO, ZERO,
+        lines=(CreditLine(None, ZERO, ZERO, item_id=_id(push, "Item", "Services"),
+                          tax_ref=_id(push, "TaxCode", "No VAT")),),
+        date=stored["TxnDate"], number=stored["DocNumber"], reference="Voided - Goodwill",
+        currency="GBP", updated_at=_stamp(push, "CreditMemo", memo))
+    # its credit is unapplied: the invoice reopens, the zero payment applies nothing now
+    reopened = _read(push, [invoice])[invoice]
+    assert (reopened.status, reopened.amount_due, reopened.payment_ids) == (
+        "open", _d("100.00"), ())
+    emptied = _payments(push, [payment])[payment]
+    assert (emptied.total, emptied.allocations, emptied.credits, emptied.unapplied) == (
+        ZERO, {}, {}, ZERO)
+
+    # the API's own void (operation=void), on a memo applied to nothing
+    spare = push.app.issue_credit_note(customer_id=customer, amount=12, apply=False)[
+        "CreditMemo"]
+    answer = requests.post(
+        f"{push.server.url}/v3/company/{push.realm}/creditmemo",
+        params={"operation": "void", "minorversion": 75},
+        json={"Id": spare["Id"], "SyncToken": spare["SyncToken"]},
+        headers={"Authorization": f"Bearer {push.token}", "Accept": "application/json"},
+        timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["CreditMemo"]["PrivateNote"] == "Voided"
+    voided = _notes(push, [spare["Id"]])[spare["Id"]]
+    assert (voided.status, voided.total, voided.remaining, voided.reference) == (
+        "voided", ZERO, ZERO, "Voided")
+
+
+def test_unknown_memo_ids_are_absent_and_60_ids_take_2_queries(push):
+    customer = _customer(push)
+    memos = [push.app.issue_credit_note(customer_id=customer, amount=5 + n, apply=False)[
+        "CreditMemo"]["Id"] for n in range(2)]
+    top = max(int(r["Id"]) for r in push.ledger().all("CreditMemo"))
+    asked = [*memos, *(str(top + 1000 + n) for n in range(58)), None, "", memos[0]]
+    assert len({a for a in asked if a}) == 60
+    meter = Meter()
+    push.adapter.meter = meter
+    push.reset_counters()
+    found = _notes(push, asked)
+    assert push.api_requests() == {QUERY: 2}  # 50 ids a query
+    assert meter.calls == [False, False]
+    assert list(found) == memos
+    assert [found[m].total for m in memos] == [_d("5.00"), _d("6.00")]
+    # a deleted memo is gone: absent, as an Id QuickBooks never knew
+    with push.app.lock:
+        ledger = push.app.ledgers[push.realm]
+        ledger.delete("CreditMemo", {"Id": memos[1], "SyncToken": _memo(push, memos[1])[
+            "SyncToken"]})
+        ledger.events.clear()
+    assert list(_notes(push, memos)) == [memos[0]]
+    push.reset_counters()
+    assert _notes(push, [None, "", " "]) == {} and _notes(push, []) == {}
+    assert push.api_requests() == {}  # nothing that can be an Id: no request at all
+
+
+def test_changed_credit_memos_by_cdc_and_by_a_full_read(push):
+    clock = _clock(push)
+    customer = _customer(push)
+    first, second = (r.ledger_id for r in _invoices(push, customer, 100.0, 80.0, key="cmc"))
+    applied = push.app.issue_credit_note(first, amount=30)
+    kept, application = applied["CreditMemo"]["Id"], applied["Payment"]["Id"]
+    spare = push.app.issue_credit_note(customer_id=customer, amount=15, apply=False)[
+        "CreditMemo"]["Id"]
+    push.reset_counters()
+    pulled = _changed(push, None)
+    # a first pull: one query per entity, credit memos included
+    assert push.api_requests() == {QUERY: 3}
+    assert (pulled.complete, pulled.full_read) == (True, True)
+    assert pulled.credit_notes == _notes(push, [kept, spare])
+    assert pulled.credit_notes[kept].status == "paid"
+    assert pulled.payments[application].credits == {kept: _d("30.00")}
+    assert pulled.cursor == _stamp(push, "CreditMemo", spare)
+
+    clock.advance(minutes=2)
+    since = _cursor(clock.now)
+    clock.advance(seconds=30)
+    # the applied memo deleted (its invoice reopens), the spare one voided, a new one issued
+    with push.app.lock:
+        ledger = push.app.ledgers[push.realm]
+        ledger.delete("CreditMemo", {"Id": kept, "SyncToken": _memo(push, kept)["SyncToken"]})
+        ledger.events.clear()
+    push.app.void_credit_note(spare)
+    clock.advance(seconds=30)
+    fresh = push.app.issue_credit_note(second, amount=20)
+    new, new_payment = fresh["CreditMemo"]["Id"], fresh["Payment"]["Id"]
+    push.reset_counters()
+    changes = _changed(push, since)
+    assert push.api_requests() == {CDC: 1}
+    assert (changes.complete, changes.full_read) == (True, False)
+    assert changes.credit_notes == {
+        kept: CreditNoteState(kept, None, "deleted", ZERO, ZERO, ZERO,
+                              updated_at=_later(since, seconds=30)),
+        **_notes(push, [spare, new])}
+    assert changes.credit_notes[spare].status == "voided"
+    assert changes.credit_notes[new].status == "paid"
+    # what the deletion and the new memo changed: the payments and invoices, as read
+    assert changes.payments == _payments(push, [application, new_payment])
+    assert changes.payments[application].credits == {}
+    assert changes.invoices == _read(push, [first, second])
+    assert changes.invoices[first].amount_due == _d("100.00")
+    assert changes.cursor == _later(since, minutes=1) == changes.credit_notes[new].updated_at
+
+    # a query cannot see a deletion: a full read lists the memos QuickBooks still has
+    everything = _changed(push, None)
+    assert everything.full_read and everything.credit_notes == _notes(push, [spare, new])
+    assert kept not in everything.credit_notes
+
+    # nothing changed since: nothing listed, the cursor handed back
+    clock.advance(minutes=1)
+    quiet = _cursor(clock.now)
+    assert _changed(push, quiet) == DocumentChanges({}, {}, quiet)
+
+
+def test_credit_memo_errors_are_what_a_push_raises(push):
+    clock = _clock(push)
+    customer = _customer(push)
+    memo = push.app.issue_credit_note(customer_id=customer, amount=9, apply=False)[
+        "CreditMemo"]["Id"]
+    since = _cursor(clock.now)
+    for call in (lambda: _notes(push, [memo]), lambda: _changed(push, since)):
+        push.app.faults.next("http429")
+        push.reset_counters()
+        with pytest.raises(RateLimited) as limited:
+            call()
+        assert limited.value.retry_after == 60
+        assert sum(push.api_requests().values()) == 1  # not retried
+
+    # an answer QuickBooks documents otherwise: said, never read as a zero
+    with push.app.lock:
+        push.ledger().get("CreditMemo", memo)["TotalAmt"] = "lots"
+    for call, what in ((lambda: _notes(push, [memo]), "Reading QuickBooks credit memos"),
+                       (lambda: _changed(push, since), "Listing changed QuickBooks")):
+        with pytest.raises(LedgerAnswerInvalid) as garbled:
+            call()
+        assert f"CreditMemo {memo}" in str(garbled.value) and what in str(garbled.value)
+
+    push.token = "not-a-token-intuit-issued"
+    with pytest.raises(AccessTokenExpired) as refused:
+        _notes(push, [memo])
+    assert refused.value.status == 401
+
+
+def test_full_pages_of_credit_memos_bound_the_cursor_too(push, monkeypatch):
+    """A page of 3 here: four memos changed before the one invoice; the memos fill their
+    page first, so the cursor stops at the third memo and the invoice comes again."""
+    monkeypatch.setattr(qbo_adapter, "PAGE", 3)
+    clock = _clock(push)
+    customer = _customer(push)
+    clock.advance(seconds=10)
+    memos = []
+    for n in range(4):
+        memos.append(push.app.issue_credit_note(customer_id=customer, amount=10 + n,
+                                                apply=False)["CreditMemo"]["Id"])
+        clock.advance(seconds=1)
+    invoice = _store_invoice(push, customer, 50)
+    stamps = [_stamp(push, "CreditMemo", m) for m in memos]
+    push.reset_counters()
+    first = _changed(push, None)
+    assert push.api_requests() == {QUERY: 3}
+    assert (first.complete, first.full_read) == (False, True)
+    assert set(first.credit_notes) == set(memos[:3]) and invoice in first.invoices
+    assert first.cursor == stamps[2] < _stamp(push, "Invoice", invoice)
+    rest = _changed(push, first.cursor)  # within 30 days: CDC
+    assert (rest.complete, rest.full_read) == (True, False)
+    assert set(rest.credit_notes) == set(memos[2:]) and invoice in rest.invoices
+    assert rest.cursor == _stamp(push, "Invoice", invoice)

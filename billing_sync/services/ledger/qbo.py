@@ -39,6 +39,7 @@ from .base import (
     ConnectionReport,
     ContactChanges,
     ContactState,
+    CreditNoteState,
     DocumentChanges,
     InvoiceState,
     Kind,
@@ -228,8 +229,14 @@ def _invoice_state(row):
                         updated_at=_updated_at(row))
 
 
+def _credit_note_state(row):
+    return CreditNoteState(str(row["Id"]), **payloads.credit_note_values(row),
+                           updated_at=_updated_at(row))
+
+
 # the state of a row (a query's or CDC's, with its Id) of each entity read back
-_STATES = {"Customer": _customer_state, "Payment": _payment_state, "Invoice": _invoice_state}
+_STATES = {"Customer": _customer_state, "Payment": _payment_state, "Invoice": _invoice_state,
+           "CreditMemo": _credit_note_state}
 
 
 def _states(entity, rows, what):
@@ -729,6 +736,15 @@ class QboAdapter(LedgerAdapter):
         return self._read_states(access_token, org_id, "Invoice", ids,
                                  "Reading QuickBooks invoices")
 
+    def read_credit_notes(self, access_token, org_id, ids):
+        """{CreditMemo Id: CreditNoteState} of the credit memos ``ids`` name: one query
+        ``select * from CreditMemo where Id in (...)`` per 50 ids, parsed by
+        payloads.credit_note_values (voided ones included, "voided"; deleted and unknown
+        ones absent). What a memo was applied to is not on it: QuickBooks applies credit
+        through Payments (PaymentState.credits), so ``allocations`` is empty."""
+        return self._read_states(access_token, org_id, "CreditMemo", ids,
+                                 "Reading QuickBooks credit memos")
+
     def _read_states(self, access_token, org_id, entity, ids, what):
         """{Id: state} of the ``entity`` objects ``ids`` name, as _states makes them, keyed
         by the Id text; no request at all when no id can be a QuickBooks one."""
@@ -755,35 +771,44 @@ class QboAdapter(LedgerAdapter):
                               full_read=found.full_read)
 
     def changed_documents(self, access_token, org_id, since):
-        """DocumentChanges of the QuickBooks payments and invoices changed at or after
-        ``since`` (see the base), read by _changes as changed_contacts reads customers:
-        one GET cdc?entities=Payment,Invoice within CDC's look-back, else the queries
-        ``SELECT * FROM Payment|Invoice [WHERE MetaData.LastUpdatedTime >= since] ORDERBY
-        MetaData.LastUpdatedTime`` (1,000 a page), ``full_read``.
+        """DocumentChanges of the QuickBooks payments, invoices and credit memos changed at or
+        after ``since`` (see the base), read by _changes as changed_contacts reads
+        customers: one GET cdc?entities=Payment,Invoice,CreditMemo within CDC's look-back,
+        else the queries ``SELECT * FROM Payment|Invoice|CreditMemo [WHERE
+        MetaData.LastUpdatedTime >= since] ORDERBY MetaData.LastUpdatedTime`` (1,000 a
+        page), ``full_read``.
 
         A payment CDC lists as deleted is in ``deleted_payments`` (a query cannot see one:
         none then; a voided payment is a change, in ``payments`` with ``deleted`` set). An
-        invoice CDC lists as deleted is in ``invoices`` with status "deleted" and no amount
-        (QuickBooks sends only its Id). ``cursor``: the latest change listed (deletions
-        included), or, when a page of either entity was full (``complete`` False), the
-        last change read of the one that got least far (the other's later changes are
+        invoice or a credit memo CDC lists as deleted is in ``invoices`` /
+        ``credit_notes`` with status "deleted" and no amount (QuickBooks sends only its
+        Id); a voided one is a change, status "voided". ``cursor``: the latest change listed
+        (deletions included), or, when a page of any entity was full (``complete`` False),
+        the last change read of the one that got least far (the others' later changes are
         listed again from it)."""
         since = change_cursor(since)  # ValueError before anything is sent
         qb = self.client(access_token, org_id)
-        what = "Listing changed QuickBooks payments and invoices"
-        found = self._changes(qb, ("Payment", "Invoice"), since, what)
+        what = "Listing changed QuickBooks payments, invoices and credit memos"
+        found = self._changes(qb, ("Payment", "Invoice", "CreditMemo"), since, what)
         payments = _states("Payment", found.rows["Payment"], what)
         invoices = _states("Invoice", found.rows["Invoice"], what)
+        credit_notes = _states("CreditMemo", found.rows["CreditMemo"], what)
+        zero = Decimal("0.00")
         for row in found.deleted["Invoice"]:
             invoices[str(row["Id"])] = InvoiceState(
-                str(row["Id"]), "deleted", Decimal("0.00"), Decimal("0.00"),
+                str(row["Id"]), "deleted", zero, zero, updated_at=_updated_at(row))
+        for row in found.deleted["CreditMemo"]:
+            credit_notes[str(row["Id"])] = CreditNoteState(
+                str(row["Id"]), None, "deleted", zero, zero, zero,
                 updated_at=_updated_at(row))
         gone = tuple(dict.fromkeys(str(row["Id"]) for row in found.deleted["Payment"]))
-        stamps = [state.updated_at for state in (*payments.values(), *invoices.values())]
+        stamps = [state.updated_at for state in (*payments.values(), *invoices.values(),
+                                                 *credit_notes.values())]
         stamps += [_updated_at(row) for row in found.deleted["Payment"]]
         cursor = found.limit or max([s for s in (*stamps, since) if s], default=None)
         return DocumentChanges(payments, invoices, cursor, deleted_payments=gone,
-                               complete=found.complete, full_read=found.full_read)
+                               complete=found.complete, full_read=found.full_read,
+                               credit_notes=credit_notes)
 
     def _changes(self, qb, entities, since, what):
         """_Changes: the ``entities`` objects changed at or after ``since`` (a change_cursor;

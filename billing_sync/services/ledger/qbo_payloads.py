@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ..contacts import _MASK as TAX_MASK  # how a ledger hides a tax id: one definition
 from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
-from .base import given_id
+from .base import CreditLine, given_id
 from .errors import cap
 
 TOTAL_DIGITS = 2
@@ -399,9 +399,9 @@ CREDIT_LINE_DETAIL = ("ItemRef", "Qty", "UnitPrice", "TaxCodeRef", "ClassRef",
 
 
 def is_voided(txn):
-    """True for an invoice or a payment QuickBooks voided: it keeps it, its amounts zeroed,
-    and injects "Voided" into its PrivateNote, before any text it had. (A memo merely
-    mentioning a void, on a zero credit application say, is not one.)"""
+    """True for an invoice, a credit memo or a payment QuickBooks voided: it keeps it, its
+    amounts zeroed, and injects "Voided" into its PrivateNote, before any text it had. (A
+    memo merely mentioning a void, on a zero credit application say, is not one.)"""
     txn = txn if isinstance(txn, dict) else {}
     return (money(txn.get("TotalAmt")) == 0
             and str(txn.get("PrivateNote") or "").strip().lower().startswith("voided"))
@@ -487,28 +487,37 @@ def payment_values(row):
     of base.PaymentState but its ledger_id and updated_at).
 
     ``allocations``: {invoice Id: Amount} of each Line linking an Invoice (lines for the same
-    invoice added up), in QuickBooks' order. A line linking a CreditMemo (or a journal entry)
-    is credit used, not an allocation: skipped, and its amount is not in TotalAmt's cash (a
-    credit application is a Payment of TotalAmt 0 whose invoice line is matched by its credit
-    memo line); ``total`` stays TotalAmt, so sum(allocations) + unapplied can exceed it then.
-    ``unapplied``: UnappliedAmt (0 when absent). ``account_id``: DepositToAccountRef (None
-    when absent: QuickBooks put it in Undeposited Funds); QuickBooks' reference names no
-    account code. ``reference``: PaymentRefNum. ``deleted``: voided (it stays, zeroed,
-    "Voided" in its memo: it pays nothing; its zeroed lines are no allocation).
-    ValueError for an answer of another shape: a missing TotalAmt, an amount that is no
-    number, a line applied to several invoices at once (it could not say how much each)."""
+    invoice added up), in QuickBooks' order. ``credits``: {credit memo Id: Amount} of each
+    Line linking a CreditMemo (added up per memo), in QuickBooks' order: credit used, not
+    cash, so never in TotalAmt (QuickBooks applies a credit memo by a Payment of TotalAmt 0
+    whose invoice line is matched by its credit memo line); ``total`` stays TotalAmt, so
+    sum(allocations) + unapplied = total + sum(credits). A line linking anything else (a
+    journal entry) is skipped. ``unapplied``: UnappliedAmt (0 when absent). ``account_id``:
+    DepositToAccountRef (None when absent: QuickBooks put it in Undeposited Funds);
+    QuickBooks' reference names no account code. ``reference``: PaymentRefNum. ``deleted``:
+    voided (it stays, zeroed, "Voided" in its memo: it pays nothing; its zeroed lines are
+    no allocation and use no credit). ValueError for an answer of another shape: a missing
+    TotalAmt, an amount that is no number, a line applied to several invoices or credit
+    memos at once, or to an invoice and a credit memo at once (it could not say how much
+    each)."""
     row = row if isinstance(row, dict) else {}
     voided = is_voided(row)
-    allocations = {}
+    allocations, credits = {}, {}
     for line in [] if voided else _listed(row.get("Line")):
-        invoices = [given_id(t.get("TxnId")) for t in _listed(line.get("LinkedTxn"))
-                    if t.get("TxnType") == "Invoice" and given_id(t.get("TxnId"))]
-        if not invoices:
-            continue  # credit used (CreditMemo, JournalEntry): not an invoice allocation
-        if len(set(invoices)) > 1:
-            raise ValueError("a payment line is applied to several invoices at once")
+        linked = _listed(line.get("LinkedTxn"))
+        invoices = {given_id(t.get("TxnId")) for t in linked
+                    if t.get("TxnType") == "Invoice" and given_id(t.get("TxnId"))}
+        memos = {given_id(t.get("TxnId")) for t in linked
+                 if t.get("TxnType") == "CreditMemo" and given_id(t.get("TxnId"))}
+        if not invoices and not memos:
+            continue  # a journal entry's credit (or nothing): neither an invoice nor a memo
+        if len(invoices) + len(memos) > 1:
+            raise ValueError("a payment line is applied to several invoices or credit memos "
+                             "at once")
+        (target,) = invoices or memos
+        into = allocations if invoices else credits
         applied = read_amount(line.get("Amount"), "a payment line's Amount")
-        allocations[invoices[0]] = allocations.get(invoices[0], Decimal("0.00")) + applied
+        into[target] = into.get(target, Decimal("0.00")) + applied
     unapplied = row.get("UnappliedAmt")
     date = _read(row.get("TxnDate"))
     return {
@@ -523,6 +532,7 @@ def payment_values(row):
         "account_code": None,
         "reference": _read(row.get("PaymentRefNum")),
         "deleted": voided,
+        "credits": credits,
     }
 
 
@@ -545,6 +555,68 @@ def invoice_values(row):
                 if t.get("TxnType") == "Payment" and given_id(t.get("TxnId"))]
     return {"status": status, "total": total, "amount_due": due,
             "payment_ids": tuple(dict.fromkeys(payments)), "number": _read(row.get("DocNumber"))}
+
+
+# what a CreditMemo says is left of its credit, the first present wins: RemainingCredit is
+# the one Intuit documents as "the total credit amount still available to apply" (XSD);
+# Balance ("reflecting any payments made against the transaction") only stands in for it
+REMAINING_CREDIT = ("RemainingCredit", "Balance")
+
+
+def credit_line(line):
+    """The CreditLine of a credit memo's SalesItemLineDetail line (see
+    credit_note_values); ValueError for an Amount that is missing or no number."""
+    detail = line.get("SalesItemLineDetail")
+    detail = detail if isinstance(detail, dict) else {}
+    return CreditLine(description=_read(line.get("Description")),
+                      net=read_amount(line.get("Amount"), "a credit memo line's Amount"),
+                      tax=Decimal("0.00"), item_id=_ref_id(detail.get("ItemRef")),
+                      tax_ref=_ref_id(detail.get("TaxCodeRef")))
+
+
+def credit_note_values(row):
+    """The neutral values of a CreditMemo read from QuickBooks (the keyword arguments of
+    base.CreditNoteState but its ledger_id and updated_at).
+
+    ``total``: TotalAmt; ``tax``: TxnTaxDetail.TotalTax (0 when absent); ``remaining``: the
+    credit not applied yet, RemainingCredit (Balance where QuickBooks sends no
+    RemainingCredit: see REMAINING_CREDIT). ``status``: "voided" (QuickBooks keeps it
+    zeroed, "Voided" in its memo: is_voided, as for invoices), "paid" (nothing left of a
+    positive TotalAmt: all of it applied), else "open". ``allocations``: none: QuickBooks
+    applies a credit memo through a Payment (PaymentState.credits says which and how much).
+
+    ``lines``: one CreditLine per SalesItemLineDetail line, in QuickBooks' order (its
+    SubTotalLineDetail line, discount and description-only lines are left out):
+    ``description`` Description, ``item_id`` ItemRef, ``tax_ref`` TaxCodeRef, no account
+    (QuickBooks names an item, whose account is its own), ``tax`` 0: QuickBooks keeps the
+    tax on the transaction (TxnTaxDetail), never per line. ``net`` is the line's Amount,
+    which is net of tax, except under GlobalTaxCalculation "TaxInclusive": then Amount
+    includes the line's tax, and QuickBooks does not say the line's share (its TaxLines
+    are per rate, over the lines' sum, rounded once), so ``net`` is Amount as it is, tax
+    included, and the tax is only in ``tax`` (the transaction's): such lines add up to
+    ``total``, not to ``total`` - ``tax``.
+
+    ``date``: TxnDate; ``number``: DocNumber; ``reference``: PrivateNote (None when empty);
+    ``currency``: CurrencyRef. ValueError for an answer of another shape (no TotalAmt, no
+    remaining credit, an amount that is no number)."""
+    row = row if isinstance(row, dict) else {}
+    total = read_amount(row.get("TotalAmt"), "the credit memo's TotalAmt")
+    tax_detail = row.get("TxnTaxDetail") if isinstance(row.get("TxnTaxDetail"), dict) else {}
+    tax = tax_detail.get("TotalTax")
+    tax = read_amount(0 if tax in (None, "") else tax, "the credit memo's TotalTax")
+    left = next((row[prop] for prop in REMAINING_CREDIT if row.get(prop) not in (None, "")),
+                None)
+    remaining = read_amount(left, "the credit memo's RemainingCredit")
+    status = ("voided" if is_voided(row) else
+              "paid" if remaining == 0 and total > 0 else "open")
+    lines = tuple(credit_line(line) for line in _listed(row.get("Line"))
+                  if line.get("DetailType") == "SalesItemLineDetail")
+    date = _read(row.get("TxnDate"))
+    return {"contact_id": _ref_id(row.get("CustomerRef")), "status": status, "total": total,
+            "tax": tax, "remaining": remaining, "lines": lines, "allocations": {},
+            "date": date[:10] if date else None, "number": _read(row.get("DocNumber")),
+            "reference": _read(row.get("PrivateNote")),
+            "currency": _ref_id(row.get("CurrencyRef"))}
 
 
 # --------------------------------------------------------------------------- answers

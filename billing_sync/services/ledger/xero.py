@@ -28,6 +28,7 @@ from .base import (
     ConnectionReport,
     ContactChanges,
     ContactState,
+    CreditNoteState,
     DocumentChanges,
     InvoiceState,
     Kind,
@@ -94,7 +95,7 @@ ANSWERS = {
 UNKNOWN_OUTCOME = unknown_outcome("Xero", "idempotency key")
 # Xero's advice for batched writes: at most 50 objects per request
 BATCH_SIZE = 50
-# GET Contacts (Payments, Invoices)?page=n answers 100 a page (no pageSize sent):
+# GET Contacts (Payments, Invoices, CreditNotes)?page=n answers 100 a page (no pageSize sent):
 # changed_contacts (changed_documents, for each list) reads up to CHANGES_LIMIT of them, 10
 # requests, per call
 CHANGES_PAGE = 100
@@ -815,7 +816,7 @@ class XeroAdapter(LedgerAdapter):
             _contact_state, include_archived=True)
         return ContactChanges(found, latest_cursor(found, since), complete=complete)
 
-    # -- Payments and invoices, read back (inbound sync) ------------------------------
+    # -- Payments, invoices and credit notes, read back (inbound sync) ----------------
     def read_payments(self, access_token, org_id, ids):
         """{PaymentID: PaymentState} of the customer payments ``ids`` name (keyed as asked,
         as read_contacts). GET Payments takes no IDs parameter: one GET Payments?where=
@@ -838,18 +839,31 @@ class XeroAdapter(LedgerAdapter):
             lambda api, chunk: (api.get_invoices, {"i_ds": chunk, "page": 1}),
             _invoice_state)
 
+    def read_credit_notes(self, access_token, org_id, ids):
+        """{CreditNoteID: CreditNoteState} of the sales credit notes ``ids`` name (keyed as
+        asked). GET CreditNotes takes no IDs parameter: one GET CreditNotes?where=
+        ``CreditNoteID==Guid("...") OR ...``&page=1 per 50 ids (paged, Xero answers each
+        credit note with its LineItems). Voided and deleted ones are included (Xero lists
+        them); an unknown id, or a supplier's credit note (ACCPAYCREDIT), is absent."""
+        return self._read_ids(
+            access_token, org_id, ids, "Reading Xero credit notes", "credit_note",
+            lambda api, chunk: (api.get_credit_notes, {
+                "where": payloads.id_filter("CreditNoteID", chunk), "page": 1}),
+            _credit_note_state)
+
     def changed_documents(self, access_token, org_id, since):
-        """DocumentChanges of the customer payments and sales invoices changed at or after
-        ``since`` (see the base): GET Payments and GET Invoices (``Type=="ACCREC"``, every
-        status: Xero lists VOIDED and DELETED ones), each as changed_contacts reads contacts
+        """DocumentChanges of the customer payments, sales invoices and sales credit notes
+        changed at or after ``since`` (see the base): GET Payments, GET Invoices
+        (``Type=="ACCREC"``) and GET CreditNotes (``Type=="ACCRECCREDIT"``), every status
+        (Xero lists VOIDED and DELETED ones), each as changed_contacts reads contacts
         (If-Modified-Since, UpdatedDateUTC ascending, 100 a page, about 10 requests a list).
         Deleted payments are listed with ``deleted`` set (Xero lists them with Status
         DELETED): ``deleted_payments`` stays empty; never a ``full_read``.
 
-        ``complete`` only when both lists were read to their end; the cursor is then the
-        latest UpdatedDateUTC listed in either (``since`` when none). When a list stopped
-        short, the cursor is where it stopped (the earlier one if both did): the other
-        list's later changes come again next call, and no change of either is skipped."""
+        ``complete`` only when every list was read to its end; the cursor is then the
+        latest UpdatedDateUTC listed in any (``since`` when none). When a list stopped
+        short, the cursor is where it stopped (the earliest of those that did): the other
+        lists' later changes come again next call, and no change of any is skipped."""
         since = change_cursor(since)  # ValueError before anything is sent
         api = self._accounting(access_token)
         payments, paid, payments_done = self._list_changed(
@@ -858,14 +872,18 @@ class XeroAdapter(LedgerAdapter):
         invoices, invoiced, invoices_done = self._list_changed(
             "Listing changed Xero invoices", "invoice", api.get_invoices, org_id, since,
             _invoice_state, where=payloads.SALES_INVOICES)
-        ends = ((paid, payments_done), (invoiced, invoices_done))
-        if payments_done and invoices_done:
+        notes, credited, notes_done = self._list_changed(
+            "Listing changed Xero credit notes", "credit_note", api.get_credit_notes, org_id,
+            since, _credit_note_state, where=payloads.SALES_CREDIT_NOTES)
+        ends = ((paid, payments_done), (invoiced, invoices_done), (credited, notes_done))
+        complete = all(done for _reached, done in ends)
+        if complete:
             cursor = max([r for r, _done in ends if r] + ([since] if since else []),
                          default=None)
         else:
             cursor = min(r for r, done in ends if not done)
-        return DocumentChanges(payments, invoices, cursor,
-                               complete=payments_done and invoices_done)
+        return DocumentChanges(payments, invoices, cursor, complete=complete,
+                               credit_notes=notes)
 
     # -- reading helpers ----------------------------------------------------------------
     def _read_ids(self, access_token, org_id, ids, what, kind, send, take):
@@ -1179,6 +1197,20 @@ def _invoice_state(invoice, ledger_id, what):
                                   "Status (an unknown shape); nothing was changed, try again "
                                   "later.")
     return InvoiceState(ledger_id, updated_at=_updated(invoice), **values)
+
+
+def _credit_note_state(note, ledger_id, what):
+    """The CreditNoteState of a CreditNote read from Xero (paged: with its LineItems); None
+    for one that is no sales credit note (a supplier's). One without its Status has an
+    unknown shape: LedgerAnswerInvalid."""
+    if not payloads.is_sales_credit_note(note):
+        return None
+    values = payloads.credit_note_values(note)
+    if values["status"] is None:
+        raise LedgerAnswerInvalid(f"{what}: Xero listed credit note {ledger_id} without its "
+                                  "Status (an unknown shape); nothing was changed, try again "
+                                  "later.")
+    return CreditNoteState(ledger_id, updated_at=_updated(note), **values)
 
 
 def _build(kind, item):

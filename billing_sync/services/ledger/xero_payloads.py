@@ -35,7 +35,7 @@ from xero_python.accounting import (
 
 from .. import contacts as neutral
 from ..webhooks import MalformedDelivery, WebhookEvent, digest_id, text
-from .base import given_id
+from .base import CreditLine, given_id
 
 # Xero reads line prices with four decimals only when asked (?unitdp=4); Odoo's
 # unit prices may carry more than two, so every document request asks for four.
@@ -195,15 +195,19 @@ def contact_values(contact):
     }
 
 
-# GET Contacts', Payments' and Invoices' order for listing changes: oldest change first, so
-# that a cursor taken from the last object listed leaves nothing unlisted before it
+# GET Contacts', Payments', Invoices' and CreditNotes' order for listing changes: oldest
+# change first, so that a cursor taken from the last object listed leaves nothing unlisted
+# before it
 CHANGES_ORDER = "UpdatedDateUTC ASC"
 # GET Invoices' filter for the sales invoices (ACCREC): bills are no business of inbound sync
 SALES_INVOICES = 'Type=="ACCREC"'
+# GET CreditNotes' filter for the sales credit notes (ACCRECCREDIT), not the suppliers'
+SALES_CREDIT_NOTES = 'Type=="ACCRECCREDIT"'
 
 
 def modified_since(cursor):
-    """The If-Modified-Since of a GET list (Contacts, Payments, Invoices) for a cursor
+    """The If-Modified-Since of a GET list (Contacts, Payments, Invoices, CreditNotes) for a
+    cursor
     (``YYYY-MM-DDTHH:MM:SSZ``): a naive datetime in UTC, which xero-python sends as
     ``YYYY-MM-DDTHH:MM:SS``, the form Xero documents for the header (a UTC time); None
     for None (no header: every object)."""
@@ -247,8 +251,9 @@ def _day(value):
 
 
 def id_filter(field, ids):
-    """GET Payments' ``where`` naming ``ids`` (GUIDs; Xero's GET Payments takes no IDs
-    parameter): ``PaymentID==Guid("...") OR ...``."""
+    """The ``where`` of a GET list naming ``ids`` (GUIDs) by their ``field``, for the lists
+    Xero gives no IDs parameter (GET Payments, GET CreditNotes):
+    ``PaymentID==Guid("...") OR ...``."""
     return " OR ".join(f'{field}==Guid("{guid}")' for guid in ids)
 
 
@@ -304,6 +309,67 @@ def invoice_values(invoice):
         "amount_due": amount(invoice.amount_due),
         "payment_ids": tuple(pid for pid in (given_id(p.payment_id) for p in payments) if pid),
         "number": _text(invoice.invoice_number),
+    }
+
+
+# CreditNote.Status -> CreditNoteState.status: as an invoice's ("paid": all its credit used)
+CREDIT_NOTE_STATUSES = INVOICE_STATUSES
+
+
+def is_sales_credit_note(note):
+    """Whether a CreditNote read from Xero is a sales credit note (Type ACCRECCREDIT), not a
+    supplier's (ACCPAYCREDIT)."""
+    return _kind(getattr(note, "type", None)) == "ACCRECCREDIT"
+
+
+def credit_line(line, amount_types):
+    """The CreditLine of one LineItem of a credit note whose LineAmountTypes is
+    ``amount_types`` (``_kind``'s form): ``net`` is LineAmount less its TaxAmount when
+    Inclusive, LineAmount otherwise; NoTax lines carry no tax. Xero names a line's item by
+    its ItemCode only: ``item_id`` is None."""
+    tax = amount(0) if amount_types == "NOTAX" else amount(getattr(line, "tax_amount", None))
+    gross = amount(getattr(line, "line_amount", None))
+    return CreditLine(
+        description=_text(getattr(line, "description", None)),
+        net=gross - tax if amount_types == "INCLUSIVE" else gross,
+        tax=tax,
+        account_id=given_id(getattr(line, "account_id", None)),
+        account_code=_text(getattr(line, "account_code", None)),
+        item_id=None,
+        tax_ref=_text(getattr(line, "tax_type", None)),
+    )
+
+
+def credit_allocations(note):
+    """{InvoiceID: amount} a CreditNote read from Xero is allocated to, summed per invoice in
+    Xero's order; an allocation said IsDeleted (or without its invoice) is left out."""
+    out = {}
+    for alloc in getattr(note, "allocations", None) or []:
+        if getattr(alloc, "is_deleted", None):
+            continue
+        invoice_id = given_id(getattr(getattr(alloc, "invoice", None), "invoice_id", None))
+        if invoice_id:
+            out[invoice_id] = out.get(invoice_id, amount(0)) + amount(alloc.amount)
+    return out
+
+
+def credit_note_values(note):
+    """What a sales CreditNote read from Xero (GET CreditNotes, paged: with its LineItems)
+    says, as CreditNoteState's fields but ``ledger_id`` and ``updated_at``. ``status`` is
+    None for a credit note without a Status; ``remaining`` is its RemainingCredit."""
+    amount_types = _kind(getattr(note, "line_amount_types", None))
+    return {
+        "contact_id": given_id(getattr(getattr(note, "contact", None), "contact_id", None)),
+        "status": CREDIT_NOTE_STATUSES.get(_kind(note.status)),
+        "total": amount(note.total),
+        "tax": amount(note.total_tax),
+        "remaining": amount(note.remaining_credit),
+        "lines": tuple(credit_line(line, amount_types) for line in note.line_items or []),
+        "allocations": credit_allocations(note),
+        "date": _day(note.date),
+        "number": _text(note.credit_note_number),
+        "reference": _text(note.reference),
+        "currency": _kind(getattr(note, "currency_code", None)) or None,
     }
 
 
