@@ -186,7 +186,11 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
                 self.assertTrue(paid, self.jobs(payment).mapped("last_error"))
                 self.announce_payment(provider, connection, link, paid.ledger_id,
                                       f"echo-{provider}")
+                before = self.request_count(provider)
                 self.apply()
+                # one read (Xero: the invoice, whose payment Odoo holds; QuickBooks: the
+                # payment), nothing written
+                self.assertEqual(self.request_count(provider) - before, 1)
                 self.assertEqual(self.row(f"echo-{provider}").state, "done")
                 self.assertEqual(move._get_reconciled_payments(), payment, "nothing twice")
                 self.assertEqual(payment.state, "in_process")
@@ -314,6 +318,15 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
                 # a pull again finds nothing new and books nothing twice
                 self.pull(connection)
                 self.assertFalse(move._get_reconciled_payments())
+                # a credit note, its webhooks lost as well
+                getattr(self, provider).issue_credit_note(link.ledger_id)
+                self.pull(connection)
+                credit = self.env["account.move"].search([
+                    ("move_type", "=", "out_refund"), ("partner_id", "=", move.partner_id.id)])
+                self.assertEqual(credit.state, "posted")
+                self.assertAlmostEqual(credit.amount_total, move.amount_total, places=2)
+                self.assertEqual(move.amount_residual, 0)
+                self.assertAlmostEqual(self.ledger_due(provider, link), 0, places=2)
 
     def ledger_credits(self, provider, connection, link, write_off=False):
         """The bookkeeper credits the whole invoice (or writes it off), and the ledger
