@@ -7,6 +7,7 @@ auth-flow), so that rotation stays single-flight under the connection model's
 lock and the sandbox's base URL applies; the SDK only ever gets an access token.
 """
 
+import functools
 import hashlib
 import json
 import uuid
@@ -1185,32 +1186,30 @@ def _payment_state(payment, ledger_id, what):
     return PaymentState(ledger_id, updated_at=_updated(payment), **values)
 
 
-def _invoice_state(invoice, ledger_id, what):
-    """The InvoiceState of an Invoice read from Xero (paged: with its Payments); None for
-    one that is no sales invoice (a bill). One without its Status has an unknown shape:
-    LedgerAnswerInvalid."""
-    if not payloads.is_sales_invoice(invoice):
+def _document_state(kind, document, ledger_id, what):
+    """The InvoiceState or CreditNoteState (``kind``: "invoice", "credit_note") of a
+    document read from Xero (paged: with its Payments or LineItems); None for one that is
+    not a sale (a bill, a supplier's credit note). One without its Status has an unknown
+    shape: LedgerAnswerInvalid."""
+    is_sale, values_of, state_class = _DOCUMENTS[kind]
+    if not is_sale(document):
         return None
-    values = payloads.invoice_values(invoice)
+    values = values_of(document)
     if values["status"] is None:
-        raise LedgerAnswerInvalid(f"{what}: Xero listed invoice {ledger_id} without its "
+        noun = kind.replace("_", " ")
+        raise LedgerAnswerInvalid(f"{what}: Xero listed {noun} {ledger_id} without its "
                                   "Status (an unknown shape); nothing was changed, try again "
                                   "later.")
-    return InvoiceState(ledger_id, updated_at=_updated(invoice), **values)
+    return state_class(ledger_id, updated_at=_updated(document), **values)
 
 
-def _credit_note_state(note, ledger_id, what):
-    """The CreditNoteState of a CreditNote read from Xero (paged: with its LineItems); None
-    for one that is no sales credit note (a supplier's). One without its Status has an
-    unknown shape: LedgerAnswerInvalid."""
-    if not payloads.is_sales_credit_note(note):
-        return None
-    values = payloads.credit_note_values(note)
-    if values["status"] is None:
-        raise LedgerAnswerInvalid(f"{what}: Xero listed credit note {ledger_id} without its "
-                                  "Status (an unknown shape); nothing was changed, try again "
-                                  "later.")
-    return CreditNoteState(ledger_id, updated_at=_updated(note), **values)
+_DOCUMENTS = {
+    "invoice": (payloads.is_sales_invoice, payloads.invoice_values, InvoiceState),
+    "credit_note": (payloads.is_sales_credit_note, payloads.credit_note_values,
+                    CreditNoteState),
+}
+_invoice_state = functools.partial(_document_state, "invoice")
+_credit_note_state = functools.partial(_document_state, "credit_note")
 
 
 def _build(kind, item):
