@@ -178,9 +178,10 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
                 Inbox._cron_pull()
                 self.assertEqual(partner.billing_sync_invoice_email, "pulled@ap.example")
                 # one request for the clients; then the payments, invoices and credit
-                # notes (Xero: a list of each; QuickBooks: one change feed of all three)
+                # notes (Xero: a list of each, overpayments too; QuickBooks: one change
+                # feed of all)
                 self.assertEqual(self.request_count(provider) - before,
-                                 1 + (3 if provider == "xero" else 1))
+                                 1 + (4 if provider == "xero" else 1))
                 self.assertGreaterEqual(connection.pull_cursor, cursor)
                 pulled = Inbox.search([("connection_id", "=", connection.id),
                                        ("source", "=", "pull"),

@@ -275,6 +275,38 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
             ("account_id.account_type", "=", "asset_receivable")])
         self.assertAlmostEqual(-credit.amount_residual, 50, places=2)
 
+    def test_a_xero_overpayment_pays_the_invoice_and_leaves_credit(self):
+        """Xero keeps what a client paid over an invoice as an overpayment allocated to it:
+        one Odoo payment of the whole, the rest the client's outstanding credit; one not
+        allocated at all, found by the pull, is all credit."""
+        connection, move, link = self.sent_invoice("xero", "Overpaid Ltd")
+        connection.ledger_payment_journal_id = self.bank_journal
+        customer = self.env["billing_sync.link"]._of(connection, move.partner_id)
+        self.xero.receive_overpayment(customer.ledger_id, move.amount_total + 75,
+                                      allocations={link.ledger_id: move.amount_total})
+        self.announce(connection, "invoice", link.ledger_id, "overpaid")
+        self.apply()
+        self.assertEqual(self.row("overpaid").state, "done", self.row("overpaid").last_error)
+        payment = move._get_reconciled_payments()
+        self.assertAlmostEqual(payment.amount, move.amount_total + 75, places=2)
+        self.assertEqual(move.amount_residual, 0)
+        self.assertAlmostEqual(self.ledger_due("xero", link), 0, places=2)
+
+        def credit_of(partner):
+            return -sum(self.env["account.move.line"].search([
+                ("partner_id", "=", partner.id), ("reconciled", "=", False),
+                ("parent_state", "=", "posted"),
+                ("account_id.account_type", "=", "asset_receivable")]).mapped(
+                    "amount_residual"))
+
+        self.assertAlmostEqual(credit_of(move.partner_id), 75, places=2)
+        self.pull(connection)  # up to now: nothing booked twice
+        self.xero.receive_overpayment(customer.ledger_id, 40)
+        self.pull(connection)
+        self.assertAlmostEqual(credit_of(move.partner_id), 115, places=2)
+        self.assertEqual(len(self.env["account.payment"].search(
+            [("partner_id", "=", move.partner_id.id)])), 2)
+
     def test_a_part_split_one_payment_cannot_match_is_refused_visibly(self):
         connection, first, link1 = self.sent_invoice("qbo", "Split Ltd")
         second = self.invoice(first.partner_id, quantity=1)

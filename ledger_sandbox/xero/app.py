@@ -35,6 +35,7 @@ GUID = r"[0-9A-Za-z-]+"
 SCOPES = {  # resource -> (read scope, write scope)
     "Contacts": "accounting.contacts", "Invoices": "accounting.transactions",
     "CreditNotes": "accounting.transactions", "Payments": "accounting.transactions",
+    "Overpayments": "accounting.transactions", "BankTransactions": "accounting.transactions",
     "Organisation": "accounting.settings", "Items": "accounting.settings",
     "Accounts": "accounting.settings", "TaxRates": "accounting.settings",
     "TrackingCategories": "accounting.settings", "Currencies": "accounting.settings",
@@ -60,7 +61,8 @@ class XeroSandbox(SandboxApp):
 
     name = "xero"
     BOOKKEEPER_ACTIONS = ("edit_contact", "apply_payment", "delete_payment", "void_invoice",
-                          "issue_credit_note", "void_credit_note", "write_off")
+                          "issue_credit_note", "void_credit_note", "write_off",
+                          "receive_overpayment", "allocate_overpayment", "void_overpayment")
 
     def __init__(self, clock: Callable | None = None, window_seconds: float = 60.0,
                  day_seconds: float = 86400.0, per_minute: int = 60, per_day: int = 5000,
@@ -113,6 +115,24 @@ class XeroSandbox(SandboxApp):
             ("DELETE", rf"{a}/CreditNotes/(?P<id>{GUID})/Allocations/(?P<aid>{GUID})",
              self.h_delete_allocation, {"label": "DELETE CreditNotes/{id}/Allocations/{id}"}),
             *self._collection("Payments", "PaymentID"),
+            # overpayments: made by PUT BankTransactions (Type RECEIVE-OVERPAYMENT), read and
+            # allocated under /Overpayments; neither is ever updated through the API
+            ("PUT", rf"{a}/BankTransactions", self.h_batch("BankTransactions", True),
+             {"label": "PUT BankTransactions"}),
+            ("POST", rf"{a}/BankTransactions", self.h_batch("BankTransactions", False),
+             {"label": "POST BankTransactions"}),
+            ("GET", rf"{a}/BankTransactions/(?P<id>[^/]+)", self.h_get("BankTransactions"),
+             {"label": "GET BankTransactions/{id}"}),
+            ("POST", rf"{a}/BankTransactions/(?P<id>[^/]+)", self.h_update_bank_transaction,
+             {"label": "POST BankTransactions/{id}"}),
+            ("GET", rf"{a}/Overpayments", self.h_list("Overpayments"),
+             {"label": "GET Overpayments"}),
+            ("GET", rf"{a}/Overpayments/(?P<id>[^/]+)", self.h_get("Overpayments"),
+             {"label": "GET Overpayments/{id}"}),
+            ("PUT", rf"{a}/Overpayments/(?P<id>{GUID})/Allocations", self.h_allocate,
+             {"label": "PUT Overpayments/{id}/Allocations"}),
+            ("DELETE", rf"{a}/Overpayments/(?P<id>{GUID})/Allocations/(?P<aid>{GUID})",
+             self.h_delete_allocation, {"label": "DELETE Overpayments/{id}/Allocations/{id}"}),
             *self._collection("Items", "ItemID"),
             ("GET", rf"{a}/Accounts", self.h_list_simple("Accounts"), {"label": "GET Accounts"}),
             ("GET", rf"{a}/Accounts/(?P<id>{GUID})", self.h_get_simple("Accounts"),
@@ -425,6 +445,7 @@ class XeroSandbox(SandboxApp):
     # the array of an Accounting API answer -> the id each of its objects carries
     ANSWER_IDS = {"Contacts": "ContactID", "Invoices": "InvoiceID",
                   "CreditNotes": "CreditNoteID", "Payments": "PaymentID", "Items": "ItemID",
+                  "Overpayments": "OverpaymentID", "BankTransactions": "BankTransactionID",
                   "Allocations": "AllocationID", "Accounts": "AccountID",
                   "TaxRates": "TaxType", "Organisations": "OrganisationID",
                   "TrackingCategories": "TrackingCategoryID"}
@@ -594,6 +615,7 @@ class XeroSandbox(SandboxApp):
     def _records(self, ledger: Ledger, resource: str) -> list[dict]:
         return list({"Contacts": ledger.contacts, "Invoices": ledger.invoices,
                      "CreditNotes": ledger.credit_notes, "Payments": ledger.payments,
+                     "Overpayments": ledger.overpayments,
                      "Items": ledger.items, "Accounts": ledger.accounts,
                      "TaxRates": ledger.tax_rates,
                      "TrackingCategories": ledger.tracking}[resource].values())
@@ -607,6 +629,10 @@ class XeroSandbox(SandboxApp):
             return render.credit_note(ledger, record, **opts)
         if resource == "Payments":
             return render.payment(ledger, record)
+        if resource == "Overpayments":
+            return render.overpayment(ledger, record, **opts)
+        if resource == "BankTransactions":
+            return render.bank_transaction(ledger, record)
         return render.plain(record)
 
     def h_list(self, resource: str) -> Callable[[Request], Response]:
@@ -626,7 +652,7 @@ class XeroSandbox(SandboxApp):
                 # Xero returns invoice line items only on paged requests (and never in
                 # summaryOnly mode); unpaged lists are lighter.
                 opts = {}
-                if resource in ("Invoices", "CreditNotes"):
+                if resource in ("Invoices", "CreditNotes", "Overpayments"):
                     opts["with_lines"] = page is not None and not summary
                     if resource == "Invoices":
                         opts["summary"] = summary
@@ -678,6 +704,10 @@ class XeroSandbox(SandboxApp):
         if contacts and resource == "Invoices":
             wanted = {x.strip().lower() for x in contacts.split(",")}
             records = [r for r in records if r["Contact"]["ContactID"].lower() in wanted]
+        references = request.arg("References")
+        if references and resource == "Overpayments":
+            wanted = {x.strip().lower() for x in references.split(",") if x.strip()}
+            records = [r for r in records if str(r.get("Reference") or "").lower() in wanted]
         if resource == "Contacts" and not _truthy(request.arg("includeArchived"), False):
             records = [r for r in records if r.get("ContactStatus") != "ARCHIVED"]
         # Invoices: Xero lists VOIDED and DELETED ones as any other (Status tells them
@@ -710,8 +740,12 @@ class XeroSandbox(SandboxApp):
 
     def h_get(self, resource: str) -> Callable[[Request], Response]:
         """GET one record by ID (or number/code where Xero allows)."""
+        if resource == "BankTransactions":  # only those that made an overpayment
+            return self._getter("overpayments", resource, lambda ledger, record:
+                                render.bank_transaction(ledger, record), "BankTransactionID")
         kind = {"Contacts": "contacts", "Invoices": "invoices", "CreditNotes": "credit_notes",
-                "Payments": "payments", "Items": "items"}[resource]
+                "Payments": "payments", "Items": "items",
+                "Overpayments": "overpayments"}[resource]
         return self._getter(kind, resource,
                             lambda ledger, record: self._present(ledger, resource, record))
 
@@ -720,13 +754,21 @@ class XeroSandbox(SandboxApp):
         kind = {"Accounts": "accounts", "TrackingCategories": "tracking"}[resource]
         return self._getter(kind, resource, lambda ledger, record: render.plain(record))
 
-    def _getter(self, kind: str, resource: str,
-                present: Callable[[Ledger, dict], dict]) -> Callable[[Request], Response]:
+    def _getter(self, kind: str, resource: str, present: Callable[[Ledger, dict], dict],
+                by: str | None = None) -> Callable[[Request], Response]:
+        # ``by``: the field the URL's id is matched on (default: ledger.get's rules)
         def handler(request: Request) -> Response:
             ledger = self._ledger_for(request)
             with self.lock:
                 try:
-                    record = ledger.get(kind, request.params["id"])
+                    if by:
+                        wanted = request.params["id"].lower()
+                        record = next((r for r in getattr(ledger, kind).values()
+                                       if str(r.get(by, "")).lower() == wanted), None)
+                        if record is None:
+                            raise NotFound(wanted)
+                    else:
+                        record = ledger.get(kind, request.params["id"])
                 except NotFound:
                     raise SandboxError(404, NOT_FOUND_TEXT) from None
                 out = present(ledger, record)
@@ -768,6 +810,8 @@ class XeroSandbox(SandboxApp):
             return ledger.create_payment(item)
         if resource == "Items":
             return ledger.upsert_item(item, create_only=create_only)
+        if resource == "BankTransactions":
+            return ledger.create_bank_transaction(item, unitdp)
         raise Invalid(f"{resource} cannot be written")
 
     def h_batch(self, resource: str, create_only: bool) -> Callable[[Request], Response]:
@@ -855,17 +899,23 @@ class XeroSandbox(SandboxApp):
 
         return handler
 
+    @staticmethod
+    def _of_overpayment(request: Request) -> bool:
+        return request.path[len(API) + 1:].lower().startswith("overpayments/")
+
     def h_allocate(self, request: Request) -> Response:
-        """PUT /CreditNotes/{id}/Allocations."""
+        """PUT /CreditNotes/{id}/Allocations and PUT /Overpayments/{id}/Allocations."""
         ledger = self._ledger_for(request)
         items = self._body_items(request, "Allocations")
         summarize = _truthy(request.arg("summarizeErrors"), True)
+        allocate = (ledger.allocate_overpayment if self._of_overpayment(request)
+                    else ledger.allocate_credit_note)
         answer, failed = [], []
         with self.lock:
             try:
                 for item in items:
                     try:
-                        allocation = ledger.allocate_credit_note(request.params["id"], item)
+                        allocation = allocate(request.params["id"], item)
                         out = render.allocation(ledger, allocation)
                         if not summarize:
                             out["StatusAttributeString"] = "OK"
@@ -886,12 +936,13 @@ class XeroSandbox(SandboxApp):
         return Response(200, render.envelope(self.now, "Allocations", answer))
 
     def h_delete_allocation(self, request: Request) -> Response:
-        """DELETE /CreditNotes/{id}/Allocations/{allocationId}."""
+        """DELETE /CreditNotes/{id}/Allocations/{allocationId} (and of an overpayment)."""
         ledger = self._ledger_for(request)
+        remove = (ledger.delete_overpayment_allocation if self._of_overpayment(request)
+                  else ledger.delete_allocation)
         with self.lock:
             try:
-                allocation = ledger.delete_allocation(request.params["id"],
-                                                      request.params["aid"])
+                allocation = remove(request.params["id"], request.params["aid"])
             except NotFound:
                 raise SandboxError(404, NOT_FOUND_TEXT) from None
             except Invalid as error:
@@ -900,6 +951,22 @@ class XeroSandbox(SandboxApp):
                 self._commit(ledger)
             out = render.allocation(ledger, allocation)
         return Response(200, out)
+
+    def h_update_bank_transaction(self, request: Request) -> Response:
+        """POST /BankTransactions/{id}: the sandbox's bank transactions are overpayments,
+        which Xero's API neither updates nor voids (a bookkeeper voids one in Xero:
+        ``void_overpayment``): 404 for an unknown id, else 400 ValidationException."""
+        ledger = self._ledger_for(request)
+        wanted = request.params["id"].lower()
+        with self.lock:
+            known = any(r["BankTransactionID"].lower() == wanted
+                        for r in ledger.overpayments.values())
+        if not known:
+            raise SandboxError(404, NOT_FOUND_TEXT)
+        return self._validation_response([
+            "An overpayment cannot be updated or voided through the API (the sandbox "
+            "emulates creating RECEIVE-OVERPAYMENT bank transactions only; a bookkeeper "
+            "voids an overpayment: void_overpayment)."])
 
     def h_currencies(self, request: Request) -> Response:
         """GET /Currencies: the base currency and those the organisation subscribed to."""
@@ -1067,6 +1134,53 @@ class XeroSandbox(SandboxApp):
             return {"method": "credit_note", "credit_note": note}
 
         return self._act(tenant_id, act)
+
+    def receive_overpayment(self, contact_id: str, amount: float, account_code: str = "090",
+                            date: str | None = None, allocations: dict | None = None,
+                            reference: str | None = None,
+                            tenant_id: str | None = None) -> dict:
+        """Bookkeeper records a client's overpayment: money received into ``account_code``
+        beyond what is due, made as Xero's API makes it (a RECEIVE-OVERPAYMENT bank
+        transaction: one NoTax line of ``amount``), then allocated to the invoices of
+        ``allocations`` ({invoice_id: amount}, each dated ``date``) in their order. Answers
+        the overpayment as GET /Overpayments/{id} does."""
+
+        def act(lg: Ledger) -> dict:
+            record = lg.create_bank_transaction({
+                "Type": "RECEIVE-OVERPAYMENT", "Contact": {"ContactID": contact_id},
+                "BankAccount": {"Code": account_code}, "Date": date,
+                "Reference": reference or "", "LineAmountTypes": "NoTax",
+                "LineItems": [{"Description": "Overpayment", "LineAmount": amount}]})
+            for invoice_id, applied in (allocations or {}).items():
+                invoice = lg.get("invoices", invoice_id)
+                lg.allocate_overpayment(record["OverpaymentID"], {
+                    "Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": applied,
+                    "Date": date})
+            return render.overpayment(lg, record)
+
+        return self._act(tenant_id, act)
+
+    def allocate_overpayment(self, overpayment_id: str, invoice_id: str, amount: float,
+                             date: str | None = None, tenant_id: str | None = None) -> dict:
+        """Bookkeeper applies ``amount`` of an overpayment's credit to an invoice (as PUT
+        /Overpayments/{id}/Allocations does); answers the overpayment."""
+
+        def act(lg: Ledger) -> dict:
+            invoice = lg.get("invoices", invoice_id)
+            lg.allocate_overpayment(overpayment_id, {
+                "Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": amount,
+                "Date": date})
+            return render.overpayment(lg, lg.get("overpayments", overpayment_id))
+
+        return self._act(tenant_id, act)
+
+    def void_overpayment(self, overpayment_id: str, remove_allocations: bool = False,
+                         tenant_id: str | None = None) -> dict:
+        """Bookkeeper voids an overpayment (Status VOIDED; its bank transaction too): only
+        one allocated to nothing, as a credit note; ``remove_allocations``: each allocation
+        is removed first (the invoices are due again). Xero's API has no way to do it."""
+        return self._act(tenant_id, lambda lg: render.overpayment(
+            lg, lg.void_overpayment(overpayment_id, remove_allocations)))
 
     # ================================================================== conveniences
 

@@ -6,8 +6,10 @@ Stored records use Xero's field names; dates are kept as ISO strings (``YYYY-MM-
 with two decimals and computed with :class:`~decimal.Decimal`.
 
 Rules follow developer.xero.com/documentation/api/accounting/* (invoices, contacts,
-creditnotes, payments, items): per-line tax rounded to 2 dp, totals summed from lines,
-AmountDue/AmountPaid/AmountCredited maintained by payments and credit-note allocations, status
+creditnotes, payments, overpayments, items): per-line tax rounded to 2 dp, totals summed from
+lines, AmountDue/AmountPaid/AmountCredited maintained by payments and by credit-note and
+overpayment allocations (an invoice's ``Allocations`` hold both, told apart by their
+``CreditNoteID`` / ``OverpaymentID``), status
 transitions DRAFT/SUBMITTED/AUTHORISED/PAID/VOIDED/DELETED, unique contact names, unique invoice
 numbers.  Every change appends ``(category, CREATE|UPDATE, id)`` to :attr:`Ledger.changes`,
 which the app turns into webhook events.
@@ -98,6 +100,8 @@ class Ledger:
         self.invoices = {i["InvoiceID"]: i for i in data["invoices"]}
         self.credit_notes = {c["CreditNoteID"]: c for c in data["credit_notes"]}
         self.payments = {p["PaymentID"]: p for p in data["payments"]}
+        # RECEIVE-OVERPAYMENTs (made by PUT /BankTransactions; older state files have none)
+        self.overpayments = {o["OverpaymentID"]: o for o in data.get("overpayments", [])}
         self.invoice_seq: int = data.get("invoice_seq", 0)
         self.credit_note_seq: int = data.get("credit_note_seq", 0)
         # currencies the organisation subscribed to besides its base currency, and the
@@ -119,6 +123,7 @@ class Ledger:
             "contacts": list(self.contacts.values()), "invoices": list(self.invoices.values()),
             "credit_notes": list(self.credit_notes.values()),
             "payments": list(self.payments.values()),
+            "overpayments": list(self.overpayments.values()),
             "invoice_seq": self.invoice_seq, "credit_note_seq": self.credit_note_seq,
             "currencies": self.currencies, "currency_rates": self.currency_rates,
         })
@@ -195,6 +200,7 @@ class Ledger:
         """Return a record by ID (or number/code where Xero allows it) or raise NotFound."""
         table = {"contacts": self.contacts, "invoices": self.invoices,
                  "credit_notes": self.credit_notes, "payments": self.payments,
+                 "overpayments": self.overpayments,
                  "items": self.items, "accounts": self.accounts,
                  "tracking": self.tracking}[kind]
         found = table.get(key) or table.get(str(key).lower())
@@ -937,6 +943,193 @@ class Ledger:
             for allocation in list(note["Allocations"]):
                 self.delete_allocation(note["CreditNoteID"], allocation["AllocationID"])
         return self.upsert_credit_note({"Status": "VOIDED"}, note["CreditNoteID"])
+
+    # ------------------------------------------------------------------ overpayments
+
+    def receivables_account(self) -> dict | None:
+        """The Accounts Receivable control account (SystemAccount DEBTORS)."""
+        return next((a for a in self.accounts.values()
+                     if a.get("SystemAccount") == "DEBTORS"), None)
+
+    def create_bank_transaction(self, raw: dict, unitdp: int = 2) -> dict:
+        """PUT /BankTransactions of Type RECEIVE-OVERPAYMENT: the Overpayment it makes.
+
+        Xero creates overpayments through BankTransactions ("Create Overpayments using the
+        BankTransactions endpoint"): a contact, a bank account and a single line whose
+        amount is the overpayment, coded by Xero to Accounts Receivable and without tax
+        (LineAmountTypes NoTax).  The overpayment is AUTHORISED with all of its Total as
+        RemainingCredit.  The bank transaction is kept on the overpayment record
+        (``BankTransactionID``, ``BankAccount``, ``IsReconciled``): the sandbox has no other
+        kind of bank transaction, and refuses the other Types."""
+        if not isinstance(raw, dict):
+            raise Invalid("A bank transaction must be an object")
+        if raw.get("BankTransactionID"):
+            raise Invalid("An overpayment cannot be updated through the API (the sandbox "
+                          "emulates creating RECEIVE-OVERPAYMENT bank transactions only).")
+        kind = raw.get("Type")
+        if kind != "RECEIVE-OVERPAYMENT":
+            raise Invalid(f"Bank transaction Type '{kind}' is not emulated: the sandbox "
+                          "creates RECEIVE-OVERPAYMENT bank transactions only."
+                          if kind else "Bank transaction Type must be specified.")
+        errors: list[str] = []
+        contact = self._resolve_contact(raw.get("Contact"), errors)
+        account = self.find_account(raw.get("BankAccount"))
+        if account is None:
+            errors.append("A valid BankAccount must be specified." if raw.get("BankAccount")
+                          else "A BankAccount must be specified.")
+        elif account["Type"] != "BANK" or account["Status"] != "ACTIVE":
+            errors.append(f"Account code '{account['Code']}' is not a bank account.")
+        amounts = raw.get("LineAmountTypes") or "NoTax"
+        if amounts != "NoTax":
+            errors.append("Overpayments do not have tax: LineAmountTypes must be NoTax.")
+        status = raw.get("Status") or "AUTHORISED"
+        if status != "AUTHORISED":
+            errors.append(f"Bank transaction Status '{status}' is not valid for a new "
+                          "overpayment.")
+        lines = raw.get("LineItems") or []
+        if len(lines) != 1 or not isinstance(lines[0], dict):
+            errors.append("An overpayment must have a single line item.")
+            line = None
+        elif lines[0].get("ItemCode"):
+            errors.append("ItemCode can only be present when the Bank Transaction Type is "
+                          "SPEND or RECEIVE.")
+            line = None
+        else:
+            # Xero codes the line to Accounts Receivable, with no tax, whatever is sent
+            receivable = self.receivables_account() or {}
+            sent = {k: v for k, v in lines[0].items()
+                    if k not in ("AccountCode", "AccountID", "TaxType", "TaxAmount")}
+            line = self._line(sent, "NoTax", unitdp, errors, False)
+            if receivable:
+                line["AccountCode"] = receivable["Code"]
+                line["AccountID"] = receivable["AccountID"]
+            line["TaxType"] = "NONE"
+            if D(line["LineAmount"]) <= 0:
+                errors.append("The overpayment amount must be greater than zero.")
+        try:
+            day = parse_date(raw.get("Date")) or self.clock().date()
+        except ValueError:
+            errors.append(f"Date '{raw.get('Date')}' is not a valid date.")
+            day = self.clock().date()
+        errors.extend(self.lock_errors(day))
+        currency = self._currency_fields(raw, None, errors)
+        if errors:
+            raise Invalid(*errors)
+        record = {
+            "OverpaymentID": new_id(), "Type": "RECEIVE-OVERPAYMENT",
+            "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+            "Date": day.isoformat(), "Status": "AUTHORISED", "LineAmountTypes": "NoTax",
+            "LineItems": [line], "Reference": raw.get("Reference") or "",
+            "Allocations": [], "HasAttachments": False,
+            "BankTransactionID": new_id(),
+            "BankAccount": {"AccountID": account["AccountID"]},
+            "IsReconciled": bool(raw.get("IsReconciled", False)),
+        }
+        record.update(currency)
+        self._totals(record)
+        record["RemainingCredit"] = record["Total"]
+        record["UpdatedDateUTC"] = self.now()
+        self.overpayments[record["OverpaymentID"]] = record
+        self._mark_customer(contact["ContactID"])
+        return record
+
+    def allocate_overpayment(self, overpayment_id: str, raw: dict) -> dict:
+        """PUT /Overpayments/{id}/Allocations: apply part of an overpayment's credit to an
+        AUTHORISED invoice of the same contact and currency (the invoice's AmountCredited,
+        as Xero counts overpayments there; PAID when nothing is due)."""
+        overpayment = self.get("overpayments", overpayment_id)
+        errors: list[str] = []
+        ref = (raw or {}).get("Invoice") or {}
+        invoice = self.invoices.get(ref.get("InvoiceID")) if ref.get("InvoiceID") else next(
+            (i for i in self.invoices.values()
+             if ref.get("InvoiceNumber") and i["InvoiceNumber"] == ref["InvoiceNumber"]), None)
+        amount = D((raw or {}).get("Amount"))
+        if overpayment["Status"] != "AUTHORISED":
+            errors.append("Only AUTHORISED overpayments can be allocated.")
+        if invoice is None:
+            errors.append("Invoice could not be found.")
+        else:
+            if invoice["Status"] == "PAID":
+                errors.append("The invoice you are trying to allocate to has already been "
+                              "paid off")
+            elif invoice["Status"] != "AUTHORISED":
+                errors.append("Overpayments can only be allocated to AUTHORISED invoices.")
+            elif amount > D(invoice["AmountDue"]):
+                errors.append("Overpayment cannot be allocated as amount is greater than "
+                              "amount outstanding")
+            if invoice["Contact"]["ContactID"] != overpayment["Contact"]["ContactID"]:
+                errors.append("The overpayment and the invoice must belong to the same "
+                              "contact.")
+            if invoice["CurrencyCode"] != overpayment["CurrencyCode"]:
+                errors.append("The overpayment and the invoice must be in the same "
+                              "currency.")
+        if amount <= 0:
+            errors.append("Allocation amount must be greater than zero.")
+        elif amount > D(overpayment["RemainingCredit"]):
+            errors.append("The amount allocated cannot exceed the remaining credit.")
+        try:
+            day = parse_date((raw or {}).get("Date")) or self.clock().date()
+        except ValueError:
+            errors.append("Allocation Date is not a valid date.")
+            day = self.clock().date()
+        errors.extend(self.lock_errors(day))
+        if errors:
+            raise Invalid(*errors)
+        allocation = {"AllocationID": new_id(), "Amount": money(amount),
+                      "Date": day.isoformat(), "InvoiceID": invoice["InvoiceID"],
+                      "OverpaymentID": overpayment["OverpaymentID"], "IsDeleted": False}
+        overpayment["Allocations"].append(allocation)
+        overpayment["RemainingCredit"] = money(D(overpayment["RemainingCredit"]) - amount)
+        if D(overpayment["RemainingCredit"]) == 0:
+            overpayment["Status"] = "PAID"
+        overpayment["UpdatedDateUTC"] = self.now()
+        invoice["Allocations"].append(allocation)
+        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) + amount)
+        self._settle(invoice, day.isoformat())
+        return allocation
+
+    def delete_overpayment_allocation(self, overpayment_id: str, allocation_id: str) -> dict:
+        """DELETE /Overpayments/{id}/Allocations/{allocationId}: the credit comes back (a PAID
+        overpayment is AUTHORISED again) and the invoice is due again."""
+        overpayment = self.get("overpayments", overpayment_id)
+        allocation = next((a for a in overpayment["Allocations"]
+                           if a["AllocationID"] == allocation_id), None)
+        if allocation is None:
+            raise NotFound(allocation_id)
+        locked = self.lock_errors(allocation["Date"])
+        if locked:
+            raise Invalid(*locked)
+        overpayment["Allocations"].remove(allocation)
+        invoice = self.invoices[allocation["InvoiceID"]]
+        invoice["Allocations"] = [a for a in invoice["Allocations"]
+                                  if a["AllocationID"] != allocation_id]
+        overpayment["RemainingCredit"] = money(D(overpayment["RemainingCredit"])
+                                               + D(allocation["Amount"]))
+        if overpayment["Status"] == "PAID":
+            overpayment["Status"] = "AUTHORISED"
+        overpayment["UpdatedDateUTC"] = self.now()
+        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) - D(allocation["Amount"]))
+        self._settle(invoice, None)
+        return dict(allocation, IsDeleted=True)
+
+    def void_overpayment(self, overpayment_id: str, remove_allocations: bool = False) -> dict:
+        """A bookkeeper voids an overpayment in Xero (the API cannot: it updates no
+        overpayment).  Like a credit note, only one allocated to nothing; with
+        ``remove_allocations`` each allocation is removed first (its invoice is due again).
+        Refused in a locked period (nothing is removed then)."""
+        overpayment = self.get("overpayments", overpayment_id)
+        if overpayment["Status"] == "VOIDED":
+            raise Invalid("This overpayment has already been voided.")
+        locked = self.lock_errors(overpayment["Date"])
+        if locked:
+            raise Invalid(*locked)
+        if overpayment["Allocations"] and not remove_allocations:
+            raise Invalid(LOCKED_MESSAGE)
+        for allocation in list(overpayment["Allocations"]):
+            self.delete_overpayment_allocation(overpayment_id, allocation["AllocationID"])
+        overpayment["Status"] = "VOIDED"
+        overpayment["UpdatedDateUTC"] = self.now()
+        return overpayment
 
     # ------------------------------------------------------------------ items & tracking
 

@@ -99,7 +99,7 @@ def default_tenant(name: str = "Sandbox Professional Services Ltd") -> dict:
         "tenant_id": tenant_id, "organisation": organisation, "accounts": accounts,
         "tax_rates": tax_rates, "items": items, "tracking_categories": tracking,
         "contacts": [], "invoices": [], "credit_notes": [], "payments": [],
-        "invoice_seq": 0, "credit_note_seq": 0,
+        "overpayments": [], "invoice_seq": 0, "credit_note_seq": 0,
     }
 
 

@@ -28,6 +28,7 @@ from xero_python.accounting import (
     CurrencyCode,
     Invoice,
     LineItem,
+    Overpayment,
     Payment,
 )
 from xero_python.exceptions import ApiException
@@ -57,8 +58,9 @@ UTC_SECOND = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PAYMENTS = "GET Payments"
 INVOICES = "GET Invoices"
 CREDIT_NOTES = "GET CreditNotes"
+OVERPAYMENTS = "GET Overpayments"
 # every list changed_documents reads, one request each when little changed
-LISTS = {PAYMENTS: 1, INVOICES: 1, CREDIT_NOTES: 1}
+LISTS = {PAYMENTS: 1, OVERPAYMENTS: 1, INVOICES: 1, CREDIT_NOTES: 1}
 
 
 def _contact(name):
@@ -356,7 +358,8 @@ def test_unknown_ids_are_absent_and_non_guids_cost_nothing(push):
     unknown = str(uuid.uuid4())
     push.reset_counters()
     read = _read_payments(push, [one, two.upper(), unknown, "not-a-guid", None, "", one])
-    assert push.api_requests() == {PAYMENTS: 1}
+    # the unknown GUID is looked for among overpayments too (a second request)
+    assert push.api_requests() == {PAYMENTS: 1, OVERPAYMENTS: 1}
     # keyed as asked (Xero's GUIDs ignore case); the unknown one is simply absent
     assert set(read) == {one, two.upper()} and read[two.upper()].ledger_id == two.upper()
     # an invoice id names no payment, a payment id no invoice
@@ -382,11 +385,13 @@ def test_60_ids_take_2_metered_requests(push):
     push.adapter.meter = meter
     push.reset_counters()
     read = _read_payments(push, payments + unknown)
-    assert push.api_requests() == {PAYMENTS: 2} and meter.calls == [False, False]
+    # the 50 ids Payments did not list are looked for among overpayments: one request
+    assert push.api_requests() == {PAYMENTS: 2, OVERPAYMENTS: 1}
+    assert meter.calls == [False] * 3
     assert set(read) == set(payments)
     push.reset_counters()
     listed = _read_invoices(push, unknown + invoices)
-    assert push.api_requests() == {INVOICES: 2} and len(meter.calls) == 4
+    assert push.api_requests() == {INVOICES: 2} and len(meter.calls) == 5
     assert set(listed) == set(invoices)
     assert [listed[i].payment_ids for i in invoices] == [(p,) for p in payments]
     assert push.adapter.last_headroom["minute_remaining"] is not None
@@ -606,7 +611,7 @@ def test_changed_documents_from_none_then_from_the_cursor(push, xero_clock):
     push.adapter.meter = meter
     push.reset_counters()
     start = _changed(push, None)
-    assert push.api_requests() == LISTS and meter.calls == [False] * 3
+    assert push.api_requests() == LISTS and meter.calls == [False] * 4
     assert isinstance(start, DocumentChanges)
     assert (start.complete, start.full_read, start.deleted_payments) == (True, False, ())
     # the states read_payments / read_invoices give: no second read needed
@@ -673,7 +678,8 @@ def test_more_than_a_call_is_caught_up_call_by_call(push, xero_clock):
     assert len(set(stamps)) == 1050
     push.reset_counters()
     first = _changed(push, None)
-    assert push.api_requests() == {PAYMENTS: 10, INVOICES: 1, CREDIT_NOTES: 1}
+    assert push.api_requests() == {PAYMENTS: 10, OVERPAYMENTS: 1, INVOICES: 1,
+                                   CREDIT_NOTES: 1}
     assert (first.complete, first.full_read) == (False, False)
     assert set(first.payments) == set(ids[:991]) and first.cursor == stamps[990]
     assert first.invoices[invoice].updated_at == stamps[-1]  # read through, to come again
@@ -749,7 +755,8 @@ def test_credit_notes_stopping_short_hold_the_cursor_back(push, xero_clock):
     stamps = [_stamp(ledger.credit_notes[i]) for i in ids]
     push.reset_counters()
     first = _changed(push, None)
-    assert push.api_requests() == {PAYMENTS: 1, INVOICES: 1, CREDIT_NOTES: 10}
+    assert push.api_requests() == {PAYMENTS: 1, OVERPAYMENTS: 1, INVOICES: 1,
+                                   CREDIT_NOTES: 10}
     assert (first.complete, first.full_read) == (False, False)
     assert set(first.credit_notes) == set(ids[:991]) and first.cursor == stamps[990]
     assert set(first.payments) == {payment}  # read through, to come again
@@ -757,7 +764,7 @@ def test_credit_notes_stopping_short_hold_the_cursor_back(push, xero_clock):
     assert (line.description, line.net, line.tax) == ("n5", Decimal("1.00"), Decimal("0.00"))
     push.reset_counters()
     rest = _changed(push, first.cursor)
-    assert push.api_requests() == {PAYMENTS: 1, INVOICES: 1, CREDIT_NOTES: 1}
+    assert push.api_requests() == LISTS
     assert rest.complete and set(rest.credit_notes) == set(ids[990:])
     assert set(rest.payments) == {payment}
     assert rest.cursor == rest.payments[payment].updated_at > stamps[-1]
@@ -936,3 +943,246 @@ def test_bookkeeper_void_credit_note_over_the_control_api(push):
     assert push.ledger().invoices[invoice]["AmountDue"] == 115.0
     again = requests.post(url, json={"credit_note_id": note}, timeout=5)
     assert again.status_code == 400  # a voided credit note stays so
+
+
+# =========================================================================== overpayments
+# A client who pays more than is due makes an Overpayment (a RECEIVE-OVERPAYMENT bank
+# transaction), allocated to invoices or kept as the client's credit: read_payments reads it
+# as a payment, read_invoices lists it among an invoice's payment_ids, changed_documents
+# lists it with the payments.
+def _overpay(push, contact_id, amount, allocations=None, **options):
+    """An overpayment the bookkeeper receives (bank 090), allocated to ``allocations``
+    ({invoice id: amount}); its id."""
+    return push.app.receive_overpayment(contact_id, amount, allocations=allocations,
+                                        **options)["OverpaymentID"]
+
+
+def test_overpayment_parse_without_http():
+    first, second, contact_id = (str(uuid.uuid4()) for _ in range(3))
+    overpayment = Overpayment(
+        overpayment_id=str(uuid.uuid4()), type="RECEIVE-OVERPAYMENT", status="AUTHORISED",
+        contact=Contact(contact_id=contact_id), date=datetime.date(2026, 3, 10),
+        total=150.0, remaining_credit=0.1 + 0.2, reference="", currency_code=CurrencyCode("NZD"),
+        allocations=[
+            Allocation(invoice=Invoice(invoice_id=first), amount=100.0,
+                       date=datetime.date(2026, 3, 10)),
+            Allocation(invoice=Invoice(invoice_id=second), amount=40.0,
+                       date=datetime.date(2026, 3, 11)),
+            Allocation(invoice=Invoice(invoice_id=first), amount=9.7,
+                       date=datetime.date(2026, 3, 12)),
+            Allocation(invoice=Invoice(invoice_id=second), amount=5.0, is_deleted=True,
+                       date=datetime.date(2026, 3, 12))])
+    assert payloads.is_customer_overpayment(overpayment)
+    values = payloads.overpayment_values(overpayment)
+    assert values == {"contact_id": contact_id, "date": "2026-03-10",
+                      "total": Decimal("150.00"),
+                      "allocations": {first: Decimal("109.70"), second: Decimal("40.00")},
+                      "unapplied": Decimal("0.30"), "currency": "NZD", "account_id": None,
+                      "account_code": None, "reference": None, "deleted": False}
+    assert list(values["allocations"]) == [first, second]  # Xero's order
+    assert values["total"] == sum(values["allocations"].values()) + values["unapplied"]
+    for status, deleted in (("PAID", False), ("VOIDED", True)):
+        overpayment.status = status
+        assert payloads.overpayment_values(overpayment)["deleted"] is deleted
+    assert not payloads.is_customer_overpayment(Overpayment(type="SPEND-OVERPAYMENT"))
+    # an invoice lists its overpayments after its payments, each once
+    invoice = Invoice(type="ACCREC", status="PAID", total=115.0, amount_due=0,
+                      invoice_number="INV-8", payments=[Payment(payment_id="p-1")],
+                      overpayments=[Overpayment(overpayment_id="o-1"),
+                                    Overpayment(overpayment_id="o-2"),
+                                    Overpayment(overpayment_id="o-1")])
+    assert payloads.invoice_values(invoice)["payment_ids"] == ("p-1", "o-1", "o-2")
+
+
+def test_overpayment_allocated_reads_as_a_payment(push, xero_clock):
+    contact_id = _customer(push)
+    first, second = _invoices(push, contact_id, 100.0, 200.0)      # 115.00 and 230.00
+    invoice_before = _read_invoices(push, [first])[first]
+    xero_clock.advance(minutes=1)
+    # the client paid 150.00 for the first invoice: 115.00 pays it, 35.00 is the client's
+    overpaid = _overpay(push, contact_id, 150.0, {first: 115.0}, date="2026-03-10",
+                        reference="Bank transfer REF9")
+    ledger = push.ledger()
+    meter = Meter()
+    push.adapter.meter = meter
+    push.reset_counters()
+    read = _read_payments(push, [overpaid])
+    assert push.api_requests() == {PAYMENTS: 1, OVERPAYMENTS: 1}
+    assert meter.calls == [False, False]
+    # Xero's Overpayment names no bank account
+    assert read == {overpaid: PaymentState(
+        overpaid, contact_id, "2026-03-10", Decimal("150.00"), {first: Decimal("115.00")},
+        Decimal("35.00"), "NZD", None, None, "Bank transfer REF9", False,
+        _stamp(ledger.overpayments[overpaid]))}
+    state = read[overpaid]
+    assert state.total == sum(state.allocations.values()) + state.unapplied
+    assert UTC_SECOND.match(state.updated_at)
+
+    # the invoice is paid by it and lists it as one of its payments
+    (paid,) = _read_invoices(push, [first]).values()
+    assert (paid.status, paid.amount_due, paid.payment_ids) == (
+        "paid", Decimal("0.00"), (overpaid,))
+    assert paid.updated_at == _later(invoice_before.updated_at, minutes=1) == state.updated_at
+
+    # 20.00 more of its credit goes to the second invoice, which a payment also paid
+    payment = _pay(push, second, 30.0, "op-2")
+    xero_clock.advance(minutes=1)
+    push.app.allocate_overpayment(overpaid, second, 20.0)
+    read = _read_payments(push, [overpaid, payment])
+    assert read[overpaid].allocations == {first: Decimal("115.00"), second: Decimal("20.00")}
+    assert read[overpaid].unapplied == Decimal("15.00")
+    assert read[overpaid].updated_at == _later(state.updated_at, minutes=1)
+    assert read[payment].allocations == {second: Decimal("30.00")}
+    (part,) = _read_invoices(push, [second]).values()
+    assert (part.status, part.amount_due, part.payment_ids) == (
+        "open", Decimal("180.00"), (payment, overpaid))  # payments first, then overpayments
+
+    # all of its credit used: PAID in Xero, nothing unapplied, still a live payment
+    push.app.allocate_overpayment(overpaid, second, 15.0)
+    (used,) = _read_payments(push, [overpaid]).values()
+    assert ledger.overpayments[overpaid]["Status"] == "PAID"
+    assert (used.unapplied, used.deleted) == (Decimal("0.00"), False)
+    assert used.allocations[second] == Decimal("35.00")
+
+
+def test_overpayment_not_allocated_is_all_unapplied(push):
+    contact_id = _customer(push)
+    (invoice,) = _invoices(push, contact_id, 100.0)
+    kept = _overpay(push, contact_id, 42.5, date="2026-03-14", account_code="091")
+    (state,) = _read_payments(push, [kept]).values()
+    assert (state.total, state.allocations, state.unapplied, state.reference) == (
+        Decimal("42.50"), {}, Decimal("42.50"), None)
+    assert (state.date, state.contact_id, state.currency, state.deleted) == (
+        "2026-03-14", contact_id, "NZD", False)
+    assert (state.account_id, state.account_code) == (None, None)
+    (due,) = _read_invoices(push, [invoice]).values()  # nothing applied to the invoice
+    assert (due.status, due.amount_due, due.payment_ids) == ("open", Decimal("115.00"), ())
+
+
+def test_read_payments_asks_overpayments_only_for_what_payments_did_not_list(push):
+    contact_id = _customer(push)
+    first, second = _invoices(push, contact_id, 100.0, 10.0)
+    payment = _pay(push, first, 15.0, "mix")
+    overpaid = _overpay(push, contact_id, 20.0, {second: 11.5})
+    supplier = _overpay(push, contact_id, 9.0)
+    with push.app.lock:  # an overpayment to a supplier (the sandbox makes customers' only)
+        push.ledger().overpayments[supplier]["Type"] = "SPEND-OVERPAYMENT"
+    unknown = str(uuid.uuid4())
+    push.reset_counters()
+    read = _read_payments(push, [payment, overpaid.upper(), supplier, unknown, "x", None])
+    assert push.api_requests() == {PAYMENTS: 1, OVERPAYMENTS: 1}
+    # keyed as asked; a supplier's overpayment and an unknown id are absent
+    assert set(read) == {payment, overpaid.upper()}
+    assert read[overpaid.upper()].allocations == {second: Decimal("11.50")}
+    assert read[payment].allocations == {first: Decimal("15.00")}
+    # every id a payment: no look among overpayments
+    push.reset_counters()
+    assert set(_read_payments(push, [payment, payment.upper()])) == {payment}  # asked once
+    assert push.api_requests() == {PAYMENTS: 1}
+    # no id that can be Xero's: no request at all
+    push.reset_counters()
+    assert _read_payments(push, ["x", None, ""]) == {}
+    assert push.api_requests() == {}
+    # 60 overpayments: 2 requests each way (Payments lists none of them)
+    many = [_overpay(push, contact_id, 1.0 + n) for n in range(60)]
+    push.reset_counters()
+    read = _read_payments(push, many)
+    assert push.api_requests() == {PAYMENTS: 2, OVERPAYMENTS: 2}
+    assert [read[i].total for i in many] == [Decimal(1 + n).quantize(Decimal("0.01"))
+                                             for n in range(60)]
+    # an overpayment without its Status is an answer of unknown shape
+    push.app.faults.next("no_status", 1, path="/Overpayments$")
+    with pytest.raises(LedgerAnswerInvalid) as invalid:
+        _read_payments(push, [overpaid])
+    assert "without its Status" in str(invalid.value)
+
+
+def test_voided_overpayment_reads_deleted(push, xero_clock):
+    contact_id = _customer(push)
+    (invoice,) = _invoices(push, contact_id, 100.0)                  # 115.00
+    overpaid = _overpay(push, contact_id, 150.0, {invoice: 115.0})
+    loose = _overpay(push, contact_id, 30.0)
+    before = _read_payments(push, [overpaid, loose])
+    xero_clock.advance(minutes=1)
+    push.app.void_overpayment(loose)
+    # Xero voids an overpayment only once nothing is allocated from it
+    with pytest.raises(SandboxError) as refused:
+        push.app.void_overpayment(overpaid)
+    assert refused.value.status == 400 and "allocated" in str(refused.value)
+    push.app.void_overpayment(overpaid, remove_allocations=True)
+    read = _read_payments(push, [overpaid, loose])
+    assert read[loose].deleted and read[overpaid].deleted
+    assert read[loose].updated_at == _later(before[loose].updated_at, minutes=1)
+    # its allocation removed first: it pays nothing, the invoice is due again
+    assert (read[overpaid].allocations, read[overpaid].total) == ({}, Decimal("150.00"))
+    (due,) = _read_invoices(push, [invoice]).values()
+    assert (due.status, due.amount_due, due.payment_ids) == ("open", Decimal("115.00"), ())
+    assert push.ledger().overpayments[overpaid]["Status"] == "VOIDED"
+
+
+def test_changed_documents_lists_overpayments_with_the_payments(push, xero_clock):
+    contact_id = _customer(push)
+    (invoice,) = _invoices(push, contact_id, 100.0)                  # 115.00
+    start = _changed(push, None)
+    assert set(start.payments) == set() and set(start.invoices) == {invoice}
+
+    # an overpayment received and allocated 3 minutes later: it and its invoice
+    xero_clock.advance(minutes=3)
+    overpaid = _overpay(push, contact_id, 150.0, {invoice: 115.0})
+    push.reset_counters()
+    later = _changed(push, start.cursor)
+    assert push.api_requests() == LISTS
+    assert set(later.payments) == {overpaid} and set(later.invoices) == {invoice}
+    # the state read_payments gives: no second read needed
+    assert later.payments == _read_payments(push, [overpaid])
+    assert later.invoices[invoice].payment_ids == (overpaid,)
+    assert later.cursor == later.payments[overpaid].updated_at == _later(start.cursor,
+                                                                         minutes=3)
+    assert later.complete
+
+    # one kept as credit, one to a supplier (left out), then the first voided
+    xero_clock.advance(minutes=1)
+    loose = _overpay(push, contact_id, 12.0)
+    supplier = _overpay(push, contact_id, 9.0)
+    with push.app.lock:
+        push.ledger().overpayments[supplier]["Type"] = "SPEND-OVERPAYMENT"
+    xero_clock.advance(minutes=1)
+    push.app.void_overpayment(overpaid, remove_allocations=True)
+    pulled = _changed(push, _later(later.cursor, seconds=1))
+    assert set(pulled.payments) == {overpaid, loose} and set(pulled.invoices) == {invoice}
+    assert pulled.payments[overpaid].deleted and not pulled.payments[loose].deleted
+    assert pulled.payments[loose].unapplied == Decimal("12.00")
+    assert (pulled.invoices[invoice].amount_due, pulled.invoices[invoice].payment_ids) == (
+        Decimal("115.00"), ())
+    assert pulled.cursor == _later(later.cursor, minutes=2)
+    assert (pulled.deleted_payments, pulled.complete) == ((), True)
+
+
+def test_overpayments_stopping_short_hold_the_cursor_back(push, xero_clock):
+    """1,050 overpayments one second apart, then a payment: the overpayments' list stops
+    after 10 requests; the cursor is where it stopped, not at the payment's later change."""
+    contact_id = _customer(push)
+    (invoice,) = _invoices(push, contact_id, 100.0)
+    ledger, ids = push.ledger(), []
+    with push.app.lock:
+        for n in range(1050):
+            ids.append(ledger.create_bank_transaction({
+                "Type": "RECEIVE-OVERPAYMENT", "Contact": {"ContactID": contact_id},
+                "BankAccount": {"Code": "090"}, "Reference": f"n{n}",
+                "LineItems": [{"Description": "Overpayment", "LineAmount": 1.0}]}
+            )["OverpaymentID"])
+            xero_clock.advance(seconds=1)
+    payment = push.app.apply_payment(invoice, 15.0)["PaymentID"]
+    stamps = [_stamp(ledger.overpayments[i]) for i in ids]
+    push.reset_counters()
+    first = _changed(push, None)
+    assert push.api_requests() == {PAYMENTS: 1, OVERPAYMENTS: 10, INVOICES: 1,
+                                   CREDIT_NOTES: 1}
+    assert (first.complete, first.cursor) == (False, stamps[990])
+    assert set(first.payments) == set(ids[:991]) | {payment}
+    assert first.payments[ids[5]].reference == "n5"
+    push.reset_counters()
+    rest = _changed(push, first.cursor)
+    assert push.api_requests() == LISTS
+    assert rest.complete and set(rest.payments) == set(ids[990:]) | {payment}
+    assert rest.cursor == rest.payments[payment].updated_at > stamps[-1]

@@ -1,13 +1,17 @@
 """Xero Accounting API emulation driven only through xero-python's AccountingApi."""
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
+import requests
 from xero_python.accounting import (
     Account,
     Allocation,
     Allocations,
+    BankTransaction,
+    BankTransactions,
     Contact,
     Contacts,
     CreditNote,
@@ -327,3 +331,270 @@ def test_credit_note_allocation(xero):
     assert (spent.status, spent.remaining_credit) == ("PAID", Decimal("0.0"))
     listed = xero.accounting.get_credit_notes(tenant, where='Status=="PAID"').credit_notes
     assert [c.credit_note_id for c in listed] == [note.credit_note_id]
+
+
+# --------------------------------------------------------------------------- overpayments
+def make_overpayment(xero, contact_id, amount, key=None, **fields):
+    """A RECEIVE-OVERPAYMENT bank transaction (bank 090, one NoTax line) made through the SDK,
+    as Xero's API makes an overpayment; the answered BankTransaction."""
+    fields.setdefault("date", dt.date(2024, 3, 5))
+    transaction = BankTransaction(
+        type="RECEIVE-OVERPAYMENT", contact=Contact(contact_id=contact_id),
+        bank_account=Account(code="090"), line_amount_types=LineAmountTypes("NoTax"),
+        line_items=[LineItem(description="Paid twice", line_amount=amount)], **fields)
+    options = {"idempotency_key": key} if key else {}
+    return xero.accounting.create_bank_transactions(
+        xero.tenant_id, BankTransactions(bank_transactions=[transaction]),
+        **options).bank_transactions[0]
+
+
+def allocate(xero, overpayment_id, invoice_id, amount, day=dt.date(2024, 3, 6)):
+    """PUT Overpayments/{id}/Allocations of one allocation; the answered Allocation."""
+    return xero.accounting.create_overpayment_allocations(
+        xero.tenant_id, overpayment_id, Allocations(allocations=[Allocation(
+            invoice=Invoice(invoice_id=invoice_id), amount=amount, date=day)])).allocations[0]
+
+
+def test_overpayment_made_through_bank_transactions(xero_sandbox, xero):
+    tenant = xero.tenant_id
+    contact = make_contact(xero)
+    made = make_overpayment(xero, contact.contact_id, 150, reference="REF1", key="op-1")
+    assert (made.type, made.status, made.total) == ("RECEIVE-OVERPAYMENT", "AUTHORISED",
+                                                    Decimal("150.0"))
+    assert made.bank_account.code == "090" and made.bank_transaction_id
+    # the line goes to Accounts Receivable, without tax, whatever was sent
+    line = made.line_items[0]
+    assert (line.account_code, line.tax_type, line.line_amount, line.tax_amount) == (
+        "610", "NONE", Decimal("150.0"), Decimal("0.0"))
+    # replayed under its key: the same answer, nothing made twice
+    again = make_overpayment(xero, contact.contact_id, 150, reference="REF1", key="op-1")
+    assert again.overpayment_id == made.overpayment_id
+    assert len(xero_sandbox.app.ledger().overpayments) == 1
+
+    (overpayment,) = xero.accounting.get_overpayment(tenant, made.overpayment_id).overpayments
+    assert (overpayment.type, overpayment.status, overpayment.total,
+            overpayment.remaining_credit, overpayment.reference) == (
+        "RECEIVE-OVERPAYMENT", "AUTHORISED", Decimal("150.0"), Decimal("150.0"), "REF1")
+    assert (overpayment.contact.contact_id, overpayment.date) == (contact.contact_id,
+                                                                  dt.date(2024, 3, 5))
+    assert overpayment.line_amount_types == LineAmountTypes("NoTax")
+    assert len(overpayment.line_items) == 1 and overpayment.allocations == []
+    (transaction,) = xero.accounting.get_bank_transaction(
+        tenant, made.bank_transaction_id).bank_transactions
+    assert transaction.overpayment_id == made.overpayment_id
+    # the API updates no overpayment (nor voids it): a bookkeeper does, in Xero
+    with pytest.raises(AccountingBadRequestException) as caught:
+        xero.accounting.update_bank_transaction(
+            tenant, made.bank_transaction_id, BankTransactions(bank_transactions=[
+                BankTransaction(type="RECEIVE-OVERPAYMENT", status="DELETED",
+                                bank_account=Account(code="090"), line_items=[])]))
+    assert "cannot be updated" in caught.value.body.decode()
+    with pytest.raises(NotFoundException):
+        xero.accounting.get_overpayment(tenant, made.bank_transaction_id[:8] + "-nope")
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"type": "RECEIVE"}, "RECEIVE-OVERPAYMENT bank transactions only"),
+    ({"type": "SPEND-OVERPAYMENT"}, "RECEIVE-OVERPAYMENT bank transactions only"),
+    ({"line_amount_types": LineAmountTypes("Exclusive")}, "LineAmountTypes must be NoTax"),
+    ({"bank_account": Account(code="200")}, "not a bank account"),
+    ({"line_items": [LineItem(description="a", line_amount=1),
+                     LineItem(description="b", line_amount=2)]}, "single line item"),
+    ({"line_items": [LineItem(description="none", line_amount=0)]}, "greater than zero"),
+    ({"line_items": [LineItem(item_code="RETAINER", line_amount=5)]}, "ItemCode"),
+])
+def test_bank_transactions_refused(xero, change, words):
+    contact = make_contact(xero)
+    fields = {"type": "RECEIVE-OVERPAYMENT", "contact": Contact(contact_id=contact.contact_id),
+              "bank_account": Account(code="090"),
+              "line_amount_types": LineAmountTypes("NoTax"),
+              "line_items": [LineItem(description="x", line_amount=10)], **change}
+    with pytest.raises(AccountingBadRequestException) as caught:
+        xero.accounting.create_bank_transactions(xero.tenant_id, BankTransactions(
+            bank_transactions=[BankTransaction(**fields)]))
+    assert words in caught.value.body.decode()
+
+
+def test_bank_transactions_summarize_errors_false_saves_the_valid_ones(xero):
+    contact = make_contact(xero)
+    good = BankTransaction(type="RECEIVE-OVERPAYMENT", contact=Contact(
+        contact_id=contact.contact_id), bank_account=Account(code="091"),
+        line_items=[LineItem(description="x", line_amount=10)])
+    bad = BankTransaction(type="SPEND", contact=Contact(contact_id=contact.contact_id),
+                          bank_account=Account(code="090"),
+                          line_items=[LineItem(description="x", line_amount=10)])
+    answer = xero.accounting.create_bank_transactions(
+        xero.tenant_id, BankTransactions(bank_transactions=[good, bad]),
+        summarize_errors=False).bank_transactions
+    assert [a.status_attribute_string for a in answer] == ["OK", "ERROR"]
+    assert answer[0].overpayment_id and answer[1].validation_errors
+    # no LineAmountTypes sent: NoTax, as every overpayment
+    (made,) = xero.accounting.get_overpayment(xero.tenant_id,
+                                              answer[0].overpayment_id).overpayments
+    assert made.line_amount_types == LineAmountTypes("NoTax") and made.total == Decimal("10.0")
+
+
+def test_overpayment_allocations(xero_sandbox, xero, xero_clock):
+    app, tenant = xero_sandbox.app, xero.tenant_id
+    contact = make_contact(xero)
+    invoice = make_invoice(xero, contact.contact_id)                     # 230.00
+    second = make_invoice(xero, contact.contact_id)                      # 230.00
+    made = make_overpayment(xero, contact.contact_id, 300)
+    other = make_invoice(xero, make_contact(xero, "Other Ltd", "x@other.test").contact_id)
+    for target, amount, words in (
+            (invoice, 250, "greater than amount outstanding"),
+            (other, 10, "same contact"),
+            (second, 0, "greater than zero")):
+        with pytest.raises(AccountingBadRequestException) as caught:
+            allocate(xero, made.overpayment_id, target.invoice_id, amount)
+        assert words in caught.value.body.decode()
+    xero_clock.advance(minutes=1)
+    done = allocate(xero, made.overpayment_id, invoice.invoice_id, 230)
+    assert done.amount == Decimal("230.0") and done.allocation_id
+    assert (done.invoice.invoice_id, done.overpayment.overpayment_id) == (
+        invoice.invoice_id, made.overpayment_id)
+    # the invoice: paid, its AmountCredited, the overpayment in its Overpayments
+    (paid,) = xero.accounting.get_invoice(tenant, invoice.invoice_id).invoices
+    assert (paid.status, paid.amount_due, paid.amount_credited, paid.amount_paid) == (
+        "PAID", Decimal("0.0"), Decimal("230.0"), Decimal("0.0"))
+    (listed,) = paid.overpayments
+    assert (listed.overpayment_id, listed.applied_amount) == (made.overpayment_id,
+                                                              Decimal("230.0"))
+    assert paid.payments == [] and paid.credit_notes == []
+    (overpayment,) = xero.accounting.get_overpayment(tenant, made.overpayment_id).overpayments
+    assert (overpayment.status, overpayment.remaining_credit) == ("AUTHORISED",
+                                                                  Decimal("70.0"))
+    assert [a.invoice.invoice_id for a in overpayment.allocations] == [invoice.invoice_id]
+    # both moved: the overpayment's and the invoice's UpdatedDateUTC
+    ledger = app.ledger()
+    stamp = ledger.overpayments[made.overpayment_id]["UpdatedDateUTC"]
+    assert stamp == ledger.invoices[invoice.invoice_id]["UpdatedDateUTC"] == ledger.now()
+    with pytest.raises(AccountingBadRequestException) as caught:  # paid off already
+        allocate(xero, made.overpayment_id, invoice.invoice_id, 1)
+    assert "already been paid off" in caught.value.body.decode()
+    with pytest.raises(AccountingBadRequestException) as caught:
+        allocate(xero, made.overpayment_id, second.invoice_id, 80)
+    assert "remaining credit" in caught.value.body.decode()
+    # an invoice an overpayment is allocated to is locked as a paid one is
+    with pytest.raises(AccountingBadRequestException) as caught:
+        xero.accounting.update_invoice(tenant, invoice.invoice_id, Invoices(invoices=[
+            Invoice(status="VOIDED")]))
+    assert "allocated" in caught.value.body.decode()
+
+    # the rest of its credit: PAID
+    allocate(xero, made.overpayment_id, second.invoice_id, 70)
+    (spent,) = xero.accounting.get_overpayment(tenant, made.overpayment_id).overpayments
+    assert (spent.status, spent.remaining_credit) == ("PAID", Decimal("0.0"))
+    # an allocation removed: the credit is back, the invoice due again
+    xero.accounting.delete_overpayment_allocations(tenant, made.overpayment_id,
+                                                   done.allocation_id)
+    (back,) = xero.accounting.get_overpayment(tenant, made.overpayment_id).overpayments
+    assert (back.status, back.remaining_credit) == ("AUTHORISED", Decimal("230.0"))
+    (due,) = xero.accounting.get_invoice(tenant, invoice.invoice_id).invoices
+    assert (due.status, due.amount_due, due.overpayments) == ("AUTHORISED", Decimal("230.0"),
+                                                              [])
+
+
+def test_overpayment_allocation_fires_an_invoice_webhook(xero_sandbox, xero, xero_webhooks):
+    app = xero_sandbox.app
+    contact = make_contact(xero)
+    invoice = make_invoice(xero, contact.contact_id)
+    made = make_overpayment(xero, contact.contact_id, 300)
+    app.webhook.flush(3.0)
+    xero_webhooks.received.clear()
+    allocate(xero, made.overpayment_id, invoice.invoice_id, 230)
+    app.webhook.flush(3.0)
+    events = [(e["eventCategory"], e["eventType"], e["resourceId"])
+              for body, _headers, _ok in xero_webhooks.received
+              for e in json.loads(body)["events"]]
+    assert events == [("INVOICE", "UPDATE", invoice.invoice_id)]
+
+
+def test_get_overpayments_filters_as_xero_does(xero_sandbox, xero, xero_clock):
+    tenant = xero.tenant_id
+    contact = make_contact(xero)
+    invoice = make_invoice(xero, contact.contact_id)
+    old = make_overpayment(xero, contact.contact_id, 10, reference="first").overpayment_id
+    xero_clock.advance(seconds=10)
+    new = make_overpayment(xero, contact.contact_id, 20, reference="second").overpayment_id
+    xero_clock.advance(seconds=10)
+    allocate(xero, old, invoice.invoice_id, 10)  # now the latest change, and PAID
+
+    def listed(**options):
+        return [o.overpayment_id for o in xero.accounting.get_overpayments(
+            tenant, **options).overpayments]
+
+    assert listed(where=f'OverpaymentID==Guid("{new.upper()}")') == [new]
+    assert set(listed(where=f'OverpaymentID==Guid("{new}") OR OverpaymentID==guid("{old}")')
+               ) == {new, old}
+    assert listed(where='Type=="SPEND-OVERPAYMENT"') == []
+    assert listed(where='Status=="PAID"') == [old]
+    assert listed(order="UpdatedDateUTC ASC") == [new, old]
+    assert listed(order="UpdatedDateUTC DESC") == [old, new]
+    assert listed(references=["second"]) == [new]
+    stamp = xero_sandbox.app.ledger().overpayments[new]["UpdatedDateUTC"]
+    since = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).replace(tzinfo=None)
+    assert listed(if_modified_since=since, order="UpdatedDateUTC ASC") == [new, old]
+    assert listed(if_modified_since=since + dt.timedelta(seconds=1)) == [old]
+    assert listed(if_modified_since=since + dt.timedelta(seconds=11)) == []
+    # line items only on a paged list (and a single GET); allocations either way
+    unpaged = xero.accounting.get_overpayments(tenant, where=f'OverpaymentID==Guid("{old}")')
+    paged = xero.accounting.get_overpayments(tenant, where=f'OverpaymentID==Guid("{old}")',
+                                             page=1)
+    assert unpaged.overpayments[0].line_items == []
+    assert len(paged.overpayments[0].line_items) == 1 and paged.pagination.item_count == 1
+    assert [a.amount for a in unpaged.overpayments[0].allocations] == [Decimal("10.0")]
+
+
+def test_bookkeeper_overpayments_over_the_control_api(xero_sandbox, xero):
+    app, tenant = xero_sandbox.app, xero.tenant_id
+    contact = make_contact(xero)
+    invoice = make_invoice(xero, contact.contact_id)                     # 230.00
+    second = make_invoice(xero, contact.contact_id)
+    url = f"{xero_sandbox.url}/_sandbox/bookkeeper"
+    received = requests.post(f"{url}/receive_overpayment", json={
+        "contact_id": contact.contact_id, "amount": 250, "date": "2024-03-10",
+        "allocations": {invoice.invoice_id: 230}}, timeout=5)
+    assert received.status_code == 200, received.text
+    body = received.json()
+    assert (body["Type"], body["Status"], body["Total"], body["RemainingCredit"]) == (
+        "RECEIVE-OVERPAYMENT", "AUTHORISED", 250.0, 20.0)
+    overpayment_id = body["OverpaymentID"]
+    assert [a["Invoice"]["InvoiceID"] for a in body["Allocations"]] == [invoice.invoice_id]
+    (paid,) = xero.accounting.get_invoice(tenant, invoice.invoice_id).invoices
+    assert (paid.status, [o.overpayment_id for o in paid.overpayments]) == (
+        "PAID", [overpayment_id])
+    more = requests.post(f"{url}/allocate_overpayment", json={
+        "overpayment_id": overpayment_id, "invoice_id": second.invoice_id, "amount": 20},
+        timeout=5)
+    assert more.status_code == 200 and more.json()["Status"] == "PAID"
+    # voided only once nothing is allocated from it
+    refused = requests.post(f"{url}/void_overpayment", json={
+        "overpayment_id": overpayment_id}, timeout=5)
+    assert refused.status_code == 400 and "allocated" in refused.text
+    voided = requests.post(f"{url}/void_overpayment", json={
+        "overpayment_id": overpayment_id, "remove_allocations": True}, timeout=5)
+    assert voided.status_code == 200, voided.text
+    assert (voided.json()["Status"], voided.json()["Allocations"]) == ("VOIDED", [])
+    (due,) = xero.accounting.get_invoice(tenant, invoice.invoice_id).invoices
+    assert (due.status, due.amount_due) == ("AUTHORISED", Decimal("230.0"))
+    (listed,) = xero.accounting.get_overpayments(
+        tenant, where=f'OverpaymentID==Guid("{overpayment_id}")').overpayments
+    assert listed.status == "VOIDED"
+    (transaction,) = xero.accounting.get_bank_transaction(
+        tenant, app.ledger().overpayments[overpayment_id]["BankTransactionID"]
+    ).bank_transactions
+    assert transaction.status == "VOIDED"
+    # an allocation the bookkeeper cannot make is refused as the API refuses it
+    loose = app.receive_overpayment(contact.contact_id, 5)["OverpaymentID"]
+    too_much = requests.post(f"{url}/allocate_overpayment", json={
+        "overpayment_id": loose, "invoice_id": second.invoice_id, "amount": 6}, timeout=5)
+    assert too_much.status_code == 400 and "remaining credit" in too_much.text
+    # kept with the state: a dump loaded back holds the overpayments as they were
+    dump = app.dump()
+    assert {o["OverpaymentID"] for o in dump["tenants"][0]["overpayments"]} == {
+        overpayment_id, loose}
+    app.load(dump)
+    assert app.ledger().overpayments[overpayment_id]["Status"] == "VOIDED"
+    assert xero.accounting.get_overpayment(tenant, loose).overpayments[0].total == Decimal(
+        "5.0")

@@ -80,6 +80,8 @@ ANSWERS = {
     "credit_note": Answer("credit_notes", "CreditNotes", "credit_note_id", "CreditNoteID",
                           "credit notes"),
     "payment": Answer("payments", "Payments", "payment_id", "PaymentID", "payments"),
+    "overpayment": Answer("overpayments", "Overpayments", "overpayment_id", "OverpaymentID",
+                          "overpayments"),
     # a refused allocation has no id: the count decides
     "allocation": Answer("allocations", "Allocations", None, None, "allocations"),
     # reference data: the id is what a mapping stores
@@ -96,9 +98,9 @@ ANSWERS = {
 UNKNOWN_OUTCOME = unknown_outcome("Xero", "idempotency key")
 # Xero's advice for batched writes: at most 50 objects per request
 BATCH_SIZE = 50
-# GET Contacts (Payments, Invoices, CreditNotes)?page=n answers 100 a page (no pageSize sent):
-# changed_contacts (changed_documents, for each list) reads up to CHANGES_LIMIT of them, 10
-# requests, per call
+# GET Contacts (Payments, Overpayments, Invoices, CreditNotes)?page=n answers 100 a page
+# (no pageSize sent): changed_contacts (changed_documents, for each list) reads up to
+# CHANGES_LIMIT of them, 10 requests, per call
 CHANGES_PAGE = 100
 CHANGES_REQUESTS = CHANGES_LIMIT // CHANGES_PAGE
 
@@ -819,16 +821,35 @@ class XeroAdapter(LedgerAdapter):
 
     # -- Payments, invoices and credit notes, read back (inbound sync) ----------------
     def read_payments(self, access_token, org_id, ids):
-        """{PaymentID: PaymentState} of the customer payments ``ids`` name (keyed as asked,
-        as read_contacts). GET Payments takes no IDs parameter: one GET Payments?where=
-        ``PaymentID==Guid("...") OR ...`` per 50 ids (page=1). Xero still lists a deleted
-        payment (Status DELETED): it comes with ``deleted`` set; an unknown id is absent, and
-        so is a payment that is no customer's (a bill's, a credit note refund)."""
-        return self._read_ids(
+        """{PaymentID or OverpaymentID: PaymentState} of the customer payments and
+        overpayments ``ids`` name (keyed as asked, as read_contacts). GET Payments takes no
+        IDs parameter: one GET Payments?where=``PaymentID==Guid("...") OR ...`` per 50 ids
+        (page=1). Xero still lists a deleted payment (Status DELETED): it comes with
+        ``deleted`` set; an unknown id is absent, and so is a payment that is no customer's
+        (a bill's, a credit note refund).
+
+        The ids Payments did not list may name overpayments (a client paid more than was
+        due: an invoice lists them in its Overpayments, read_invoices in its payment_ids):
+        only when some are left, one GET Overpayments?where=``OverpaymentID==Guid("...")
+        OR ...`` per 50 of them (page=1). A customer's overpayment (RECEIVE-OVERPAYMENT)
+        reads as a payment (``_overpayment_state``): ``allocations`` what it pays on
+        invoices, ``unapplied`` its RemainingCredit, ``deleted`` when VOIDED; one to a
+        supplier is absent."""
+        ids, listed = list(ids or ()), set()
+        found = self._read_ids(
             access_token, org_id, ids, "Reading Xero payments", "payment",
             lambda api, chunk: (api.get_payments, {
                 "where": payloads.id_filter("PaymentID", chunk), "page": 1}),
-            _payment_state)
+            _payment_state, listed=listed)
+        rest = [value for value in ids if _guid(given_id(value)) not in listed | {None}]
+        if not rest:
+            return found
+        found.update(self._read_ids(
+            access_token, org_id, rest, "Reading Xero overpayments", "overpayment",
+            lambda api, chunk: (api.get_overpayments, {
+                "where": payloads.id_filter("OverpaymentID", chunk), "page": 1}),
+            _overpayment_state))
+        return found
 
     def read_invoices(self, access_token, org_id, ids):
         """{InvoiceID: InvoiceState} of the sales invoices ``ids`` name (keyed as asked):
@@ -853,13 +874,15 @@ class XeroAdapter(LedgerAdapter):
             _credit_note_state)
 
     def changed_documents(self, access_token, org_id, since):
-        """DocumentChanges of the customer payments, sales invoices and sales credit notes
-        changed at or after ``since`` (see the base): GET Payments, GET Invoices
-        (``Type=="ACCREC"``) and GET CreditNotes (``Type=="ACCRECCREDIT"``), every status
-        (Xero lists VOIDED and DELETED ones), each as changed_contacts reads contacts
-        (If-Modified-Since, UpdatedDateUTC ascending, 100 a page, about 10 requests a list).
-        Deleted payments are listed with ``deleted`` set (Xero lists them with Status
-        DELETED): ``deleted_payments`` stays empty; never a ``full_read``.
+        """DocumentChanges of the customer payments and overpayments, sales invoices and
+        sales credit notes changed at or after ``since`` (see the base): GET Payments, GET
+        Overpayments (``Type=="RECEIVE-OVERPAYMENT"``; in ``payments``, read as
+        read_payments reads them), GET Invoices (``Type=="ACCREC"``) and GET CreditNotes
+        (``Type=="ACCRECCREDIT"``), every status (Xero lists VOIDED and DELETED ones), each
+        as changed_contacts reads contacts (If-Modified-Since, UpdatedDateUTC ascending, 100
+        a page, about 10 requests a list). Deleted payments and voided overpayments are
+        listed with ``deleted`` set (Xero lists them with Status DELETED / VOIDED):
+        ``deleted_payments`` stays empty; never a ``full_read``.
 
         ``complete`` only when every list was read to its end; the cursor is then the
         latest UpdatedDateUTC listed in any (``since`` when none). When a list stopped
@@ -870,13 +893,18 @@ class XeroAdapter(LedgerAdapter):
         payments, paid, payments_done = self._list_changed(
             "Listing changed Xero payments", "payment", api.get_payments, org_id, since,
             _payment_state)
+        overpayments, overpaid, overpayments_done = self._list_changed(
+            "Listing changed Xero overpayments", "overpayment", api.get_overpayments, org_id,
+            since, _overpayment_state, where=payloads.CUSTOMER_OVERPAYMENTS)
+        payments.update(overpayments)  # GUIDs: a payment's never is an overpayment's
         invoices, invoiced, invoices_done = self._list_changed(
             "Listing changed Xero invoices", "invoice", api.get_invoices, org_id, since,
             _invoice_state, where=payloads.SALES_INVOICES)
         notes, credited, notes_done = self._list_changed(
             "Listing changed Xero credit notes", "credit_note", api.get_credit_notes, org_id,
             since, _credit_note_state, where=payloads.SALES_CREDIT_NOTES)
-        ends = ((paid, payments_done), (invoiced, invoices_done), (credited, notes_done))
+        ends = ((paid, payments_done), (overpaid, overpayments_done),
+                (invoiced, invoices_done), (credited, notes_done))
         complete = all(done for _reached, done in ends)
         if complete:
             cursor = max([r for r, _done in ends if r] + ([since] if since else []),
@@ -887,12 +915,14 @@ class XeroAdapter(LedgerAdapter):
                                credit_notes=notes)
 
     # -- reading helpers ----------------------------------------------------------------
-    def _read_ids(self, access_token, org_id, ids, what, kind, send, take):
+    def _read_ids(self, access_token, org_id, ids, what, kind, send, take, listed=None):
         """{id as asked: state} of the Xero objects of ``kind`` (an ANSWERS key) that ``ids``
         name, GUIDs compared without case: one request per BATCH_SIZE ids, ``send(api,
         chunk)`` saying which (the AccountingApi method and its arguments), each through
         ``_call``. An id that is no GUID names no Xero object and costs no request. ``take(
-        row, ledger_id, what)`` makes each listed row's state, None to leave it out."""
+        row, ledger_id, what)`` makes each listed row's state, None to leave it out;
+        ``listed`` (a set), when given, gets the GUID of every row asked for and listed,
+        left out or not."""
         asked = {}
         for value in ids or ():
             text = given_id(value)
@@ -909,9 +939,12 @@ class XeroAdapter(LedgerAdapter):
             method, options = send(api, wanted[start:start + BATCH_SIZE])
             answer = self._call(what, method, org_id, **options)
             for row in _listed(answer, kind, what):
-                ledger_id = asked.get(_guid(getattr(row, id_attribute)))
+                guid = _guid(getattr(row, id_attribute))
+                ledger_id = asked.get(guid)
                 if ledger_id is None:
                     continue  # not asked for: Xero's filter names only what was
+                if listed is not None:
+                    listed.add(guid)
                 state = take(row, ledger_id, what)
                 if state is not None:
                     found[ledger_id] = state
@@ -1184,6 +1217,20 @@ def _payment_state(payment, ledger_id, what):
                                   "invoice it pays (an unknown shape); nothing was changed, "
                                   "try again later.")
     return PaymentState(ledger_id, updated_at=_updated(payment), **values)
+
+
+def _overpayment_state(overpayment, ledger_id, what):
+    """The PaymentState of an Overpayment read from Xero (see payloads.overpayment_values);
+    None for one to a supplier (SPEND-OVERPAYMENT). One without its Status has an unknown
+    shape: LedgerAnswerInvalid (a voided one would be taken for credit still held)."""
+    if not payloads.is_customer_overpayment(overpayment):
+        return None
+    if not _status(overpayment.status):
+        raise LedgerAnswerInvalid(f"{what}: Xero listed overpayment {ledger_id} without its "
+                                  "Status (an unknown shape); nothing was changed, try again "
+                                  "later.")
+    return PaymentState(ledger_id, updated_at=_updated(overpayment),
+                        **payloads.overpayment_values(overpayment))
 
 
 def _document_state(kind, document, ledger_id, what):

@@ -203,6 +203,8 @@ CHANGES_ORDER = "UpdatedDateUTC ASC"
 SALES_INVOICES = 'Type=="ACCREC"'
 # GET CreditNotes' filter for the sales credit notes (ACCRECCREDIT), not the suppliers'
 SALES_CREDIT_NOTES = 'Type=="ACCRECCREDIT"'
+# GET Overpayments' filter for the customers' overpayments, not those to suppliers
+CUSTOMER_OVERPAYMENTS = 'Type=="RECEIVE-OVERPAYMENT"'
 
 
 def modified_since(cursor):
@@ -252,7 +254,7 @@ def _day(value):
 
 def id_filter(field, ids):
     """The ``where`` of a GET list naming ``ids`` (GUIDs) by their ``field``, for the lists
-    Xero gives no IDs parameter (GET Payments, GET CreditNotes):
+    Xero gives no IDs parameter (GET Payments, GET CreditNotes, GET Overpayments):
     ``PaymentID==Guid("...") OR ...``."""
     return " OR ".join(f'{field}==Guid("{guid}")' for guid in ids)
 
@@ -291,6 +293,41 @@ def payment_values(payment):
     }
 
 
+# Overpayment.Status that means it pays nothing any more (Xero's are AUTHORISED, PAID and
+# VOIDED; DELETED, a bank transaction's, is taken as gone too should Xero ever say it)
+OVERPAYMENT_GONE = ("VOIDED", "DELETED")
+
+
+def is_customer_overpayment(overpayment):
+    """Whether an Overpayment read from Xero is a customer's (Type RECEIVE-OVERPAYMENT), not
+    one to a supplier (SPEND-OVERPAYMENT)."""
+    return _kind(getattr(overpayment, "type", None)) == "RECEIVE-OVERPAYMENT"
+
+
+def overpayment_values(overpayment):
+    """What a customer Overpayment read from Xero (GET Overpayments) says, as PaymentState's
+    fields but ``ledger_id`` and ``updated_at``: a client's payment beyond what was due.
+    ``total`` is its Total, ``allocations`` {InvoiceID: amount} its Allocations summed per
+    invoice (credit_allocations), ``unapplied`` its RemainingCredit (the client's credit);
+    ``deleted`` for Status VOIDED (or DELETED). Xero's Overpayment names no bank account:
+    ``account_id`` / ``account_code`` are read only when an answer carries one (None
+    otherwise)."""
+    account = getattr(overpayment, "bank_account", None)
+    return {
+        "contact_id": given_id(getattr(getattr(overpayment, "contact", None), "contact_id",
+                                       None)),
+        "date": _day(overpayment.date),
+        "total": amount(overpayment.total),
+        "allocations": credit_allocations(overpayment),
+        "unapplied": amount(overpayment.remaining_credit),
+        "currency": _kind(getattr(overpayment, "currency_code", None)) or None,
+        "account_id": given_id(getattr(account, "account_id", None)),
+        "account_code": _text(getattr(account, "code", None)),
+        "reference": _text(overpayment.reference),
+        "deleted": _kind(overpayment.status) in OVERPAYMENT_GONE,
+    }
+
+
 def is_sales_invoice(invoice):
     """Whether an Invoice read from Xero is a sales invoice (Type ACCREC), not a bill."""
     return _kind(getattr(invoice, "type", None)) == "ACCREC"
@@ -300,14 +337,20 @@ def invoice_values(invoice):
     """What a sales Invoice read from Xero (GET Invoices, paged: with its Payments) says, as
     InvoiceState's fields but ``ledger_id`` and ``updated_at``. ``status`` is None for an
     invoice without a Status. ``payment_ids``: its Payments' PaymentIDs in Xero's order
-    (Xero leaves deleted payments out of the array; one said DELETED is left out too)."""
+    (Xero leaves deleted payments out of the array; one said DELETED is left out too),
+    then the OverpaymentIDs of its Overpayments (those allocated to it; read_payments reads
+    them as payments), each once (one listed per allocation), a voided one left out."""
     payments = [p for p in getattr(invoice, "payments", None) or []
                 if _kind(getattr(p, "status", None)) != "DELETED"]
+    overpayments = [o for o in getattr(invoice, "overpayments", None) or []
+                    if _kind(getattr(o, "status", None)) not in OVERPAYMENT_GONE]
+    ids = [given_id(p.payment_id) for p in payments]
+    ids += [given_id(o.overpayment_id) for o in overpayments]
     return {
         "status": INVOICE_STATUSES.get(_kind(invoice.status)),
         "total": amount(invoice.total),
         "amount_due": amount(invoice.amount_due),
-        "payment_ids": tuple(pid for pid in (given_id(p.payment_id) for p in payments) if pid),
+        "payment_ids": tuple(dict.fromkeys(pid for pid in ids if pid)),
         "number": _text(invoice.invoice_number),
     }
 
@@ -341,8 +384,9 @@ def credit_line(line, amount_types):
 
 
 def credit_allocations(note):
-    """{InvoiceID: amount} a CreditNote read from Xero is allocated to, summed per invoice in
-    Xero's order; an allocation said IsDeleted (or without its invoice) is left out."""
+    """{InvoiceID: amount} a CreditNote (or an Overpayment) read from Xero is allocated to,
+    summed per invoice in Xero's order; an allocation said IsDeleted (or without its
+    invoice) is left out."""
     out = {}
     for alloc in getattr(note, "allocations", None) or []:
         if getattr(alloc, "is_deleted", None):
