@@ -8,15 +8,18 @@ connection to it with a webhook signing secret, and a REAL Odoo server starts
 production). The sandbox is then told to deliver its webhooks to that server
 (``/billing_sync/webhook/<provider>/<database>``, signed with the secret). A warm-up posts
 one invoice per client (``--clients``) through XML-RPC, so each client is in the ledger
-and linked. Then the bookkeeper changes one client's email in the ledger ``--rate`` times a
-second for ``--seconds`` (round-robin over the clients, each a new value), and for each
-change this script measures the time from the change to the Odoo partner showing it (its
-billing email, read from the database every ``--poll`` seconds), and the server's answer
+and linked. Then the bookkeeper makes ``--rate`` changes a second in the ledger for
+``--seconds`` (round-robin over the clients; ``--changes mixed``, the default: a new
+billing email, then a payment of 1.00 on the client's invoice, in turn; or only one of the
+two), and for each change this script measures the time from the change to Odoo showing it
+(the partner's billing email, or the invoice's amount open, read from the database every
+``--poll`` seconds), and the server's answer
 time to each webhook delivery (as the sandbox timed it: from the POST's start to the
 answer read). Prints one JSON line per provider:
 
   provider, events (webhook events delivered during the measure), ack_p50_ms,
-  ack_p95_ms (target <= 50), in_p50_s, in_p95_s (target <= 2), reads_per_change (ledger
+  ack_p95_ms (target <= 50), in_p50_s, in_p95_s (target <= 2; in_p95_s_contacts and
+  in_p95_s_payments: each kind alone), reads_per_change (ledger
   API requests Odoo made during the measure / changes applied; target <= 0.2),
   bytes_read_per_change (bytes of the ledger's API answers Odoo read during the measure /
   changes applied: what Xero prices from 2026; no target is set),
@@ -70,6 +73,10 @@ def main():
                         help="seconds between the warm-up and the measure, so that the "
                              "warm-up's calls have left the organisation's rate-limit "
                              "minute (default: --window-seconds; 0: none)")
+    parser.add_argument("--changes", choices=("mixed", "contacts", "payments"),
+                        default="mixed",
+                        help="what the bookkeeper changes: a client's billing email, a "
+                             "payment of 1.00 on a client's invoice, or one then the other")
     parser.add_argument("--qbo-batch-seconds", type=float, default=0.2,
                         help="QuickBooks' aggregation of events into one delivery")
     parser.add_argument("--http-port", type=int, default=0, help="the server's (0: a free one)")
@@ -93,6 +100,9 @@ def run(env, provider, args):
         common.quiesce(env)
         connection, tax = outbound.setup(env, provider, server.url, window)
         connection.webhook_key = WEBHOOK_KEY
+        # QuickBooks' payments without a deposit account go to Undeposited Funds
+        connection.ledger_payment_journal_id = env["account.journal"].search(
+            [("type", "=", "bank"), ("company_id", "=", env.company.id)], limit=1)
         env.cr.commit()
         client_ids, product_id = clients(env, tax, args.clients)
         key = api_key(env)
@@ -104,6 +114,7 @@ def run(env, provider, args):
         rpc = latency.Poster(f"http://127.0.0.1:{port}", args.database, key, client_ids,
                              product_id)
         ledger_ids = warm_up(rpc, db, app, connection.id, client_ids, args)
+        invoices = invoices_of(db, connection.id, client_ids)
         # the warm-up's pushes and reads spent most of the organisation's rate-limit
         # minute: the measure starts once they have left it
         time.sleep(args.window_seconds if args.cool_down is None else args.cool_down)
@@ -111,9 +122,10 @@ def run(env, provider, args):
         first_attempt = len(app.webhook.attempts)
         jobs_before = db.one("SELECT coalesce(max(id), 0) FROM billing_sync_job")
         inbox_before = db.one("SELECT coalesce(max(id), 0) FROM billing_sync_inbox")
-        with Watcher(db, client_ids, args.poll) as watcher:
+        with Watcher(db, client_ids, [i[0] for i in invoices.values()],
+                     args.poll) as watcher:
             started = time.monotonic()
-            changes = bookkeep(app, provider, connection.org_id, ledger_ids, args)
+            changes = bookkeep(app, provider, connection.org_id, ledger_ids, invoices, args)
             wait_for(watcher, changes, args.settle)
             app.webhook.flush(timeout=10)
             seconds = time.monotonic() - started
@@ -135,6 +147,8 @@ def run(env, provider, args):
             "ack_p95_ms": rounded(common.percentile(acks, 0.95), 1),
             "in_p50_s": figures["p50"],
             "in_p95_s": figures["p95"],
+            "in_p95_s_contacts": latencies(watcher, changes, "contact")["p95"],
+            "in_p95_s_payments": latencies(watcher, changes, "payment")["p95"],
             "reads_per_change": round(sum(api.values()) / applied, 3) if applied else None,
             "bytes_read_per_change": (round(sum(read.values()) / applied)
                                       if applied else None),
@@ -143,6 +157,7 @@ def run(env, provider, args):
         common.ratios(result, TARGETS)
         result.update({
             "changes": len(changes),
+            "changes_kind": args.changes,
             "applied": applied,
             "superseded": figures["superseded"],
             "in_max_s": figures["max"],
@@ -164,7 +179,7 @@ def run(env, provider, args):
                 [inbox_before, connection.id]),
             "inbox_pending_at_end": db.one(
                 "SELECT count(*) FROM billing_sync_inbox WHERE id > %s AND connection_id = %s "
-                "AND state = 'pending' AND kind = 'contact'", [inbox_before, connection.id]),
+                "AND state = 'pending'", [inbox_before, connection.id]),
             "inbox_failed": db.one("SELECT count(*) FROM billing_sync_inbox WHERE "
                                    "connection_id = %s AND state = 'failed'", [connection.id]),
             "server_log_errors": log_errors(args),
@@ -253,13 +268,26 @@ def warm_up(rpc, db, app, connection_id, client_ids, args):
     # applied before the measure starts
     app.webhook.flush(timeout=args.settle)
     while db.one("SELECT count(*) FROM billing_sync_inbox WHERE connection_id = %s "
-                 "AND state = 'pending' AND kind = 'contact'", [connection_id]):
+                 "AND state = 'pending'", [connection_id]):
         if time.monotonic() > deadline:
             raise SystemExit(
-                f"bench: the warm-up's contact webhooks were still not applied after "
+                f"bench: the warm-up's webhooks were still not applied after "
                 f"{args.settle:g} s; see the server's log, {server_log(args)}")
         time.sleep(0.2)
     return links
+
+
+def invoices_of(db, connection_id, client_ids):
+    """{partner id: (invoice id, ledger invoice id, amount open)} of one warm-up invoice
+    of each client, in the ledger."""
+    out = {}
+    for move_id, ledger_id, partner_id, residual in db.all(
+            "SELECT m.id, l.ledger_id, m.partner_id, m.amount_residual FROM billing_sync_link l "
+            "JOIN account_move m ON m.id = l.res_id WHERE l.res_model = 'account.move' "
+            "AND l.connection_id = %s AND l.active AND m.partner_id = ANY(%s) ORDER BY m.id",
+            [connection_id, client_ids]):
+        out.setdefault(partner_id, (move_id, ledger_id, float(residual)))
+    return out
 
 
 # ---------------------------------------------------------------------- the server
@@ -305,22 +333,28 @@ class Database:
 
 
 class Watcher:
-    """Reads the clients' billing emails every ``interval`` seconds and keeps when each
-    (partner, email) was first seen."""
+    """Reads the clients' billing emails and their invoices' amounts open every
+    ``interval`` seconds and keeps when each (("contact", partner), email) and
+    (("payment", invoice), amount open) was first seen."""
 
-    def __init__(self, db, partner_ids, interval):
-        self.db, self.partner_ids, self.interval = db, list(partner_ids), interval
+    def __init__(self, db, partner_ids, invoice_ids, interval):
+        self.db, self.interval = db, interval
+        self.partner_ids, self.invoice_ids = list(partner_ids), list(invoice_ids)
         self.seen = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbound-watcher", daemon=True)
 
     def look(self):
         now = time.monotonic()
-        for partner_id, email in self.db.all(
-                "SELECT id, billing_sync_billing_email FROM res_partner WHERE id = ANY(%s)",
-                [self.partner_ids]):
-            if email and (partner_id, email) not in self.seen:
-                self.seen[(partner_id, email)] = now
+        rows = [(("contact", partner_id), email) for partner_id, email in self.db.all(
+            "SELECT id, billing_sync_billing_email FROM res_partner WHERE id = ANY(%s)",
+            [self.partner_ids])]
+        rows += [(("payment", move_id), f"{residual:.2f}") for move_id, residual in self.db.all(
+            "SELECT id, amount_residual FROM account_move WHERE id = ANY(%s)",
+            [self.invoice_ids])]
+        for key, value in rows:
+            if value and (key, value) not in self.seen:
+                self.seen[(key, value)] = now
 
     def _run(self):
         while not self._stop.wait(self.interval):
@@ -336,10 +370,12 @@ class Watcher:
         self._thread.join()
 
 
-def bookkeep(app, provider, org_id, ledger_ids, args):
-    """The bookkeeper changes one client's email ``args.rate`` times a second for
-    ``args.seconds``, round-robin; returns [(partner id, email, when changed)]."""
+def bookkeep(app, provider, org_id, ledger_ids, invoices, args):
+    """The bookkeeper makes ``args.rate`` changes a second for ``args.seconds``, clients
+    in turn: a new billing email, or a payment of 1.00 on the client's invoice (mixed:
+    one, then the other); returns [(key, value expected in Odoo, when changed)]."""
     partners = list(ledger_ids)
+    open_amounts = {partner: invoices[partner][2] for partner in invoices}
     stamp = int(time.time())
     count = max(1, round(args.seconds * args.rate))
     changes = []
@@ -349,13 +385,24 @@ def bookkeep(app, provider, org_id, ledger_ids, args):
         if delay > 0:
             time.sleep(delay)
         partner_id = partners[i % len(partners)]
+        pay = args.changes == "payments" or (args.changes == "mixed" and i % 2)
+        if pay:
+            move_id, ledger_invoice, _open = invoices[partner_id]
+            if provider == "xero":
+                app.apply_payment(ledger_invoice, amount=1.0, tenant_id=org_id)
+            else:
+                app.apply_payment(ledger_invoice, amount=1.0, realm_id=org_id)
+            open_amounts[partner_id] = round(open_amounts[partner_id] - 1.0, 2)
+            changes.append((("payment", move_id), f"{open_amounts[partner_id]:.2f}",
+                            time.monotonic()))
+            continue
         email = f"billing{i}.{stamp}@{provider}.inbound.example"
         if provider == "xero":
             app.edit_contact(ledger_ids[partner_id], fields={"EmailAddress": email},
                              tenant_id=org_id)
         else:
             app.edit_contact(ledger_ids[partner_id], realm_id=org_id, email=email)
-        changes.append((partner_id, email, time.monotonic()))
+        changes.append((("contact", partner_id), email, time.monotonic()))
     return changes
 
 
@@ -369,27 +416,30 @@ def wait_for(watcher, changes, settle):
 
 
 def shown(watcher, changes, n):
-    """When change ``n`` showed on its partner: its own value, or else the first later
-    value of the same partner (the partner then holds a newer state of the ledger; the
-    change is 'superseded'); None if neither was seen."""
-    partner_id, email, _at = changes[n]
-    when = watcher.seen.get((partner_id, email))
+    """When change ``n`` showed in Odoo: its own value, or else the first later value of
+    the same record (which then holds a newer state of the ledger; the change is
+    'superseded'); None if neither was seen."""
+    key, value, _at = changes[n]
+    when = watcher.seen.get((key, value))
     if when is not None:
         return when, False
-    later = [watcher.seen.get((p, e)) for p, e, _a in changes[n + 1:] if p == partner_id]
+    later = [watcher.seen.get((k, v)) for k, v, _a in changes[n + 1:] if k == key]
     later = [w for w in later if w is not None]
     return (min(later), True) if later else None
 
 
-def latencies(watcher, changes):
-    figures, superseded = [], 0
-    for n, (_partner, _email, at) in enumerate(changes):
+def latencies(watcher, changes, kind=None):
+    """Figures of the changes (of ``kind``, "contact" or "payment", if given)."""
+    figures, superseded, missing = [], 0, 0
+    for n, (key, _value, at) in enumerate(changes):
+        if kind and key[0] != kind:
+            continue
         seen = shown(watcher, changes, n)
         if seen is None:
+            missing += 1
             continue
         figures.append(max(0.0, seen[0] - at))
         superseded += seen[1]
-    missing = len(changes) - len(figures)
     # a change never shown is slower than any that was
     ranked = figures + [math.inf] * missing
     return {"applied": len(figures), "missing": missing, "superseded": superseded,
