@@ -305,6 +305,45 @@ class TestEngine(OutboundMixin, TransactionCase):
         listener.poll()
         self.assertIn(self.env.cr.dbname, [n.payload for n in listener.notifies])
 
+    def test_a_change_put_off_a_few_seconds_wakes_the_cron_threads_when_due(self):
+        """Odoo's cron threads look for later triggers once a minute: a change the rate
+        budget put off for a few seconds has them told when it is due."""
+        import select
+        import time
+
+        import psycopg2
+
+        import odoo
+
+        from odoo.addons.billing_sync.models.billing_sync_job import _notify_cron_threads_at
+
+        connection = self.connected("xero")
+        Inbox = self.env["billing_sync.inbox"]
+        Inbox._receive(connection, [WebhookEvent(connection.org_id, "contact", "c1", "update",
+                                                 "nudge-1")])
+        row = Inbox.search([("event_id", "=", "nudge-1")])
+        row._put_off(2)
+        nudges = [c for c in self.env.cr.postcommit._funcs
+                  if getattr(c, "func", None) is _notify_cron_threads_at]
+        self.assertEqual([n.args for n in nudges], [(self.env.cr.dbname, 2)])
+        row._put_off(3600)  # a retry's backoff: found at the threads' next look
+        self.assertEqual(len([c for c in self.env.cr.postcommit._funcs
+                              if getattr(c, "func", None) is _notify_cron_threads_at]), 1)
+        _db, info = odoo.sql_db.connection_info_for("postgres")
+        listener = psycopg2.connect(**info)
+        self.addCleanup(listener.close)
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN cron_trigger")
+        started = time.monotonic()
+        nudges[0]()  # what the commit runs
+        heard = []
+        while not heard and time.monotonic() - started < 10:
+            select.select([listener], [], [], 1)
+            listener.poll()
+            heard = [n.payload for n in listener.notifies]
+        self.assertIn(self.env.cr.dbname, heard)
+        self.assertGreaterEqual(time.monotonic() - started, 1.5, "when due, not at once")
+
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
         connection = self.connected("xero")
         Inbox = self.env["billing_sync.inbox"]

@@ -1,4 +1,5 @@
 import datetime
+import functools
 import json
 import logging
 import time
@@ -10,7 +11,7 @@ from ..services import backoff
 from ..services.ledger.errors import AuthorizationRevoked, LedgerError, RateLimited
 from ..services.ratelimit import BudgetExhausted, paced
 from ..services.webhooks import CHANGES, EVENT_KINDS, WebhookEvent, digest_id
-from .billing_sync_job import _pacer
+from .billing_sync_job import _notify_cron_threads_at, _pacer
 
 _logger = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ READERS = {"contact": "read_contacts", "invoice": "read_invoices",
 READ_MAX = 50
 # seconds of one cron call; Odoo calls it again at once while work is due
 CHUNK_SECONDS = 10.0
+# a change put off for at most this long (a rate-limit wait) wakes the cron threads when
+# due; a longer wait (a retry's backoff) is found at their next look
+NUDGE_SECONDS = 300
 
 KIND_LABELS = {"contact": "Contact", "invoice": "Invoice", "credit_note": "Credit note",
                "payment": "Payment"}
@@ -334,6 +338,9 @@ class BillingSyncInbox(models.Model):
         when = _later(seconds)
         self.write({**(values or {}), "next_attempt_at": when})
         self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger(at=when)
+        if seconds <= NUDGE_SECONDS:
+            self.env.cr.postcommit.add(functools.partial(
+                _notify_cron_threads_at, self.env.cr.dbname, seconds))
 
     def _failed(self, reason):
         for row in self:

@@ -118,6 +118,26 @@ def _notify_cron_threads(dbname):
                     _logger.warning("billing_sync: could not wake the cron threads: %s", exc)
 
 
+_TIMERS = {}
+
+
+def _notify_cron_threads_at(dbname, seconds):
+    """Tell the cron threads of ``dbname`` in ``seconds`` that a trigger is due: a trigger
+    for later only wakes them at their next look (a minute in Odoo's cron threads), far
+    later than a ledger's rate-limit wait. One timer per database and second, in this
+    process; the trigger row stays the truth if the process ends first."""
+    due = int(time.time() + seconds) + 1
+    with _NOTIFIER_LOCK:
+        for key in [k for k in _TIMERS if k[1] < time.time()]:
+            del _TIMERS[key]
+        if (dbname, due) in _TIMERS:
+            return
+        timer = threading.Timer(max(0.0, due - time.time()), _notify_cron_threads, [dbname])
+        timer.daemon = True
+        _TIMERS[(dbname, due)] = timer
+    timer.start()
+
+
 def _wake(cr, res_model, res_id, connection_id):
     """Jobs of ``connection_id`` waiting for that record's link: due now. Their ids."""
     cr.execute("""
