@@ -49,10 +49,6 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         self.assertEqual(kept, 1)
 
     def apply(self):
-        """The worker, as it runs once the calls made so far have left the organisation's
-        rate-limit window (a read right after them keeps to its pace: see
-        test_a_read_right_after_others_keeps_to_the_pace)."""
-        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
         self.env["billing_sync.inbox"]._cron_apply()
 
     def contact_jobs(self, partner):
@@ -225,33 +221,6 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
                 self.assertFalse(self.contact_jobs(partner), "nothing sent back")
                 self.assertFalse(self.env["billing_sync.conflict"].search(
                     [("partner_id", "=", partner.id)]), "only Odoo moved: no conflict")
-
-    def test_a_read_right_after_others_keeps_to_the_pace(self):
-        """Xero allows 60 calls a minute: reads taken as soon as the window has room spend
-        it in bursts, then stall. A read of a few clients right after other calls waits
-        for the organisation's pace, and what is announced meanwhile rides along: two
-        changes, one read."""
-        connection, partner, link = self.linked_client("xero", "Paced Ltd")
-        other = self.partner("Paced Two Ltd")
-        self.invoice(other)
-        self.run_worker()
-        other_link = self.env["billing_sync.link"]._of(connection, other)
-        self.bookkeeper_edits("xero", link.ledger_id, email="one@paced.example")
-        self.announce(connection, link.ledger_id, "paced-1")
-        Inbox = self.env["billing_sync.inbox"]
-        Inbox._cron_apply()  # right after the pushes' calls: put off, not read
-        first = Inbox.search([("event_id", "=", "paced-1")])
-        self.assertEqual(first.state, "pending")
-        self.assertGreater(first.next_attempt_at, fields.Datetime.now())
-        self.bookkeeper_edits("xero", other_link.ledger_id, email="two@paced.example")
-        self.announce(connection, other_link.ledger_id, "paced-2")
-        Inbox.search([("event_id", "like", "paced-")]).sudo().write(
-            {"next_attempt_at": fields.Datetime.now()})
-        before = self.request_count("xero")
-        self.apply()
-        self.assertEqual(self.request_count("xero") - before, 1, "one read for both")
-        self.assertEqual((partner.billing_sync_invoice_email, other.billing_sync_invoice_email),
-                         ("one@paced.example", "two@paced.example"))
 
     def test_a_change_put_off_by_the_rate_limit_asks_for_its_own_run(self):
         connection, partner, link = self.linked_client("xero", "Patient Ltd")

@@ -59,8 +59,6 @@ class InboundPaymentsMixin(OutboundMixin):
             self.announce(connection, "payment", payment_id, event_id, change)
 
     def apply(self):
-        """The worker, once the calls made so far have left the rate-limit window."""
-        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
         self.env["billing_sync.inbox"]._cron_apply()
 
     def pull(self, connection):
@@ -485,7 +483,7 @@ class TestInboundPaymentsByWebhook(InboundPaymentsMixin, HttpCase):
         for body, headers in caught:
             answer = self.opener.post(url, data=body, headers=headers, timeout=10)
             self.assertEqual((answer.status_code, answer.content), (200, b""))
-        self.apply()
+        self.env["billing_sync.inbox"]._cron_apply()
         rows = self.env["billing_sync.inbox"].search([("connection_id", "=", connection.id)])
         self.assertEqual(set(rows.mapped("state")), {"done"},
                          rows.read(["kind", "ledger_id", "state", "last_error"]))

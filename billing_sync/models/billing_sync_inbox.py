@@ -181,14 +181,6 @@ class BillingSyncInbox(models.Model):
         kind = self[:1].kind
         ids = sorted(set(self.mapped("ledger_id")))
         inbound = self.env["billing_sync.inbound"]
-        # a read of fewer objects than one request takes keeps to the organisation's pace
-        # (as a partial batch of the push does): taken as soon as the window has room,
-        # reads spend it in bursts and then stall; what comes meanwhile rides along
-        budget = _pacer(connection)
-        wait = budget.peek(partial=len(ids) < READ_MAX)
-        if wait > budget.max_sleep:
-            self._put_off(wait)
-            return
         try:
             adapter = connection._adapter()
             token = connection._access_token()
