@@ -854,14 +854,55 @@ class Ledger:
             self._changed("CREDITNOTE", "UPDATE", note["CreditNoteID"])
         return note
 
+    def _allocated_invoice(self, raw: dict | None) -> dict | None:
+        """The invoice an allocation's ``Invoice`` names (by id, else by number)."""
+        ref = (raw or {}).get("Invoice") or {}
+        if ref.get("InvoiceID"):
+            return self.invoices.get(ref["InvoiceID"])
+        return next((i for i in self.invoices.values()
+                     if ref.get("InvoiceNumber") and i["InvoiceNumber"] == ref["InvoiceNumber"]),
+                    None)
+
+    def _allocate(self, source: dict, id_key: str, invoice: dict, amount: Any,
+                  raw: dict | None, errors: list[str], category: str | None = None) -> dict:
+        """Allocate ``amount`` of a credit ``source`` (a credit note or an overpayment,
+        named by ``id_key``) to ``invoice``, after the checks both share (``errors``: the
+        caller's own); ``category``: the webhook category the source's change publishes
+        (credit notes), with the date it was fully used."""
+        if amount <= 0:
+            errors.append("Allocation amount must be greater than zero.")
+        elif amount > D(source["RemainingCredit"]):
+            errors.append("The amount allocated cannot exceed the remaining credit.")
+        try:
+            day = parse_date((raw or {}).get("Date")) or self.clock().date()
+        except ValueError:
+            errors.append("Allocation Date is not a valid date.")
+            day = self.clock().date()
+        errors.extend(self.lock_errors(day))
+        if errors:
+            raise Invalid(*errors)
+        allocation = {"AllocationID": new_id(), "Amount": money(amount),
+                      "Date": day.isoformat(), "InvoiceID": invoice["InvoiceID"],
+                      id_key: source[id_key], "IsDeleted": False}
+        source["Allocations"].append(allocation)
+        source["RemainingCredit"] = money(D(source["RemainingCredit"]) - amount)
+        if D(source["RemainingCredit"]) == 0:
+            source["Status"] = "PAID"
+            if category:
+                source["FullyPaidOnDate"] = day.isoformat()
+        source["UpdatedDateUTC"] = self.now()
+        if category:
+            self._changed(category, "UPDATE", source[id_key])
+        invoice["Allocations"].append(allocation)
+        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) + amount)
+        self._settle(invoice, day.isoformat())
+        return allocation
+
     def allocate_credit_note(self, credit_note_id: str, raw: dict) -> dict:
         """Allocate part of a credit note to an invoice of the same contact."""
         note = self.get("credit_notes", credit_note_id)
         errors: list[str] = []
-        ref = (raw or {}).get("Invoice") or {}
-        invoice = self.invoices.get(ref.get("InvoiceID")) if ref.get("InvoiceID") else next(
-            (i for i in self.invoices.values()
-             if ref.get("InvoiceNumber") and i["InvoiceNumber"] == ref["InvoiceNumber"]), None)
+        invoice = self._allocated_invoice(raw)
         amount = D((raw or {}).get("Amount"))
         if note["Status"] != "AUTHORISED":
             errors.append("Only AUTHORISED credit notes can be allocated.")
@@ -876,32 +917,8 @@ class Ledger:
             if amount > D(invoice["AmountDue"]):
                 errors.append("The amount allocated cannot exceed the amount due on the "
                               "invoice.")
-        if amount <= 0:
-            errors.append("Allocation amount must be greater than zero.")
-        elif amount > D(note["RemainingCredit"]):
-            errors.append("The amount allocated cannot exceed the remaining credit.")
-        try:
-            day = parse_date(raw.get("Date")) or self.clock().date()
-        except ValueError:
-            errors.append("Allocation Date is not a valid date.")
-            day = self.clock().date()
-        errors.extend(self.lock_errors(day))
-        if errors:
-            raise Invalid(*errors)
-        allocation = {"AllocationID": new_id(), "Amount": money(amount),
-                      "Date": day.isoformat(), "InvoiceID": invoice["InvoiceID"],
-                      "CreditNoteID": note["CreditNoteID"], "IsDeleted": False}
-        note["Allocations"].append(allocation)
-        note["RemainingCredit"] = money(D(note["RemainingCredit"]) - amount)
-        if D(note["RemainingCredit"]) == 0:
-            note["Status"] = "PAID"
-            note["FullyPaidOnDate"] = day.isoformat()
-        note["UpdatedDateUTC"] = self.now()
-        self._changed("CREDITNOTE", "UPDATE", note["CreditNoteID"])
-        invoice["Allocations"].append(allocation)
-        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) + amount)
-        self._settle(invoice, day.isoformat())
-        return allocation
+        return self._allocate(note, "CreditNoteID", invoice, amount, raw, errors,
+                              category="CREDITNOTE")
 
     def delete_allocation(self, credit_note_id: str, allocation_id: str) -> dict:
         """Remove a credit-note allocation, restoring credit and the invoice balance."""
@@ -1039,10 +1056,7 @@ class Ledger:
         as Xero counts overpayments there; PAID when nothing is due)."""
         overpayment = self.get("overpayments", overpayment_id)
         errors: list[str] = []
-        ref = (raw or {}).get("Invoice") or {}
-        invoice = self.invoices.get(ref.get("InvoiceID")) if ref.get("InvoiceID") else next(
-            (i for i in self.invoices.values()
-             if ref.get("InvoiceNumber") and i["InvoiceNumber"] == ref["InvoiceNumber"]), None)
+        invoice = self._allocated_invoice(raw)
         amount = D((raw or {}).get("Amount"))
         if overpayment["Status"] != "AUTHORISED":
             errors.append("Only AUTHORISED overpayments can be allocated.")
@@ -1063,30 +1077,7 @@ class Ledger:
             if invoice["CurrencyCode"] != overpayment["CurrencyCode"]:
                 errors.append("The overpayment and the invoice must be in the same "
                               "currency.")
-        if amount <= 0:
-            errors.append("Allocation amount must be greater than zero.")
-        elif amount > D(overpayment["RemainingCredit"]):
-            errors.append("The amount allocated cannot exceed the remaining credit.")
-        try:
-            day = parse_date((raw or {}).get("Date")) or self.clock().date()
-        except ValueError:
-            errors.append("Allocation Date is not a valid date.")
-            day = self.clock().date()
-        errors.extend(self.lock_errors(day))
-        if errors:
-            raise Invalid(*errors)
-        allocation = {"AllocationID": new_id(), "Amount": money(amount),
-                      "Date": day.isoformat(), "InvoiceID": invoice["InvoiceID"],
-                      "OverpaymentID": overpayment["OverpaymentID"], "IsDeleted": False}
-        overpayment["Allocations"].append(allocation)
-        overpayment["RemainingCredit"] = money(D(overpayment["RemainingCredit"]) - amount)
-        if D(overpayment["RemainingCredit"]) == 0:
-            overpayment["Status"] = "PAID"
-        overpayment["UpdatedDateUTC"] = self.now()
-        invoice["Allocations"].append(allocation)
-        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) + amount)
-        self._settle(invoice, day.isoformat())
-        return allocation
+        return self._allocate(overpayment, "OverpaymentID", invoice, amount, raw, errors)
 
     def delete_overpayment_allocation(self, overpayment_id: str, allocation_id: str) -> dict:
         """DELETE /Overpayments/{id}/Allocations/{allocationId}: the credit comes back (a PAID
