@@ -898,6 +898,35 @@ class Ledger:
         self._settle(invoice, day.isoformat())
         return allocation
 
+    def _unallocate(self, source: dict, id_key: str, allocation_id: str,
+                    category: str | None = None) -> dict:
+        """Remove allocation ``allocation_id`` of a credit ``source`` (see _allocate): the
+        credit comes back (a PAID source is AUTHORISED again) and the invoice is due again.
+        Refused in a locked period."""
+        allocation = next((a for a in source["Allocations"]
+                           if a["AllocationID"] == allocation_id), None)
+        if allocation is None:
+            raise NotFound(allocation_id)
+        locked = self.lock_errors(allocation["Date"])
+        if locked:
+            raise Invalid(*locked)
+        source["Allocations"].remove(allocation)
+        invoice = self.invoices[allocation["InvoiceID"]]
+        invoice["Allocations"] = [a for a in invoice["Allocations"]
+                                  if a["AllocationID"] != allocation_id]
+        source["RemainingCredit"] = money(D(source["RemainingCredit"])
+                                          + D(allocation["Amount"]))
+        if source["Status"] == "PAID":
+            source["Status"] = "AUTHORISED"
+            if category:
+                source["FullyPaidOnDate"] = None
+        source["UpdatedDateUTC"] = self.now()
+        if category:
+            self._changed(category, "UPDATE", source[id_key])
+        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) - D(allocation["Amount"]))
+        self._settle(invoice, None)
+        return dict(allocation, IsDeleted=True)
+
     def allocate_credit_note(self, credit_note_id: str, raw: dict) -> dict:
         """Allocate part of a credit note to an invoice of the same contact."""
         note = self.get("credit_notes", credit_note_id)
@@ -922,28 +951,8 @@ class Ledger:
 
     def delete_allocation(self, credit_note_id: str, allocation_id: str) -> dict:
         """Remove a credit-note allocation, restoring credit and the invoice balance."""
-        note = self.get("credit_notes", credit_note_id)
-        allocation = next((a for a in note["Allocations"]
-                           if a["AllocationID"] == allocation_id), None)
-        if allocation is None:
-            raise NotFound(allocation_id)
-        locked = self.lock_errors(allocation["Date"])
-        if locked:
-            raise Invalid(*locked)
-        note["Allocations"].remove(allocation)
-        invoice = self.invoices[allocation["InvoiceID"]]
-        invoice["Allocations"] = [a for a in invoice["Allocations"]
-                                  if a["AllocationID"] != allocation_id]
-        note["RemainingCredit"] = money(D(note["RemainingCredit"]) + D(allocation["Amount"]))
-        if note["Status"] == "PAID":
-            note["Status"] = "AUTHORISED"
-            note["FullyPaidOnDate"] = None
-        note["UpdatedDateUTC"] = self.now()
-        self._changed("CREDITNOTE", "UPDATE", note["CreditNoteID"])
-        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) - D(allocation["Amount"]))
-        self._settle(invoice, None)
-        allocation = dict(allocation, IsDeleted=True)
-        return allocation
+        return self._unallocate(self.get("credit_notes", credit_note_id), "CreditNoteID",
+                                allocation_id, category="CREDITNOTE")
 
     def void_credit_note(self, credit_note_id: str, remove_allocations: bool = False) -> dict:
         """Set an AUTHORISED credit note VOIDED (POST /CreditNotes ``{"Status": "VOIDED"}``).
@@ -1082,26 +1091,8 @@ class Ledger:
     def delete_overpayment_allocation(self, overpayment_id: str, allocation_id: str) -> dict:
         """DELETE /Overpayments/{id}/Allocations/{allocationId}: the credit comes back (a PAID
         overpayment is AUTHORISED again) and the invoice is due again."""
-        overpayment = self.get("overpayments", overpayment_id)
-        allocation = next((a for a in overpayment["Allocations"]
-                           if a["AllocationID"] == allocation_id), None)
-        if allocation is None:
-            raise NotFound(allocation_id)
-        locked = self.lock_errors(allocation["Date"])
-        if locked:
-            raise Invalid(*locked)
-        overpayment["Allocations"].remove(allocation)
-        invoice = self.invoices[allocation["InvoiceID"]]
-        invoice["Allocations"] = [a for a in invoice["Allocations"]
-                                  if a["AllocationID"] != allocation_id]
-        overpayment["RemainingCredit"] = money(D(overpayment["RemainingCredit"])
-                                               + D(allocation["Amount"]))
-        if overpayment["Status"] == "PAID":
-            overpayment["Status"] = "AUTHORISED"
-        overpayment["UpdatedDateUTC"] = self.now()
-        invoice["AmountCredited"] = money(D(invoice["AmountCredited"]) - D(allocation["Amount"]))
-        self._settle(invoice, None)
-        return dict(allocation, IsDeleted=True)
+        return self._unallocate(self.get("overpayments", overpayment_id), "OverpaymentID",
+                                allocation_id)
 
     def void_overpayment(self, overpayment_id: str, remove_allocations: bool = False) -> dict:
         """A bookkeeper voids an overpayment in Xero (the API cannot: it updates no
