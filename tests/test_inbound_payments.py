@@ -6,6 +6,7 @@ through the webhook's hint or the pull alone, and nothing of it is sent back."""
 import datetime
 
 from odoo import fields
+from odoo.exceptions import UserError
 from odoo.tests import HttpCase, TransactionCase, tagged
 
 from odoo.addons.billing_sync.services.webhooks import WebhookEvent
@@ -214,6 +215,22 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
         self.apply()
         self.assertEqual(row.state, "done", row.last_error)
         self.assertEqual(move.amount_residual, 0)
+
+    def test_another_companys_journal_or_account_is_refused(self):
+        """An Administrator cannot send the ledger's payments or write-offs of one company
+        into another company's books."""
+        connection = self.connected("xero")
+        other = self.env["res.company"].create({"name": "Inbound Other Firm"})
+        journal = self.env["account.journal"].create({
+            "name": "Other bank", "code": "OBNK", "type": "bank", "company_id": other.id})
+        account = self.env["account.account"].create({
+            "name": "Other write-offs", "code": "699999", "account_type": "expense",
+            "company_ids": [fields.Command.set(other.ids)]})
+        with self.assertRaises(UserError):
+            connection.ledger_payment_journal_id = journal
+        with self.assertRaises(UserError):
+            connection.ledger_other_account_id = account
+        connection.ledger_payment_journal_id = self.bank_journal  # its own: taken
 
     def test_a_void_in_the_ledger_cancels_the_odoo_invoice(self):
         for provider in PROVIDERS:

@@ -49,6 +49,8 @@ ENGINE_FIELDS = {"state", "org_id", "org_name", "connected_by_id", "connected_at
 class BillingSyncConnection(models.Model):
     _name = "billing_sync.connection"
     _description = "Ledger connection"
+    # the journal and account for what the ledger sends must be the connection's company's
+    _check_company_auto = True
     # the connections changes are queued for: connected, or waiting for a person (to
     # reconnect, to pick its organisation again, or disconnected by one after it had an
     # organisation), so that nothing made meanwhile is lost: the worker claims the jobs
