@@ -344,6 +344,81 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.assertIn(self.env.cr.dbname, heard)
         self.assertGreaterEqual(time.monotonic() - started, 1.5, "when due, not at once")
 
+    def linked_invoice(self, provider):
+        """(connection, contact id, invoice id) of a client and its invoice in the ledger."""
+        connection = self.connected(provider)
+        move = self.invoice(self.partner(f"Announced {provider}"))
+        self.run_worker()
+        Link = self.env["billing_sync.link"]
+        return (connection, Link._of(connection, move.partner_id).ledger_id,
+                Link._of(connection, move).ledger_id)
+
+    def announce(self, connection, *events):
+        """``events``: (kind, ledger id, event id) the ledger's webhook announces."""
+        self.env["billing_sync.inbox"]._receive(connection, [
+            WebhookEvent(connection.org_id, kind, ledger_id, "update", event_id)
+            for kind, ledger_id, event_id in events])
+        return self.env["billing_sync.inbox"].search(
+            [("event_id", "in", [event_id for _kind, _id, event_id in events])])
+
+    def test_the_inbox_reads_every_kind_announced_in_one_go(self):
+        """A payment announces its invoice too: QuickBooks reads both (and a contact) in
+        ONE /batch request; Xero, which has no batch, one request per kind."""
+        reads = {"qbo": {"POST /v3/company/{realmId}/batch": 1},
+                 "xero": {"GET Contacts": 1, "GET Invoices": 1}}
+        for provider in ("qbo", "xero"):
+            with self.subTest(provider=provider):
+                connection, contact_id, invoice_id = self.linked_invoice(provider)
+                rows = self.announce(connection, ("contact", contact_id, f"c-{provider}"),
+                                     ("invoice", invoice_id, f"i-{provider}"))
+                app = getattr(self, provider)
+                app.counters.reset()
+                self.apply_inbox()
+                self.assertEqual(set(rows.mapped("state")), {"done"},
+                                 rows.mapped("last_error"))
+                seen = {label: sum(statuses.values()) for label, statuses
+                        in app.counters.snapshot()["by_endpoint"].items()
+                        if "/connect/" not in label and "oauth2" not in label}
+                self.assertEqual(seen, reads[provider])
+
+    def test_a_connection_out_of_room_puts_its_changes_off_together(self):
+        """Under Xero's 60 calls a minute, a read waits for its pace, and what arrives
+        meanwhile comes due with it: one read for all, never one per change. The next
+        connection is served meanwhile."""
+        from odoo.addons.billing_sync.models.billing_sync_job import _pacer
+
+        Inbox = self.env["billing_sync.inbox"]
+        connection, contact_id, invoice_id = self.linked_invoice("xero")
+        other = self.second_company_connection("Other Firm", "other-realm")
+        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
+        budget = _pacer(connection)
+        # a burst spent 40 of the minute's 60 calls just now
+        self.env.cr.execute("""
+            INSERT INTO billing_sync_rate_call (budget_id, at)
+            SELECT id, clock_timestamp() AT TIME ZONE 'UTC' FROM billing_sync_rate_budget,
+                   generate_series(1, 40) WHERE key = %s
+        """, [budget.key])
+        first = self.announce(connection, ("contact", contact_id, "room-1"),
+                              ("invoice", invoice_id, "room-2"))
+        waiting = self.announce(other, ("contact", "1", "room-3"))
+        self.assertEqual(Inbox._claim(), waiting, "the next connection is served")
+        due = set(first.mapped("next_attempt_at"))
+        self.assertEqual(len(due), 1, "put off together")
+        # 20 calls left for the minute: one every 3 s, two requests (contacts, invoices)
+        wait = (due.pop() - fields.Datetime.now()).total_seconds()
+        self.assertGreaterEqual(wait, 5.0)
+        self.assertLessEqual(wait, 10.0)
+        waiting.write({"state": "done"})
+        later = self.announce(connection, ("contact", contact_id, "room-4"))
+        self.assertFalse(Inbox._claim())
+        self.assertLessEqual(abs((later.next_attempt_at - first[0].next_attempt_at)
+                                 .total_seconds()), 1.0, "due with the others")
+        self.assertEqual(len(set((first | later).mapped("next_attempt_at"))), 1)
+        # the burst leaves the window and the rows come due: one claim takes them all
+        self.env.cr.execute("UPDATE billing_sync_rate_call SET at = at - interval '59 s'")
+        (first | later).write({"next_attempt_at": fields.Datetime.now()})
+        self.assertEqual(Inbox._claim(), first | later)
+
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
         connection = self.connected("xero")
         Inbox = self.env["billing_sync.inbox"]

@@ -49,7 +49,7 @@ class TestInboundContacts(OutboundMixin, TransactionCase):
         self.assertEqual(kept, 1)
 
     def apply(self):
-        self.env["billing_sync.inbox"]._cron_apply()
+        self.apply_inbox()
 
     def contact_jobs(self, partner):
         return self.jobs(partner).filtered(lambda j: j.state == "pending")

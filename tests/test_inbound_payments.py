@@ -60,7 +60,7 @@ class InboundPaymentsMixin(OutboundMixin):
             self.announce(connection, "payment", payment_id, event_id, change)
 
     def apply(self):
-        self.env["billing_sync.inbox"]._cron_apply()
+        self.apply_inbox()
 
     def pull(self, connection):
         """A pull as the scheduled one runs, minutes after the calls made so far (a pull
@@ -500,7 +500,7 @@ class TestInboundPaymentsByWebhook(InboundPaymentsMixin, HttpCase):
         for body, headers in caught:
             answer = self.opener.post(url, data=body, headers=headers, timeout=10)
             self.assertEqual((answer.status_code, answer.content), (200, b""))
-        self.env["billing_sync.inbox"]._cron_apply()
+        self.apply_inbox()
         rows = self.env["billing_sync.inbox"].search([("connection_id", "=", connection.id)])
         self.assertEqual(set(rows.mapped("state")), {"done"},
                          rows.read(["kind", "ledger_id", "state", "last_error"]))

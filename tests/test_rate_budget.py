@@ -116,6 +116,30 @@ class TestRateBudget(TransactionCase):
         self.calls_made(full, 10.0, 10.0, 10.0)
         self.assertAlmostEqual(full.peek(partial=True), 50.0, delta=1.0)
 
+    def test_a_call_of_several_requests_takes_them_all_or_none(self):
+        budget, _slept = self.budget(per_minute=5, window_seconds=60, max_sleep=0)
+        self.calls_made(budget, 10.0, 10.0, 10.0)
+        self.assertEqual(budget.peek(calls=2), 0.0)
+        self.assertAlmostEqual(budget.peek(calls=3), 50.0, delta=1.0)
+        with self.assertRaises(BudgetExhausted) as caught:
+            budget.acquire(calls=3)
+        self.assertAlmostEqual(caught.exception.wait, 50.0, delta=1.0)
+        self.assertEqual(self.counted(budget), (3, 0), "nothing taken")
+        with budget.call(calls=2):
+            budget.spend()
+            budget.spend()
+        self.assertEqual(self.counted(budget), (5, 0))
+        # taken for two requests, one sent: one counted
+        spare, _slept = self.budget(per_minute=5, window_seconds=60)
+        with spare.call(calls=2):
+            spare.spend()
+        self.assertEqual(self.counted(spare), (1, 0))
+        # a call of three keeps the pace of three: half the minute spent just now leaves
+        # a call every 2 s, so three requests wait 6 s
+        paced, _slept = self.budget(per_minute=60, window_seconds=60)
+        self.calls_made(paced, *[0.0] * 30)
+        self.assertAlmostEqual(paced.peek(partial=True, calls=3), 6.0, delta=0.5)
+
     def counted(self, budget):
         """(requests, batches) the budget counts in its window now."""
         with self.env.registry.cursor() as cr:

@@ -194,7 +194,7 @@ class TestWebhooks(LedgerSandboxMixin, HttpCase):
                     self.assertEqual((answer.status_code, answer.content), (200, b""))
                 rows = self.inbox().filtered(lambda r, c=connection: r.connection_id == c)
                 self.assertEqual(set(rows.mapped("ledger_id")), {link.ledger_id})
-                self.env["billing_sync.inbox"]._cron_apply()
+                self.apply_inbox()
                 self.assertEqual(set(rows.mapped("state")), {"done"},
                                  rows.read(["state", "last_error", "next_attempt_at"]))
                 self.assertEqual(partner.billing_sync_invoice_email, "new@ap.example")

@@ -1,3 +1,4 @@
+import contextlib
 import datetime
 import functools
 import json
@@ -15,11 +16,9 @@ from .billing_sync_job import _notify_cron_threads_at, _pacer
 
 _logger = logging.getLogger(__name__)
 
-# the kinds the worker applies so far; the others wait in the inbox
-APPLIED_KINDS = ("contact", "invoice", "credit_note", "payment")
-# how each kind is read back from the ledger (LedgerAdapter)
-READERS = {"contact": "read_contacts", "invoice": "read_invoices",
-           "credit_note": "read_credit_notes", "payment": "read_payments"}
+# the kinds the worker applies, in the order it applies them (a QuickBooks payment may
+# apply a credit note; an invoice's payments are linked before its amount due is compared)
+APPLIED_KINDS = ("credit_note", "payment", "invoice", "contact")
 
 # objects read back in one go (one request for Xero, QuickBooks, up to 50 ids)
 READ_MAX = 50
@@ -121,9 +120,9 @@ class BillingSyncInbox(models.Model):
     @api.model
     def _cron_apply(self, max_seconds=CHUNK_SECONDS):
         """Read back what the ledgers announced and apply it, one bounded chunk a call:
-        one connection's changes at a time, many objects per request, Odoo's progress
-        notification for the rest. Contacts are applied here; the other kinds wait in
-        the inbox for their turn (see README, inbound sync)."""
+        one connection's changes at a time, every kind in one read where the ledger allows
+        it, many objects per request, Odoo's progress notification for the rest (see
+        README, inbound sync)."""
         deadline = time.monotonic() + max_seconds
         done = 0
         while time.monotonic() < deadline:
@@ -145,75 +144,119 @@ class BillingSyncInbox(models.Model):
 
     @api.model
     def _claim(self):
-        """The due rows of one connected connection, about at most READ_MAX objects of
-        one kind, locked (SKIP LOCKED: another worker takes the next ones). Held while the
-        objects are read: a worker that dies leaves them pending, nothing lost."""
+        """The due rows of one connected connection, every kind at once (up to READ_MAX
+        objects of each), locked (SKIP LOCKED: another worker takes the next ones) and held
+        while the objects are read: a worker that dies leaves them pending, nothing lost.
+
+        A connection whose rate budget has no room now for the requests their read takes
+        (at the pace that spreads what is left of the window: services/ratelimit.py) gets
+        its rows put off together, to the second room comes; a change that arrives
+        meanwhile joins them (rows never tried are taken with the due ones), so one read
+        takes them all. The next connection is served meanwhile."""
         cr = self.env.cr
         self.flush_model()
-        cr.execute("""
-            SELECT i.connection_id, i.kind FROM billing_sync_inbox i
-              JOIN billing_sync_connection c ON c.id = i.connection_id
-             WHERE i.state = 'pending' AND i.kind = ANY(%s) AND i.next_attempt_at <= %s
-               AND c.state = 'connected' AND c.active
-             ORDER BY i.next_attempt_at, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
-        """, [list(APPLIED_KINDS), fields.Datetime.now()])
-        head = cr.fetchone()
-        if not head:
-            return self.browse()
-        cr.execute("""
-            SELECT id, ledger_id FROM billing_sync_inbox
-             WHERE state = 'pending' AND connection_id = %s AND kind = %s
-               AND next_attempt_at <= %s
-             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-        """, [head[0], head[1], fields.Datetime.now(), READ_MAX * 4])
-        ids, objects = [], set()
-        for row_id, ledger_id in cr.fetchall():
-            if ledger_id in objects or len(objects) < READ_MAX:
-                objects.add(ledger_id)
-                ids.append(row_id)
-        return self.browse(ids)
+        self.env["billing_sync.connection"].flush_model(["state", "active"])
+        skipped = [0]
+        while True:
+            cr.execute("""
+                SELECT i.connection_id FROM billing_sync_inbox i
+                  JOIN billing_sync_connection c ON c.id = i.connection_id
+                 WHERE i.state = 'pending' AND i.kind = ANY(%s) AND i.next_attempt_at <= %s
+                   AND c.state = 'connected' AND c.active AND c.id != ALL(%s)
+                 ORDER BY i.next_attempt_at, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
+            """, [list(APPLIED_KINDS), fields.Datetime.now(), skipped])
+            head = cr.fetchone()
+            if not head:
+                return self.browse()
+            # with the due rows, those only waiting for the budget (never tried): one
+            # read takes them all, or they wait for one moment together
+            cr.execute("""
+                SELECT id, kind, ledger_id FROM billing_sync_inbox
+                 WHERE state = 'pending' AND connection_id = %s AND kind = ANY(%s)
+                   AND (next_attempt_at <= %s OR attempts = 0)
+                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+            """, [head[0], list(APPLIED_KINDS), fields.Datetime.now(),
+                  READ_MAX * 4 * len(APPLIED_KINDS)])
+            ids, objects = [], {}
+            for row_id, kind, ledger_id in cr.fetchall():
+                wanted = objects.setdefault(kind, set())
+                if ledger_id in wanted or len(wanted) < READ_MAX:
+                    wanted.add(ledger_id)
+                    ids.append(row_id)
+            rows = self.browse(ids)
+            connection = self.env["billing_sync.connection"].browse(head[0])
+            calls, batch = connection._adapter_class().read_requests(sorted(objects))
+            # a backlog (a full read of some kind) goes as soon as the window has room
+            partial = all(len(wanted) < READ_MAX for wanted in objects.values())
+            wait = _pacer(connection).peek(partial=partial, batch=batch, calls=calls)
+            if wait <= 0:
+                return rows
+            rows._put_off(wait)
+            rows.flush_recordset()
+            skipped.append(connection.id)
 
     def _apply(self):
-        """Read the objects of these rows (one connection, one kind) and apply them: every
-        request through the shared budget; a refusal of the whole read puts the rows off;
-        what cannot be applied fails on its own row, with the reason, the rest is done."""
+        """Read the objects of these rows (one connection) in one go, then apply them kind
+        by kind (credit notes, payments, invoices, contacts: a payment may use a credit
+        note, an invoice's payments are linked first): the read through the shared budget,
+        all its requests taken before the first goes; a refusal of the whole read puts the
+        rows off; what cannot be applied fails on its own row, with the reason, the rest
+        is done."""
         connection = self.connection_id
-        kind = self[:1].kind
-        ids = sorted(set(self.mapped("ledger_id")))
-        inbound = self.env["billing_sync.inbound"]
-        try:
+        wanted = {kind: sorted(set(self.filtered(lambda r, k=kind: r.kind == k)
+                                   .mapped("ledger_id")))
+                  for kind in APPLIED_KINDS if kind in self.mapped("kind")}
+        with self._read_failures(connection, self):
             adapter = connection._adapter()
             token = connection._access_token()
+            calls, batch = adapter.read_requests(sorted(wanted))
+            states = paced(_pacer(connection), adapter, adapter.read_changed, token,
+                           connection.org_id, wanted, batch=batch, calls=calls)
+            for kind, ids in wanted.items():
+                rows = self.filtered(lambda r, k=kind: r.kind == k)
+                with self._read_failures(connection, rows):
+                    rows._applied(*self._apply_kind(connection, adapter, token, kind,
+                                                    states.get(kind, {}), ids))
 
-            def read(what, wanted):
-                return paced(_pacer(connection), adapter, getattr(adapter, what), token,
-                             connection.org_id, wanted, batch=False)
+    @api.model
+    def _apply_kind(self, connection, adapter, token, kind, states, ids):
+        """(failures, later) of applying the ``states`` read of ``kind`` (``ids`` asked)."""
+        inbound = self.env["billing_sync.inbound"]
+        if kind == "contact":
+            inbound._apply_contacts(connection, states)
+            return {}, {}
+        if kind == "payment":
+            return inbound._apply_payments(connection, states, ids)
+        if kind == "credit_note":
+            return inbound._apply_credit_notes(connection, states, ids)
+        return inbound._apply_invoices(connection, states, lambda wanted: paced(
+            _pacer(connection), adapter, adapter.read_payments, token, connection.org_id,
+            wanted, batch=False))
 
-            states = read(READERS[kind], ids)
-            if kind == "contact":
-                inbound._apply_contacts(connection, states)
-                failures, later = {}, {}
-            elif kind == "payment":
-                failures, later = inbound._apply_payments(connection, states, ids)
-            elif kind == "credit_note":
-                failures, later = inbound._apply_credit_notes(connection, states, ids)
-            else:
-                failures, later = inbound._apply_invoices(
-                    connection, states, lambda wanted: read("read_payments", wanted))
+    @contextlib.contextmanager
+    def _read_failures(self, connection, rows):
+        """Around reading (and applying) ``rows``: a refusal of the whole read puts them
+        off (the budget, a 429), holds them (a revoked connection) or fails them (another
+        ledger error, a UserError), and is swallowed; what was applied before stays."""
+        try:
+            yield
         except BudgetExhausted as exc:
-            self._put_off(exc.wait)
-            return
+            rows._put_off(exc.wait)
         except RateLimited as exc:
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             _pacer(connection).block(wait)
-            self._put_off(wait)
-            return
+            rows._put_off(wait)
         except AuthorizationRevoked as exc:
             connection.sudo()._needs_reconnect(exc.message)
-            return  # held until the connection is connected again
+            # held until the connection is connected again
         except (LedgerError, UserError) as exc:
-            self._failed(str(exc))
-            return
+            rows._failed(str(exc))
+
+    def _applied(self, failures, later):
+        """These rows were read and applied, but for ``failures`` ({ledger id: reason}:
+        noted on the connection the first time, then retried with backoff) and ``later``
+        ({ledger id: reason}: read again soon, with backoff)."""
+        connection = self.connection_id
         waiting = self.filtered(lambda r: r.ledger_id in later)
         for ledger_id, reason in later.items():
             # read again with backoff (attempts counted): soon, and not for ever
@@ -353,5 +396,9 @@ class BillingSyncInbox(models.Model):
 
 
 def _later(seconds):
-    return fields.Datetime.now() + datetime.timedelta(seconds=seconds)
+    """``seconds`` from now, rounded up to the whole second (as fields.Datetime keeps it):
+    never sooner, and rows put off for the same moment come due together."""
+    moment = datetime.datetime.now() + datetime.timedelta(seconds=seconds)
+    return moment.replace(microsecond=0) + datetime.timedelta(
+        seconds=1 if moment.microsecond else 0)
 

@@ -127,26 +127,28 @@ class SharedBudget:
         cr.execute(ROW_FOR_UPDATE if lock else ROW, [self.key])
         return cr.fetchone()
 
-    def _wait(self, cr, budget_id, now, blocked, batch=False):
-        """Seconds before one more call (a batch one: ``batch``) may go (0: now)."""
+    def _wait(self, cr, budget_id, now, blocked, batch=False, calls=1):
+        """Seconds before ``calls`` more calls (batch ones: ``batch``) may go (0: now)."""
         waits = [blocked - now] if blocked else []
         for limit, seconds, batches in self.windows:
             if batches and not batch:
                 continue
-            # the limit-th latest call in the window: the window has room when it leaves
+            # the (limit - calls + 1)-th latest call in the window: the window has room for
+            # ``calls`` more when it leaves (never more than the whole window)
             cr.execute("""
                 SELECT extract(epoch FROM at) FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
                    AND (batch OR NOT %s)
                  ORDER BY at DESC OFFSET %s LIMIT 1
-            """, [budget_id, now - seconds, batches, limit - 1])
+            """, [budget_id, now - seconds, batches, max(0, limit - min(calls, limit))])
             row = cr.fetchone()
             if row:
                 waits.append(row[0] + seconds + self.margin - now)
         return max([0.0, *waits])
 
-    def _spacing(self, cr, budget_id, now, batch=False):
-        """Seconds before a call that carries less than a full batch should go (0: now).
+    def _spacing(self, cr, budget_id, now, batch=False, calls=1):
+        """Seconds before a call that carries less than a full batch should go (0: now);
+        ``calls``: a call made of that many requests, which keeps the pace of as many.
 
         Calls taken as soon as the window has room spend it in bursts, then stall until the
         burst's calls leave the window: at one invoice a second against 60 calls a minute,
@@ -172,27 +174,27 @@ class SharedBudget:
         rate = min([(left + j) / (at + self.window + self.margin - now)
                     for j, at in enumerate(made) if at + self.window + self.margin > now]
                    or [float("inf")])
-        return max(0.0, made[-1] + 1.0 / rate - now)
+        return max(0.0, made[-1] + calls / rate - now)
 
-    def peek(self, partial=False, batch=False):
+    def peek(self, partial=False, batch=False, calls=1):
         """Seconds before this organisation may be called (0: now); takes nothing.
         ``partial``: for a call carrying less than a full batch, which also keeps to the
         pace that spreads what is left of the window (``_spacing``); ``batch``: for a batch
-        call (the batch window counts too)."""
+        call (the batch window counts too); ``calls``: for that many requests at once."""
         with self.cursor() as cr:
             budget_id, now, blocked = self._row(cr, lock=False)
-            wait = self._wait(cr, budget_id, now, blocked, batch)
+            wait = self._wait(cr, budget_id, now, blocked, batch, calls)
             if partial and not wait:
-                wait = self._spacing(cr, budget_id, now, batch)
+                wait = self._spacing(cr, budget_id, now, batch, calls)
             return wait
 
     # ------------------------------------------------------------------ taking
-    def _take(self, batch=False, wait=True):
-        """Count one call now if the windows allow it (0.0), else the seconds to wait;
-        ``wait=False``: count it now whatever they say (a request already going)."""
+    def _take(self, batch=False, wait=True, calls=1):
+        """Count ``calls`` calls now if the windows allow them (0.0), else the seconds to
+        wait; ``wait=False``: count them now whatever they say (a request already going)."""
         with self.cursor() as cr:
             budget_id, now, blocked = self._row(cr, lock=True)
-            seconds = self._wait(cr, budget_id, now, blocked, batch) if wait else 0.0
+            seconds = self._wait(cr, budget_id, now, blocked, batch, calls) if wait else 0.0
             if seconds > 0:
                 return seconds
             oldest = max(seconds for _limit, seconds, _batches in self.windows or [(0, 0, 0)])
@@ -200,10 +202,11 @@ class SharedBudget:
                 DELETE FROM billing_sync_rate_call
                  WHERE budget_id = %s AND at < to_timestamp(%s) AT TIME ZONE 'UTC';
                 INSERT INTO billing_sync_rate_call (budget_id, at, batch)
-                     VALUES (%s, to_timestamp(%s) AT TIME ZONE 'UTC', %s)
+                     SELECT %s, to_timestamp(%s) AT TIME ZONE 'UTC', %s
+                       FROM generate_series(1, %s)
                   RETURNING id;
-            """, [budget_id, now - oldest, budget_id, now, bool(batch)])
-            self._calls.append([cr.fetchone()[0], bool(batch), not wait])
+            """, [budget_id, now - oldest, budget_id, now, bool(batch), max(1, calls)])
+            self._calls.extend([row_id, bool(batch), not wait] for (row_id,) in cr.fetchall())
             return 0.0
 
     def _take_slot(self):
@@ -225,10 +228,11 @@ class SharedBudget:
             self.session_cr.execute("SELECT pg_advisory_unlock(%s, %s)",
                                     [SLOT_LOCKS, self._slots.pop()])
 
-    def acquire(self, batch=False):
+    def acquire(self, batch=False, calls=1):
         """Take one call (a batch one: ``batch``): a concurrency slot and a place in every
-        window that counts it. Waits at most ``max_sleep`` in all; BudgetExhausted with the
-        wait otherwise."""
+        window that counts it, ``calls`` places for a call known to make that many requests
+        (all taken at once, or none). Waits at most ``max_sleep`` in all; BudgetExhausted
+        with the wait otherwise."""
         deadline = time.monotonic() + self.max_sleep
         while not self._take_slot():
             if time.monotonic() + 0.1 > deadline:
@@ -237,7 +241,7 @@ class SharedBudget:
             self.sleep(0.1)
         try:
             while True:
-                wait = self._take(batch)
+                wait = self._take(batch, calls=calls)
                 if wait <= 0:
                     return
                 if time.monotonic() + wait > deadline:
@@ -279,10 +283,11 @@ class SharedBudget:
                        "ZONE 'UTC' WHERE id = ANY(%s)", [[call[0] for call in calls]])
 
     @contextlib.contextmanager
-    def call(self, batch=False):
-        """``with budget.call(batch):`` one call taken for its first request (see
-        ``acquire``), released on leaving; ``spend`` reports each request it makes."""
-        self.acquire(batch)
+    def call(self, batch=False, calls=1):
+        """``with budget.call(batch):`` one call taken for its first request (``calls``: its
+        first ``calls`` requests; see ``acquire``), released on leaving; ``spend`` reports
+        each request it makes."""
+        self.acquire(batch, calls)
         try:
             yield self
         finally:
@@ -341,13 +346,14 @@ class SharedBudget:
 
 
 
-def paced(budget, adapter, call, *args, batch=False):
+def paced(budget, adapter, call, *args, batch=False, calls=1):
     """``call(*args)``, a method of ``adapter``, as one call of ``budget`` (none: unpaced)
-    that starts with a batch request when ``batch``: each request the adapter sends is
-    reported to the budget (its ``meter``), then its remaining-call headers believed."""
+    that starts with a batch request when ``batch`` (``calls`` requests, all taken before
+    the first goes): each request the adapter sends is reported to the budget (its
+    ``meter``), then its remaining-call headers believed."""
     if budget is None:
         return call(*args)
-    with budget.call(batch):
+    with budget.call(batch, calls):
         adapter.meter = budget.spend
         try:
             result = call(*args)

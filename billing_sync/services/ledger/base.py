@@ -320,6 +320,10 @@ class PushResult:
 PUSH_KINDS = ("contact", "invoice", "credit_note", "payment", "void_invoice",
               "delete_payment")
 
+# how each kind the ledger announces is read back (inbound sync): LedgerAdapter methods
+READERS = {"contact": "read_contacts", "invoice": "read_invoices",
+           "credit_note": "read_credit_notes", "payment": "read_payments"}
+
 # What an adapter's LIMITS says, per organisation (None: the ledger sets no such limit):
 # per_minute and per_day requests, batch_per_minute batch requests, per_second requests,
 # concurrent requests at once. The engine's pacer reads them.
@@ -622,6 +626,23 @@ class LedgerAdapter(abc.ABC):
         now (voided and deleted ones included where the ledger lists them; unknown ones
         absent). Many ids per request, as read_payments."""
         raise NotImplementedError
+
+    def read_changed(self, access_token, org_id, wanted):
+        """{kind: {ledger id: state}} of the objects ``wanted`` ({kind: [ledger ids]}, kinds
+        of READERS, at most a request's worth of each) names: what the ledger announced,
+        read back in one go. Here one read_<kind> per kind, in ``wanted``'s order; a ledger
+        that can ask several queries in one request does (QuickBooks' /batch). Raises as
+        the read_<kind> methods."""
+        return {kind: getattr(self, READERS[kind])(access_token, org_id, ids)
+                for kind, ids in wanted.items() if ids}
+
+    @classmethod
+    def read_requests(cls, kinds):
+        """(requests, batch): the requests read_changed makes for objects of ``kinds`` (at
+        most a request's worth of each), and whether they are batch requests (LIMITS'
+        ``batch_per_minute`` counts them). The engine takes them from the rate budget
+        before the first goes, so a read never stops half-way for want of budget."""
+        return len(kinds), False
 
     def changed_documents(self, access_token, org_id, since):
         """DocumentChanges: the customer payments, sales invoices and credit notes changed

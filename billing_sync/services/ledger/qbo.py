@@ -234,6 +234,10 @@ def _credit_note_state(row):
                            updated_at=_updated_at(row))
 
 
+# the entity of each kind read back (LedgerAdapter.READERS)
+_READ_ENTITIES = {"contact": "Customer", "payment": "Payment", "invoice": "Invoice",
+                  "credit_note": "CreditMemo"}
+
 # the state of a row (a query's or CDC's, with its Id) of each entity read back
 _STATES = {"Customer": _customer_state, "Payment": _payment_state, "Invoice": _invoice_state,
            "CreditMemo": _credit_note_state}
@@ -744,6 +748,45 @@ class QboAdapter(LedgerAdapter):
         through Payments (PaymentState.credits), so ``allocations`` is empty."""
         return self._read_states(access_token, org_id, "CreditMemo", ids,
                                  "Reading QuickBooks credit memos")
+
+    def read_changed(self, access_token, org_id, wanted):
+        """{kind: {Id: state}} of the objects ``wanted`` ({kind: [Ids]}) names, as the
+        read_<kind> methods read them, in ONE /batch call when it takes several queries (a
+        payment announces its invoice's change too: one request, not two): one query
+        ``select * from <entity> where Id in (...)`` per 50 Ids of each kind, 30 a call.
+        A lone query goes alone (POST /query), as read_<kind> sends it. A query QuickBooks
+        refuses within the batch refuses the whole read (LedgerRejected, its message)."""
+        what = "Reading what QuickBooks announced"
+        queries, asked = [], {}
+        for kind, ids in wanted.items():
+            ids = sorted({str(given_id(i)) for i in ids or () if given_id(i)}, key=_id_order)
+            asked[kind] = set(ids)
+            entity = _READ_ENTITIES[kind]
+            also = "Active IN (true, false)" if entity == "Customer" else ""
+            queries += [(kind, payloads.select_in(entity, "Id", chunk, also=also,
+                                                  max_results=PAGE))
+                        for chunk in _chunks(ids, IN_LIST_MAX)]
+        if len(queries) <= 1:
+            return super().read_changed(access_token, org_id, wanted)
+        qb = self.client(access_token, org_id)
+        rows = {kind: [] for kind in wanted}
+        for part in _chunks(queries, BATCH_MAX):
+            answers = self._batch(qb, [{"bId": f"r{n}", "Query": query}
+                                       for n, (_kind, query) in enumerate(part)], None, what)
+            for n, (kind, _query) in enumerate(part):
+                answer = answers[f"r{n}"]  # _check_batch: one for each sent
+                if answer.get("Fault"):
+                    text, details = payloads.fault_text(answer["Fault"])
+                    raise LedgerRejected(f"{what}: QuickBooks said: {text}", details=details)
+                rows[kind] += [row for row in _rows(answer, _READ_ENTITIES[kind], what)
+                               if str(row["Id"]) in asked[kind]]
+        return {kind: _states(_READ_ENTITIES[kind], found, what)
+                for kind, found in rows.items()}
+
+    @classmethod
+    def read_requests(cls, kinds):
+        """One request: a lone query, or one /batch of every kind's (see read_changed)."""
+        return 1, len(kinds) > 1
 
     def _read_states(self, access_token, org_id, entity, ids, what):
         """{Id: state} of the ``entity`` objects ``ids`` name, as _states makes them, keyed
