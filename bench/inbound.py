@@ -26,7 +26,8 @@ answer read). Prints one JSON line per provider:
   missing (changes never shown within --settle; a p95 they make unknown is null),
   ratio_<each target> (value / target), targets_missed, changes, applied, superseded,
   in_max_s, webhook_attempts, webhook_failed, requests_by_endpoint, unplanned_429,
-  jobs_enqueued, inbox_deferred (changes the worker put off: rate budget, 429, retry),
+  jobs_enqueued, inbox_deferred (changes the worker put off: rate budget, 429, retry;
+  beyond --gather),
   inbox_pending_at_end, inbox_failed, server_log_errors, seconds
 
 The warm-up is not measured, and its calls leave the organisation's rate-limit minute
@@ -77,6 +78,10 @@ def main():
                         default="mixed",
                         help="what the bookkeeper changes: a client's billing email, a "
                              "payment of 1.00 on a client's invoice, or one then the other")
+    parser.add_argument("--gather", type=int, default=0,
+                        help="the connection's 'Gather ledger changes (seconds)': how long "
+                             "an announced change waits so that those after it ride in the "
+                             "same read (0, the default: read at once)")
     parser.add_argument("--qbo-batch-seconds", type=float, default=0.2,
                         help="QuickBooks' aggregation of events into one delivery")
     parser.add_argument("--http-port", type=int, default=0, help="the server's (0: a free one)")
@@ -100,6 +105,7 @@ def run(env, provider, args):
         common.quiesce(env)
         connection, tax = outbound.setup(env, provider, server.url, window)
         connection.webhook_key = WEBHOOK_KEY
+        connection.inbound_gather_seconds = args.gather
         # QuickBooks' payments without a deposit account go to Undeposited Funds
         connection.ledger_payment_journal_id = env["account.journal"].search(
             [("type", "=", "bank"), ("company_id", "=", env.company.id)], limit=1)
@@ -171,12 +177,12 @@ def run(env, provider, args):
             "requests_by_endpoint": api,
             "jobs_enqueued": db.one("SELECT count(*) FROM billing_sync_job WHERE id > %s "
                                     "AND connection_id = %s", [jobs_before, connection.id]),
-            # rows of the measure the worker put off (the rate budget, a 429, a retry),
-            # and those still unread at the end
+            # rows of the measure the worker put off (the rate budget, a 429, a retry)
+            # beyond the gathering asked for, and those still unread at the end
             "inbox_deferred": db.one(
                 "SELECT count(*) FROM billing_sync_inbox WHERE id > %s AND connection_id = %s "
-                "AND next_attempt_at > received_at + interval '1 second'",
-                [inbox_before, connection.id]),
+                "AND next_attempt_at > received_at + make_interval(secs => %s + 1)",
+                [inbox_before, connection.id, args.gather]),
             "inbox_pending_at_end": db.one(
                 "SELECT count(*) FROM billing_sync_inbox WHERE id > %s AND connection_id = %s "
                 "AND state = 'pending'", [inbox_before, connection.id]),
@@ -187,7 +193,7 @@ def run(env, provider, args):
             "seconds": round(seconds, 1),
             "clients": len(client_ids),
             "window_seconds": window,
-            "cron_threads": args.cron_threads,
+            "cron_threads": args.cron_threads, "gather_seconds": args.gather,
             "cool_down_seconds": args.window_seconds if args.cool_down is None
             else args.cool_down,
         })

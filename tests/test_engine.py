@@ -5,7 +5,7 @@ shared budget and 429s, retention. Several processes: test_engine_processes.py."
 import datetime
 
 from odoo import fields
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.billing_sync.services.webhooks import WebhookEvent
@@ -418,6 +418,33 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.env.cr.execute("UPDATE billing_sync_rate_call SET at = at - interval '59 s'")
         (first | later).write({"next_attempt_at": fields.Datetime.now()})
         self.assertEqual(Inbox._claim(), first | later)
+
+    def test_a_connection_that_gathers_changes_reads_them_together(self):
+        """An administrator trades freshness for API calls: announced changes wait that
+        long, and whatever follows them rides in the same read."""
+        from odoo.addons.billing_sync.models.billing_sync_job import _notify_cron_threads_at
+
+        Inbox = self.env["billing_sync.inbox"]
+        connection, contact_id, invoice_id = self.linked_invoice("xero")
+        with self.assertRaises(ValidationError):
+            connection.inbound_gather_seconds = 301
+        connection.inbound_gather_seconds = 5
+        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
+        cron = self.env.ref("billing_sync.ir_cron_apply_inbox")
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+        first = self.announce(connection, ("contact", contact_id, "gather-1"))
+        wait = (first.next_attempt_at - fields.Datetime.now()).total_seconds()
+        self.assertGreaterEqual(wait, 4.0)
+        self.assertLessEqual(wait, 5.0)
+        new = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]) - triggers
+        self.assertEqual(new.mapped("call_at"), [first.next_attempt_at], "the worker runs then")
+        self.assertIn((self.env.cr.dbname, wait), [
+            c.args for c in self.env.cr.postcommit._funcs
+            if getattr(c, "func", None) is _notify_cron_threads_at])
+        self.assertFalse(Inbox._claim(), "gathering")
+        second = self.announce(connection, ("invoice", invoice_id, "gather-2"))
+        first.next_attempt_at = fields.Datetime.now()  # five seconds later
+        self.assertEqual(Inbox._claim(), first | second, "one read for both")
 
     def test_finished_jobs_are_pruned_after_the_retention_period(self):
         connection = self.connected("xero")

@@ -90,13 +90,16 @@ class BillingSyncInbox(models.Model):
         unknown = len(events) - len(rows)
         if not rows:
             return 0, 0, unknown
+        self.env["billing_sync.connection"].flush_model(["inbound_gather_seconds"])
         self.env.cr.execute("""
             INSERT INTO billing_sync_inbox (connection_id, company_id, kind, ledger_id, change,
                                             event_id, occurred_at, received_at, source, state,
                                             attempts, next_attempt_at, create_uid, write_uid,
                                             create_date, write_date)
             SELECT v.connection_id, c.company_id, v.kind, v.ledger_id, v.change, v.event_id,
-                   v.occurred_at, t.now, %s, %s, 0, t.now, %s, %s, t.now, t.now
+                   v.occurred_at, t.now, %s, %s, 0,
+                   t.now + make_interval(secs => COALESCE(c.inbound_gather_seconds, 0)),
+                   %s, %s, t.now, t.now
               FROM jsonb_to_recordset(%s::jsonb) AS v(connection_id int, kind varchar,
                    ledger_id varchar, change varchar, event_id varchar, occurred_at varchar)
               JOIN billing_sync_connection c ON c.id = v.connection_id
@@ -105,15 +108,19 @@ class BillingSyncInbox(models.Model):
              CROSS JOIN (SELECT date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')
                                 AS now) t
             ON CONFLICT (connection_id, event_id) DO NOTHING
-            RETURNING id
+            RETURNING next_attempt_at
         """, [source, state, self.env.uid, self.env.uid, json.dumps([{
             "connection_id": cid, "kind": e.kind, "ledger_id": e.ledger_id,
             "change": e.change, "event_id": e.event_id, "occurred_at": e.occurred_at}
             for cid, e in rows])])
-        kept = len(self.env.cr.fetchall())
+        written = self.env.cr.fetchall()
+        kept = len(written)
         if kept and state == "pending":
-            # the worker reads them at once (a cron thread wakes on the trigger)
-            self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger()
+            # the worker reads them at once (a cron thread wakes on the trigger), or once
+            # their connection has gathered what follows them (inbound_gather_seconds)
+            now = fields.Datetime.now()
+            for when in {when for (when,) in written}:
+                self._wake_at(when, (when - now).total_seconds())
         return kept, len(rows) - kept, unknown
 
     # ------------------------------------------------------------------ the worker
@@ -380,7 +387,17 @@ class BillingSyncInbox(models.Model):
         come to wake it)."""
         when = _later(seconds)
         self.write({**(values or {}), "next_attempt_at": when})
-        self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()._trigger(at=when)
+        self._wake_at(when, seconds)
+
+    @api.model
+    def _wake_at(self, when, seconds):
+        """Have the worker run at ``when``, ``seconds`` from now: its cron's trigger, and,
+        for a wait of NUDGE_SECONDS or less, the cron threads told when it is due."""
+        cron = self.env.ref("billing_sync.ir_cron_apply_inbox").sudo()
+        if seconds <= 0:
+            cron._trigger()
+            return
+        cron._trigger(at=when)
         if seconds <= NUDGE_SECONDS:
             self.env.cr.postcommit.add(functools.partial(
                 _notify_cron_threads_at, self.env.cr.dbname, seconds))
