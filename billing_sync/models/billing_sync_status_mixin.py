@@ -1,6 +1,34 @@
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 USER_GROUP = "billing_sync.group_billing_sync_user"
+
+STATUSES = ("none", "pending", "synced", "mismatch", "error")
+STATUS_QUERY = """
+    WITH j AS (
+        SELECT DISTINCT ON (res_id) res_id, id, state FROM billing_sync_job
+         WHERE res_model = %(model)s AND company_id = ANY(%(companies)s)
+           AND state IN ('pending', 'started', 'blocked', 'dead')
+           AND (%(all)s OR res_id = ANY(%(ids)s))
+         ORDER BY res_id, id DESC
+    ), l AS (
+        SELECT DISTINCT ON (res_id) res_id, id,
+               bool_or(sync_state = 'mismatch') OVER (PARTITION BY res_id) AS differs
+          FROM billing_sync_link
+         WHERE res_model = %(model)s AND company_id = ANY(%(companies)s) AND active
+           AND (%(all)s OR res_id = ANY(%(ids)s))
+         ORDER BY res_id, synced_at DESC NULLS LAST, id DESC
+    )
+    SELECT COALESCE(j.res_id, l.res_id),
+           CASE WHEN j.state IN ('blocked', 'dead') AND NOT COALESCE(l.differs, false)
+                     THEN 'error'
+                WHEN j.state IN ('pending', 'started') THEN 'pending'
+                WHEN l.differs THEN 'mismatch'
+                WHEN l.id IS NOT NULL THEN 'synced'
+                ELSE 'none' END,
+           l.id, j.id
+      FROM j FULL JOIN l ON l.res_id = j.res_id
+"""
 
 
 class BillingSyncStatusMixin(models.AbstractModel):
@@ -13,7 +41,8 @@ class BillingSyncStatusMixin(models.AbstractModel):
         [("none", "Not in the ledger"), ("pending", "Waiting to sync"),
          ("synced", "In the ledger"), ("mismatch", "Ledger differs"),
          ("error", "Needs a fix")],
-        string="Ledger status", compute="_compute_billing_sync_status", groups=USER_GROUP)
+        string="Ledger status", compute="_compute_billing_sync_status",
+        search="_search_billing_sync_status", groups=USER_GROUP)
     billing_sync_synced_at = fields.Datetime(
         string="Last synced", compute="_compute_billing_sync_status", groups=USER_GROUP)
     billing_sync_ledger_number = fields.Char(
@@ -31,32 +60,36 @@ class BillingSyncStatusMixin(models.AbstractModel):
             ("res_model", "=", self._name), ("res_id", "in", self.ids),
             ("record_gone", "=", False)]).write({"record_gone": True})
 
+    def _billing_sync_statuses(self, ids=None):
+        """{record id: (status, link id, job id)} of this model's records that have an
+        active link or a job under way (pending, sending, blocked, failed) in the
+        companies being worked in: those of ``ids``, or all of them (None). A record
+        absent is "none". One query, shared by the compute and the search, so that a
+        filter finds exactly what the badge says.
+
+        The newest job under way decides between "error" and "pending"; the link shown
+        is the one synced last, and any link whose ledger differs makes "mismatch" (a
+        difference is never hidden behind another company's match)."""
+        self.env["billing_sync.link"].flush_model()
+        self.env["billing_sync.job"].flush_model()
+        self.env.cr.execute(STATUS_QUERY, {
+            "model": self._name, "companies": self.env.companies.ids,
+            "all": ids is None, "ids": list(ids or [])})
+        return {res_id: (status, link_id, job_id)
+                for res_id, status, link_id, job_id in self.env.cr.fetchall()}
+
     def _compute_billing_sync_status(self):
         ids = [r.id for r in self if isinstance(r.id, int)]
-        # the ledgers of the companies being worked in: a partner shared by every company
-        # must not show another company's ledger number or error
-        companies = ("company_id", "in", self.env.companies.ids)
-        links = self.env["billing_sync.link"].sudo().search(
-            [("res_model", "=", self._name), ("res_id", "in", ids), companies])
-        jobs = self.env["billing_sync.job"].sudo().search(
-            [("res_model", "=", self._name), ("res_id", "in", ids), companies,
-             ("state", "in", ("pending", "started", "blocked", "dead"))])
-        link_of = {link.res_id: link for link in links}
-        jobs_of = {}
-        for job in jobs:
-            jobs_of.setdefault(job.res_id, job)
+        found = self._billing_sync_statuses(ids) if ids else {}
+        links = self.env["billing_sync.link"].sudo().browse(
+            [link_id for _s, link_id, _j in found.values() if link_id])
+        jobs = self.env["billing_sync.job"].sudo().browse(
+            [job_id for _s, _l, job_id in found.values() if job_id])
+        link_of = {link.id: link for link in links}
+        job_of = {job.id: job for job in jobs}
         for rec in self:
-            link, job = link_of.get(rec.id), jobs_of.get(rec.id)
-            if job and job.state in ("blocked", "dead") and not (
-                    link and link.sync_state == "mismatch"):
-                status = "error"
-            elif job and job.state in ("pending", "started"):
-                status = "pending"
-            elif link:
-                # "In the ledger" is a promise that the ledger's figures equal Odoo's
-                status = "mismatch" if link.sync_state == "mismatch" else "synced"
-            else:
-                status = "none"
+            status, link_id, job_id = found.get(rec.id, ("none", None, None))
+            link, job = link_of.get(link_id), job_of.get(job_id)
             rec.billing_sync_status = status
             rec.billing_sync_synced_at = link.synced_at if link else False
             rec.billing_sync_ledger_number = link.ledger_number if link else False
@@ -66,3 +99,18 @@ class BillingSyncStatusMixin(models.AbstractModel):
             else:
                 rec.billing_sync_error = (job.hint or job.last_error) if status == "error" \
                     else False
+
+    def _search_billing_sync_status(self, operator, value):
+        """Records by ledger status ("Needs a fix", "Ledger differs"...), as the badge
+        says it (_billing_sync_statuses): =, !=, in, not in."""
+        if operator not in ("=", "!=", "in", "not in"):
+            raise UserError(self.env._("Ledger status can be searched with =, !=, in and "
+                                       "not in only."))
+        values = set(value) if isinstance(value, (list, tuple, set)) else {value}
+        if operator in ("!=", "not in"):
+            values = set(STATUSES) - values
+        found = self._billing_sync_statuses()
+        ids = [res_id for res_id, (status, _l, _j) in found.items() if status in values]
+        if "none" in values:
+            return ["|", ("id", "in", ids), ("id", "not in", list(found))]
+        return [("id", "in", ids)]
