@@ -33,6 +33,18 @@ class TestConnectFlow(LedgerSandboxMixin, HttpCase):
     def _callback(self, query):
         return self.url_open(f"{CALLBACK}?{query}", allow_redirects=False)
 
+    def test_the_form_shows_the_redirect_uri_to_register(self):
+        for provider in ("xero", "qbo"):
+            with self.subTest(provider=provider):
+                connection = self._connection(provider)
+                self.assertEqual(connection.redirect_uri,
+                                 connection.get_base_url() + CALLBACK)
+                # the very address the consent page is asked to send back to
+                start = connection.with_user(self.admin).action_connect()
+                self.assertEqual(parse_qs(start["url"].split("?", 1)[1])["redirect_uri"],
+                                 [connection.redirect_uri])
+                connection.active = False
+
     def test_xero_connect_one_tenant(self):
         connection = self._connection("xero")
         answer = self._callback(self.consent(connection))

@@ -118,6 +118,11 @@ class TestTokens(LedgerSandboxMixin, TransactionCase):
                                  f"Connected to {connection.org_name}")
                 if provider == "xero":
                     self.assertRegex(action["params"]["message"], r"^\d+ calls left this minute")
+                else:
+                    # Intuit sends no remaining-call header: never said as "none left"
+                    message = action["params"]["message"]
+                    self.assertIn("does not say how much of its rate limit is left", message)
+                    self.assertNotIn("no remaining", message)
                 self.assertIn(connection.org_name, connection.last_test)
 
     def test_missing_encryption_key_is_a_clear_error(self):

@@ -130,6 +130,19 @@ class TestMappings(LedgerSandboxMixin, TransactionCase):
             self.Mapping.create({"connection_id": self.connection.id, "kind": "tax",
                                  "tax_id": self.tax.id})
 
+    def test_the_connections_mappings_show_what_maps_to_what(self):
+        mapping = self.Mapping.create({"connection_id": self.connection.id, "kind": "tax",
+                                       "tax_id": self.tax.id, "tax_ref_id": self.ref_tax.id})
+        action = self.connection.action_open_mappings()
+        self.assertNotIn("default_kind", action["context"])
+        # every kind at once: the list shows the Odoo record and its ledger code
+        arch = self.env["billing_sync.mapping"].get_view(action["views"][0][0] if action.get(
+            "views") else None, "list")["arch"]
+        self.assertIn('name="source_name"', arch)
+        self.assertIn('name="target_name"', arch)
+        self.assertEqual((mapping.source_name, mapping.target_name),
+                         (self.tax.display_name, self.ref_tax.display_name))
+
     def test_one_mapping_per_odoo_record(self):
         values = {"connection_id": self.connection.id, "kind": "tax", "tax_id": self.tax.id,
                   "tax_ref_id": self.ref_tax.id}

@@ -160,6 +160,10 @@ class BillingSyncConnection(models.Model):
              "your app's webhooks. Stored encrypted; never shown again once saved.")
     has_webhook_key = fields.Boolean(string="Webhook secret saved",
                                      compute="_compute_secrets")
+    redirect_uri = fields.Char(
+        string="Redirect URI", compute="_compute_redirect_uri",
+        help="Register this address as the redirect URI of your app in the provider's "
+             "developer portal: the ledger sends the administrator back to it after consent.")
     webhook_url = fields.Char(
         string="Webhook URL", compute="_compute_webhook_url",
         help="Paste this address in your app's webhook settings in the provider's developer "
@@ -238,6 +242,10 @@ class BillingSyncConnection(models.Model):
 
     def _inverse_webhook_key(self):
         self._store_secret("webhook_key")
+
+    def _compute_redirect_uri(self):
+        for rec in self:
+            rec.redirect_uri = rec._redirect_uri()
 
     @api.depends("provider")
     def _compute_webhook_url(self):

@@ -115,6 +115,8 @@ class BillingSyncMapping(models.Model):
     term_id = _ledger_ref("Ledger terms", "term")
     source_key = fields.Char(compute="_compute_source", store=True, index=True)
     source_name = fields.Char(string="Odoo record", compute="_compute_source", store=True)
+    target_name = fields.Char(string="Ledger code", compute="_compute_target_name",
+                              help="What the Odoo record is called in the ledger.")
 
     # archived when its connection moved to another ledger organisation (its codes are
     # the old organisation's): kept for history, never used
@@ -156,6 +158,14 @@ class BillingSyncMapping(models.Model):
             source = rec[KINDS[rec.kind][0]] if rec.kind else False
             rec.source_key = f"{source._name},{source.id}" if source else False
             rec.source_name = source.display_name if source else False
+
+    @api.depends("kind", "item_id", "account_id", "tax_ref_id", "tracking_id",
+                 "bank_account_id", "term_id")
+    def _compute_target_name(self):
+        for rec in self:
+            ledger_fields = KINDS[rec.kind][1] if rec.kind else {}
+            rec.target_name = " / ".join(
+                rec[fname].display_name for fname in ledger_fields if rec[fname]) or False
 
     @api.depends("source_name", "kind")
     def _compute_display_name(self):

@@ -468,8 +468,9 @@ class QboAdapter(LedgerAdapter):
         # Intuit sends no remaining-quota header: say what the limits are.
         return ConnectionReport(
             organisation=info.CompanyName or "",
-            headroom="QuickBooks reports no remaining quota; it allows 500 requests a minute "
-                     "and 10 at once per company, and 40 batch requests a minute",
+            headroom="QuickBooks does not say how much of its rate limit is left (it sends "
+                     "no such header); it allows 500 requests a minute and 10 at once per "
+                     "company, and 40 batch requests a minute",
         )
 
     # -- Reference data ------------------------------------------------------
