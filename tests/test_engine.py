@@ -206,6 +206,7 @@ class TestEngine(OutboundMixin, TransactionCase):
         self.run_worker()
         job = self.jobs(move)
         self.assertEqual((job.state, job.attempts), ("pending", 0))
+        self.assertEqual((job.error_class, job.error_status), ("rate_limit", 429))
         from odoo.addons.billing_sync.models.billing_sync_job import _pacer
 
         # another worker (another budget object, as in another process) waits as long

@@ -257,6 +257,11 @@ class TestArchivedReferences(OutboundMixin, TransactionCase):
                                  job.last_error)
                 self.assertIn("tracking mapping", job.hint, job.last_error)
                 self.assertNotIn("tax mapping", job.hint)
+                # classed once, from the ledger's own words, with its status
+                self.assertEqual((job.error_class, job.error_status), ("mapping", 400))
+                self.assertTrue(job.ledger_message)
+                self.assertIn(job.ledger_message, job.last_error)
+                self.assertNotIn("Sending", job.ledger_message)
 
     def test_archived_default_item_holds_until_the_default_changes(self):
         for provider in ("xero", "qbo"):

@@ -18,9 +18,10 @@ from odoo.tools import SQL
 from odoo.addons.base.models.ir_cron import ODOO_NOTIFY_FUNCTION
 
 from ..services import backoff
-from ..services.hints import hint_for
+from ..services.hints import hint_for, hint_of
 from ..services.idempotency import batch_key
 from ..services.ledger.errors import (
+    ERROR_CLASSES,
     AccessTokenExpired,
     AuthorizationRevoked,
     LedgerAnswerInvalid,
@@ -211,6 +212,14 @@ class BillingSyncJob(models.Model):
     done_at = fields.Datetime()
     last_error = fields.Text()
     hint = fields.Text()
+    # what kind of problem last stopped or delayed the job (ERROR_CLASSES), as the adapter
+    # classed it, with the ledger's HTTP status and own words: hints, alerts and the
+    # dashboard key off the class
+    error_class = fields.Selection(
+        ERROR_CLASSES, readonly=True, copy=False, index=True,
+        help="What kind of problem last stopped or delayed this job.")
+    error_status = fields.Integer(string="HTTP status", readonly=True, copy=False)
+    ledger_message = fields.Text(string="Ledger's message", readonly=True, copy=False)
     outcome_unknown = fields.Boolean(
         copy=False, help="An attempt got no answer (timeout, 5xx, a worker that died): the "
                          "ledger may hold the document already, so a new attempt looks it up "
@@ -711,25 +720,27 @@ class BillingSyncJob(models.Model):
             # of every host waits as long for this organisation
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             pacer.block(wait)
-            self.filtered(lambda j: j.state == "started")._give_back(wait, str(exc))
+            self.filtered(lambda j: j.state == "started")._give_back(wait, str(exc), exc)
             return
         except AuthorizationRevoked as exc:
             # the connection now needs a person: its jobs wait, attempts unspent, and are
             # claimed again once it is connected (one message on the connection, not one
             # per job)
             connection.sudo()._needs_reconnect(exc.message)
-            self.filtered(lambda j: j.state == "started")._give_back(0, str(exc))
+            self.filtered(lambda j: j.state == "started")._give_back(0, str(exc), exc)
             return
         except (LedgerError, UserError) as exc:
             connection.invalidate_recordset(["state"])
             if connection.state != "connected":
                 # the token refresh was refused (the connection says so, once): the jobs
                 # wait for the reconnect, attempts unspent
-                self.filtered(lambda j: j.state == "started")._give_back(0, str(exc))
+                self.filtered(lambda j: j.state == "started")._give_back(
+                    0, str(exc), _ledger_error(exc) or "authentication")
                 return
             # LedgerAnswerInvalid included: an answer that cannot be believed leaves the
             # outcome unknown, and the batch goes again under its key (the ledger replays)
-            self.filtered(lambda j: j.state == "started")._retry_later(str(exc))
+            self.filtered(lambda j: j.state == "started")._retry_later(
+                str(exc), error=_ledger_error(exc) or "other")
             return
         except psycopg2.Error:
             raise  # the transaction is gone: the cron's own rollback, then _requeue_stuck
@@ -740,7 +751,7 @@ class BillingSyncJob(models.Model):
             self.filtered(lambda j: j.state == "started")._retry_later(self.env._(
                 "Sending stopped on an unexpected error (the server log has the details): "
                 "whether the ledger took it is unknown, so it goes again later under the same "
-                "idempotency key and nothing is created twice."))
+                "idempotency key and nothing is created twice."), error="other")
             return
         problem = _unbelievable(results, sent)
         if problem:
@@ -752,7 +763,7 @@ class BillingSyncJob(models.Model):
             self.filtered(lambda j: j.state == "started")._retry_later(self.env._(
                 "The ledger's answer said nothing certain about this batch (%s): nothing is "
                 "linked, and it goes again later under the same idempotency key, so nothing "
-                "is created twice.", problem))
+                "is created twice.", problem), error="answer")
             return
         done = self.browse()
         mismatches = builder._record_successes(
@@ -763,11 +774,12 @@ class BillingSyncJob(models.Model):
             if not result.ok and isinstance(result.error, LedgerAnswerInvalid):
                 # no certain answer for this record: its outcome is unknown (it goes again
                 # under a new key, looked up by number first)
-                job._retry_later(str(result.error), known=False, retire_key=True)
+                job._retry_later(str(result.error), known=False, retire_key=True,
+                                 error=result.error)
             elif not result.ok and isinstance(result.error, LedgerError) and result.error.retryable:
                 # the ledger answered for this record that it failed, for now: nothing was
                 # created, so it goes again later under a new key
-                job._retry_later(str(result.error), known=True)
+                job._retry_later(str(result.error), known=True, error=result.error)
             elif result.ok:
                 mismatch = mismatches[job.id]
                 if mismatch:
@@ -775,13 +787,13 @@ class BillingSyncJob(models.Model):
                     job._park(mismatch, hint=MISMATCH_HINT, sent=True)
                 elif result.incomplete:
                     # in the ledger (linked), part of it refused: a Retry sends the rest
-                    job._park(str(result.error), ledger=True)
+                    job._park(str(result.error), ledger=True, error=_ledger_error(result.error))
                 else:
                     done |= job
             else:
-                job._park(str(result.error), ledger=True)
+                job._park(str(result.error), ledger=True, error=_ledger_error(result.error))
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
-                    "hint": False, "outcome_unknown": False})
+                    "hint": False, "outcome_unknown": False, **_error_values(None)})
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
@@ -797,15 +809,15 @@ class BillingSyncJob(models.Model):
         return []
 
     # ------------------------------------------------------------------ outcomes
-    def _give_back(self, seconds, reason=None):
+    def _give_back(self, seconds, reason=None, error=None):
         """Put these claimed jobs back, due in ``seconds``, as if never claimed: the
         attempt is not counted, and the batch goes again under the same key (whatever
         was sent under it, the ledger replays). ``reason``: what the ledger said (a
-        planned pause of the budget says nothing)."""
+        planned pause of the budget says nothing); ``error``: its LedgerError (or class)."""
         when = fields.Datetime.now() + datetime.timedelta(seconds=seconds)
         values = {"state": "pending", "next_attempt_at": when}
         if reason:
-            values["last_error"] = reason
+            values.update(last_error=reason, **_error_values(error))
         for job in self:
             job.write({**values, **job._refunded()})
         if seconds > 0:
@@ -888,13 +900,14 @@ class BillingSyncJob(models.Model):
             self.invalidate_model(["next_attempt_at", "wait_res_model", "wait_res_id"])
             self._trigger_push()
 
-    def _retry_later(self, reason, known=False, retire_key=False):
+    def _retry_later(self, reason, known=False, retire_key=False, error="network"):
         """A transient failure: back off with jitter, or give up after the last attempt.
 
         ``known``: the ledger said this attempt created nothing, so its key retires;
         otherwise the outcome is unknown and the next attempt replays the key (or, with
-        ``retire_key``, goes under a new one after a lookup by number)."""
-        outcome = {"outcome_unknown": not known}
+        ``retire_key``, goes under a new one after a lookup by number). ``error``: the
+        LedgerError (or the error class) behind it."""
+        outcome = {"outcome_unknown": not known, **_error_values(error)}
         dead = self.filtered(lambda j: backoff.is_dead(j.attempts))
         dead.write({"state": "dead", "last_error": reason, **outcome,
                     "hint": "The ledger kept failing; retry once it is reachable.",
@@ -946,18 +959,23 @@ class BillingSyncJob(models.Model):
         superseded.write({"state": "cancelled"})
         return self - superseded
 
-    def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None):
+    def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None, error=None):
         """A refusal no retry can cure: keep the job for a person and tell them.
 
         A known refusal means the ledger created nothing under this job's idempotency
         key: the key is retired, so the next attempt (after a fix) sends a new one
         instead of having the ledger replay its refusal. ``sent``: the ledger holds the
-        document, but not as Odoo does (``reason`` names both figures)."""
+        document, but not as Odoo does (``reason`` names both figures). ``error``: the
+        ledger's LedgerError, whose class and subject choose the hint."""
         self.ensure_one()
+        if error is not None:
+            hint = hint or hint_of(error.error_class, error.subject)
         hint = hint or (hint_for(reason) if ledger else reason)
         self.write({"state": "blocked", "last_error": reason, "hint": hint,
                     "batch_key": False, "block_reason": reason_class or (
-                        "mismatch" if sent else "ledger_refusal" if ledger else "other")})
+                        "mismatch" if sent else "ledger_refusal" if ledger else "other"),
+                    **_error_values(error, "mismatch" if sent else
+                                    "mapping" if reason_class == "mapping" else "other")})
         record = self._record()
         if record and hasattr(record, "message_post"):
             if sent:
@@ -1240,3 +1258,18 @@ class BillingSyncJob(models.Model):
         self.ensure_one()
         return {"type": "ir.actions.act_window", "res_model": self.res_model,
                 "res_id": self.res_id, "view_mode": "form"}
+
+
+def _ledger_error(error):
+    """``error`` when it is a LedgerError (it carries its class), else None."""
+    return error if isinstance(error, LedgerError) else None
+
+
+def _error_values(error, default=None):
+    """The job's error_class, error_status and ledger_message for ``error``: a LedgerError,
+    an error class (ERROR_CLASSES), or None (``default``'s class, none at all by default)."""
+    if isinstance(error, LedgerError):
+        return {"error_class": error.error_class, "error_status": error.status or False,
+                "ledger_message": error.ledger_message or False}
+    return {"error_class": error or default or False, "error_status": False,
+            "ledger_message": False}

@@ -5,6 +5,8 @@ an adapter knows which provider answered. Messages are safe to show a user:
 they never carry a token, a secret or a raw request.
 """
 
+from .refusals import _words, classify
+
 # A ledger's own words (a validation message, an OAuth error_description, a Fault's
 # detail) go into job errors, chatter and connection fields: a few hundred characters
 # say what went wrong, a page of HTML from a proxy says nothing and fills the database.
@@ -25,16 +27,45 @@ def unknown_outcome(ledger, key):
             "nothing is created twice).")
 
 
+# The stable classes of what went wrong (issue 19): every LedgerError carries one, and
+# the job or inbox row it stops keeps it; hints, alerts and the dashboard key off the
+# class, never off a ledger's wording.
+ERROR_CLASSES = [
+    ("authentication", "Authentication"),
+    ("rate_limit", "Rate limit"),
+    ("validation", "Validation"),
+    ("mapping", "Mapping"),
+    ("duplicate", "Duplicate"),
+    ("locked_period", "Locked period"),
+    ("currency", "Currency"),
+    ("network", "Network"),
+    ("answer", "Unreadable answer"),
+    ("configuration", "Configuration"),
+    ("mismatch", "Differs from Odoo"),
+    ("other", "Other"),
+]
+
+
 class LedgerError(Exception):
-    """Base class. ``retryable``: trying again later may succeed."""
+    """Base class. ``retryable``: trying again later may succeed. ``error_class``: one of
+    ERROR_CLASSES (the class's own unless given); ``subject``: what of a mapping or a
+    validation the ledger named (tax, account, item, tracking, contact, payments, email),
+    None when nothing more; ``status``: the HTTP status; ``ledger_message``: the ledger's
+    own words, when it said any."""
 
     retryable = False
+    error_class = "other"
 
-    def __init__(self, message, status=None, hint=None):
+    def __init__(self, message, status=None, hint=None, error_class=None, subject=None,
+                 ledger_message=None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.hint = hint
+        if error_class:
+            self.error_class = error_class
+        self.subject = subject
+        self.ledger_message = cap(ledger_message) if ledger_message else None
 
     def __str__(self):
         return f"{self.message} {self.hint}" if self.hint else self.message
@@ -43,9 +74,13 @@ class LedgerError(Exception):
 class ConfigurationError(LedgerError):
     """The connection is set up wrongly (URL, client id); a person must fix it."""
 
+    error_class = "configuration"
+
 
 class AuthorizationRevoked(LedgerError):
     """The ledger no longer honours our grant: an administrator must reconnect."""
+
+    error_class = "authentication"
 
 
 class ClientCredentialsRejected(AuthorizationRevoked):
@@ -64,11 +99,14 @@ class ClientCredentialsRejected(AuthorizationRevoked):
 class AccessTokenExpired(LedgerError):
     """The access token was refused (401); a refresh and one retry may cure it."""
 
+    error_class = "authentication"
+
 
 class RateLimited(LedgerError):
     """The ledger's rate limit was hit; ``retry_after`` seconds to wait."""
 
     retryable = True
+    error_class = "rate_limit"
 
     def __init__(self, message, retry_after=60, problem=None, assumed=False, **kw):
         super().__init__(message, status=429, **kw)
@@ -82,6 +120,7 @@ class LedgerUnavailable(LedgerError):
     """5xx, timeout or a broken connection: transient."""
 
     retryable = True
+    error_class = "network"
 
 
 class LedgerAnswerInvalid(LedgerUnavailable):
@@ -92,10 +131,21 @@ class LedgerAnswerInvalid(LedgerUnavailable):
     idempotency key, so the ledger replays its own first answer and creates nothing twice.
     """
 
+    error_class = "answer"
+
 
 class LedgerRejected(LedgerError):
     """The ledger refused the request as invalid (4xx validation); not retryable."""
 
     def __init__(self, message, status=400, details=(), **kw):
-        super().__init__(message, status=status, **kw)
+        """``details``: the ledger's own messages (text, or QuickBooks' Fault Error dicts
+        with their ``code``); the error's class and subject are read from them (else from
+        ``ledger_message``, else from ``message``) unless given (refusals.classify)."""
         self.details = list(details)
+        if not kw.get("error_class"):
+            kw["error_class"], subject = classify(
+                self.details, kw.get("ledger_message") or (None if self.details else message))
+            kw.setdefault("subject", subject)
+        if not kw.get("ledger_message") and self.details:
+            kw["ledger_message"] = " ".join(_words(d) for d in self.details)
+        super().__init__(message, status=status, **kw)

@@ -351,7 +351,8 @@ def _translate(exc, what):
         return LedgerUnavailable(f"{what}: QuickBooks failed ({cap(message, 160)}).",
                                  status=500)
     suffix = f" ({detail})" if detail else ""
-    return LedgerRejected(f"{what}: QuickBooks said: {message}{suffix}", status=400)
+    return LedgerRejected(f"{what}: QuickBooks said: {message}{suffix}", status=400,
+                          ledger_message=f"{message}{suffix}")
 
 
 class QboAdapter(LedgerAdapter):
@@ -459,7 +460,7 @@ class QboAdapter(LedgerAdapter):
         if not realm_id:
             raise LedgerRejected("QuickBooks named no company (realmId) when it sent the "
                                  "authorisation back: click Connect again and pick the "
-                                 "company at QuickBooks.")
+                                 "company at QuickBooks.", error_class="authentication")
         info = self._company(access_token, realm_id)
         return [Organisation(id=str(realm_id), name=info.CompanyName or "")]
 
@@ -778,7 +779,8 @@ class QboAdapter(LedgerAdapter):
                 answer = answers[f"r{n}"]  # _check_batch: one for each sent
                 if answer.get("Fault"):
                     text, details = payloads.fault_text(answer["Fault"])
-                    raise LedgerRejected(f"{what}: QuickBooks said: {text}", details=details)
+                    raise LedgerRejected(f"{what}: QuickBooks said: {text}", details=details,
+                                         ledger_message=text)
                 rows[kind] += [row for row in _rows(answer, _READ_ENTITIES[kind], what)
                                if str(row["Id"]) in asked[kind]]
         return {kind: _states(_READ_ENTITIES[kind], found, what)
@@ -1109,7 +1111,7 @@ class QboAdapter(LedgerAdapter):
         if answer.get("Fault"):
             text, details = payloads.fault_text(answer["Fault"])
             return PushResult(item.key, False, ledger_id=item.ledger_id, error=LedgerRejected(
-                f"QuickBooks refused it: {text}", details=details))
+                f"QuickBooks refused it: {text}", details=details, ledger_message=text))
         spec = KINDS[kind]
         obj = answer.get(entity) or {}
         ledger_id = str(obj.get("Id") or item.ledger_id or "")
@@ -1223,7 +1225,7 @@ class QboAdapter(LedgerAdapter):
                 results[item_key].incomplete = True
                 results[item_key].error = LedgerRejected(
                     "The credit note is in QuickBooks but was not applied to its invoice: "
-                    + text, details=details)
+                    + text, details=details, ledger_message=text)
         for item_key, lines in short.items():
             if not results[item_key].incomplete:
                 results[item_key].incomplete = True
@@ -1372,7 +1374,8 @@ def _read_answer(answer, what):
             raise LedgerAnswerInvalid(
                 f"{what}: QuickBooks answered 200 with a body that is not the JSON object it "
                 f"documents ({kind}); {UNKNOWN_OUTCOME}", status=status)
-        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status)
+        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status,
+                             error_class="validation")
     fault = result.get("Fault")
     if fault:
         text, details = payloads.fault_text(fault)
@@ -1384,7 +1387,8 @@ def _read_answer(answer, what):
         if any(code.isdigit() and int(code) >= 10000 for code in codes):
             raise LedgerUnavailable(f"{what}: QuickBooks failed ({text[:160]}).", status=500)
         raise LedgerRejected(f"{what}: QuickBooks said: {text}", status=status,
-                             details=details)
+                             details=details, ledger_message=text)
     if status != 200:
-        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status)
+        raise LedgerRejected(f"{what}: QuickBooks answered {status}.", status=status,
+                             error_class="validation")
     return result

@@ -98,7 +98,7 @@ def refusal(status, content, what, label, grant):
             "Click Connect to authorise Odoo again.", status=status)
     code = error or f"HTTP {status}"
     return LedgerRejected(f"{what}: {label}'s sign-in service refused it ({code}{detail}).",
-                          status=status)
+                          status=status, error_class="authentication")
 
 
 def redirected(status, location, what, label):

@@ -258,8 +258,10 @@ def _translate(exc, what):
     if messages:
         return LedgerRejected(f"{what}: Xero refused it: " + " ".join(messages),
                               status=400, details=messages)
-    return LedgerRejected(f"{what}: Xero answered {status}: {cap(getattr(exc, 'reason', ''))}",
-                          status=status or 400)
+    reason = cap(getattr(exc, "reason", ""))
+    return LedgerRejected(f"{what}: Xero answered {status}: {reason}", status=status or 400,
+                          ledger_message=reason or None,
+                          error_class=None if reason else "validation")
 
 
 class XeroAdapter(LedgerAdapter):
