@@ -207,6 +207,7 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
         self.assertEqual(row.state, "pending", "retried later, not lost")
         self.assertIn("no Odoo payment journal is mapped", row.last_error)
         self.assertIn("Undeposited Funds", row.last_error)
+        self.assertEqual(row.error_class, "mapping")
         self.assertSaid(connection, "no Odoo payment journal")
         self.assertEqual(move.payment_state, "not_paid")
         # the administrator sets the journal; the retry books it
@@ -214,6 +215,7 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
         row.sudo().write({"next_attempt_at": fields.Datetime.now()})
         self.apply()
         self.assertEqual(row.state, "done", row.last_error)
+        self.assertFalse(row.error_class)
         self.assertEqual(move.amount_residual, 0)
 
     def test_another_companys_journal_or_account_is_refused(self):
@@ -336,6 +338,7 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
         self.apply()
         row = self.row("split")
         self.assertIn("pays part of several invoices", row.last_error)
+        self.assertEqual(row.error_class, "validation")
         self.assertEqual((first.payment_state, second.payment_state), ("not_paid", "not_paid"),
                          "nothing half booked")
         self.assertFalse(self.env["account.payment"].search(
@@ -441,6 +444,7 @@ class TestInboundPayments(InboundPaymentsMixin, TransactionCase):
                     [("connection_id", "=", connection.id), ("kind", "=", "credit_note")])
                 self.assertEqual(row.state, "pending", "retried, not lost")
                 self.assertIn("account for other ledger lines", row.last_error)
+                self.assertEqual(row.error_class, "mapping")
                 self.assertSaid(connection, "account for other ledger lines")
                 self.assertEqual(move.amount_residual, move.amount_total, "nothing half done")
                 connection.ledger_other_account_id = other

@@ -1,4 +1,5 @@
 import json
+from typing import NamedTuple
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -9,7 +10,25 @@ from ..services import payments as allocation
 
 class NotApplied(UserError):
     """A ledger change Odoo cannot take as it is: the message says what a person does.
-    The inbox row waits (retried with backoff) and shows it."""
+    The inbox row waits (retried with backoff) and shows it. ``error_class``: what kind of
+    problem (ERROR_CLASSES)."""
+
+    def __init__(self, message, error_class="validation"):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+class Failure(NamedTuple):
+    """Why one ledger object was not applied: the message, and its error class."""
+
+    text: str
+    error_class: str
+
+
+def _failure(exc):
+    """The Failure a NotApplied (or an Odoo UserError / ValidationError) says."""
+    return Failure(exc.args[0] if exc.args else str(exc),
+                   getattr(exc, "error_class", None) or "validation")
 
 
 class InFlight(Exception):
@@ -158,7 +177,7 @@ class BillingSyncInbound(models.AbstractModel):
                     "A payment like Odoo's own %(ref)s, whose sending to %(ledger)s is under "
                     "way: read again shortly.", ref=state.reference, ledger=connection.name)
             except (UserError, ValidationError) as exc:
-                failures[ledger_id] = exc.args[0] if exc.args else str(exc)
+                failures[ledger_id] = _failure(exc)
         return failures, later
 
     @api.model
@@ -229,7 +248,8 @@ class BillingSyncInbound(models.AbstractModel):
                     "%(ledger)s payment %(ref)s is in %(currency)s but pays %(invoice)s, in "
                     "%(other)s: record it in Odoo by hand.", ledger=ledger,
                     ref=state.reference or state.ledger_id, currency=currency.name,
-                    invoice=moves[iid].name, other=moves[iid].currency_id.name))
+                    invoice=moves[iid].name, other=moves[iid].currency_id.name),
+                    error_class="currency")
         journal = self._ledger_journal(connection, state)
         try:
             order = allocation.matching_order(
@@ -333,7 +353,8 @@ class BillingSyncInbound(models.AbstractModel):
             "ledger payments on the connection, then retry.", ledger=connection.name,
             ref=state.reference or state.ledger_id,
             account=state.account_code or state.account_id or self.env._(
-                "an account the ledger does not name (QuickBooks: Undeposited Funds)")))
+                "an account the ledger does not name (QuickBooks: Undeposited Funds)")),
+                error_class="mapping")
 
     @api.model
     def _payment_changed(self, connection, link, state):
@@ -414,13 +435,13 @@ class BillingSyncInbound(models.AbstractModel):
         for iid, mine in by_invoice.items():
             wrong = [failed[p] for p in mine if p in failed]
             if wrong:
-                failures[iid] = "\n".join(wrong)
+                failures[iid] = Failure("\n".join(f.text for f in wrong), wrong[0].error_class)
             elif states[iid].status in ("voided", "deleted"):
                 try:
                     with self.env.cr.savepoint():
                         self._document_voided(connection, moves[iid], states[iid])
                 except (UserError, ValidationError) as exc:
-                    failures[iid] = exc.args[0] if exc.args else str(exc)
+                    failures[iid] = _failure(exc)
             else:
                 self._check_amount_due(connection, moves[iid], states[iid])
         return failures, {iid: "\n".join(later[p] for p in mine if p in later)
@@ -522,7 +543,7 @@ class BillingSyncInbound(models.AbstractModel):
                     elif not link and state.status != "draft":
                         self._credit_note_received(connection, state)
             except (UserError, ValidationError) as exc:
-                failures[ledger_id] = exc.args[0] if exc.args else str(exc)
+                failures[ledger_id] = _failure(exc)
         return failures, {}
 
     @api.model
@@ -554,7 +575,8 @@ class BillingSyncInbound(models.AbstractModel):
                 "lines make %(odoo_total)s (tax %(odoo_tax)s) in Odoo: check the tax "
                 "mappings of its lines, or record it by hand.", ledger=ledger,
                 number=state.number or state.ledger_id, total=allocation.money(state.total),
-                tax=allocation.money(state.tax), odoo_total=total, odoo_tax=tax))
+                tax=allocation.money(state.tax), odoo_total=total, odoo_tax=tax),
+                error_class="mismatch")
         credit.with_context(billing_sync_no_push=True).action_post()
         known = {iid: amount for iid, amount in state.allocations.items() if iid in moves}
         self._apply_credit(connection, credit, known, moves, state.number)
@@ -635,7 +657,8 @@ class BillingSyncInbound(models.AbstractModel):
                 raise NotApplied(self.env._(
                     "%(ledger)s %(what)s is in %(currency)s, which is not active in Odoo: "
                     "activate the currency, then retry.", ledger=connection.name,
-                    what=what, currency=code))
+                    what=what, currency=code),
+                    error_class="currency")
         return currency
 
     @api.model
@@ -672,7 +695,8 @@ class BillingSyncInbound(models.AbstractModel):
                 "nothing to: set the connection's account for other ledger lines (or map a "
                 "product to it), then retry.", ledger=connection.name,
                 number=state.number or state.ledger_id,
-                what=line.account_code or line.item_id or line.account_id))
+                what=line.account_code or line.item_id or line.account_id),
+                error_class="mapping")
         tax = Mapping.search(base + [("kind", "=", "tax"), "|",
                                      ("tax_ref_id.ledger_id", "=", line.tax_ref or "-"),
                                      ("tax_ref_id.code", "=", line.tax_ref or "-")],

@@ -9,7 +9,12 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import backoff
-from ..services.ledger.errors import AuthorizationRevoked, LedgerError, RateLimited
+from ..services.ledger.errors import (
+    ERROR_CLASSES,
+    AuthorizationRevoked,
+    LedgerError,
+    RateLimited,
+)
 from ..services.ratelimit import BudgetExhausted, paced
 from ..services.webhooks import CHANGES, EVENT_KINDS, WebhookEvent, digest_id
 from .billing_sync_job import _notify_cron_threads_at, _pacer
@@ -72,6 +77,9 @@ class BillingSyncInbox(models.Model):
     next_attempt_at = fields.Datetime(string="Next attempt", readonly=True, index=True,
                                       default=fields.Datetime.now)
     last_error = fields.Text(readonly=True)
+    error_class = fields.Selection(
+        ERROR_CLASSES, readonly=True, index=True,
+        help="What kind of problem last kept this change from being applied.")
     applied_at = fields.Datetime(readonly=True)
 
     _sql_constraints = [
@@ -257,10 +265,10 @@ class BillingSyncInbox(models.Model):
             connection.sudo()._needs_reconnect(exc.message)
             # held until the connection is connected again
         except (LedgerError, UserError) as exc:
-            rows._failed(str(exc))
+            rows._failed(str(exc), getattr(exc, "error_class", None) or "validation")
 
     def _applied(self, failures, later):
-        """These rows were read and applied, but for ``failures`` ({ledger id: reason}:
+        """These rows were read and applied, but for ``failures`` ({ledger id: Failure}:
         noted on the connection the first time, then retried with backoff) and ``later``
         ({ledger id: reason}: read again soon, with backoff)."""
         connection = self.connection_id
@@ -268,14 +276,15 @@ class BillingSyncInbox(models.Model):
         for ledger_id, reason in later.items():
             # read again with backoff (attempts counted): soon, and not for ever
             waiting.filtered(lambda r, i=ledger_id: r.ledger_id == i)._failed(reason)
-        for ledger_id, reason in failures.items():
+        for ledger_id, failure in failures.items():
             rows = self.filtered(lambda r, i=ledger_id: r.ledger_id == i)
             if not any(rows.mapped("attempts")):
                 # the first time: where the administrator looks (then the inbox row)
-                connection._note(body=reason)
-            rows._failed(reason)
+                connection._note(body=failure.text)
+            rows._failed(failure.text, failure.error_class)
         (self - waiting).filtered(lambda r: r.ledger_id not in failures).write({
-            "state": "done", "applied_at": fields.Datetime.now(), "last_error": False})
+            "state": "done", "applied_at": fields.Datetime.now(), "last_error": False,
+            "error_class": False})
 
     # ------------------------------------------------------------------ the pull
     @api.model
@@ -402,14 +411,16 @@ class BillingSyncInbox(models.Model):
             self.env.cr.postcommit.add(functools.partial(
                 _notify_cron_threads_at, self.env.cr.dbname, seconds))
 
-    def _failed(self, reason):
+    def _failed(self, reason, error_class="other"):
+        """Not applied for ``reason`` (of ``error_class``): read again with backoff, or
+        failed for good after the last attempt."""
         for row in self:
             attempts = row.attempts + 1
+            values = {"attempts": attempts, "last_error": reason, "error_class": error_class}
             if backoff.is_dead(attempts):
-                row.write({"state": "failed", "attempts": attempts, "last_error": reason})
+                row.write({**values, "state": "failed"})
             else:
-                row._put_off(backoff.retry_delay(attempts),
-                             {"attempts": attempts, "last_error": reason})
+                row._put_off(backoff.retry_delay(attempts), values)
 
 
 def _later(seconds):
