@@ -39,6 +39,7 @@
         "data/billing_sync_job_data.xml",
         "views/billing_sync_menus.xml",
         "views/billing_sync_inbound_views.xml",
+        "views/billing_sync_alert_views.xml",
     ],
     "demo": [
         "demo/billing_sync_demo.xml",

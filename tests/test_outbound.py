@@ -333,7 +333,11 @@ class TestOutbound(OutboundMixin, TransactionCase):
         self.assertIn("Luxury levy 20", job.last_error)
         self.assertEqual(move.billing_sync_status, "error")
         self.assertIn("Luxury levy 20", move.billing_sync_error)
-        self.assertTrue(move.activity_ids)
+        # the connection's alert for the kind of problem, not an activity per invoice
+        alert = self.env["billing_sync.alert"].search([("connection_id", "=", connection.id),
+                                                       ("state", "=", "open")])
+        self.assertEqual((alert.error_class, alert.count), ("mapping", 1))
+        self.assertFalse(move.activity_ids)
         self.assertEqual(len(self.ledger_invoices("xero")), 0)
         # the fix, then the next change (or Retry) sends it
         self.env["billing_sync.mapping"].create({

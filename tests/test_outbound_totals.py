@@ -225,7 +225,12 @@ class TestOutboundTotals(OutboundMixin, TransactionCase):
         self.assertIn(f"{total:.2f}", move.billing_sync_error)
         job = self.jobs(move)
         self.assertEqual(job.state, "blocked", "a difference is never done")
-        self.assertTrue(move.activity_ids)
+        self.assertEqual(job.error_class, "mismatch")
+        # a difference alerts the connection's administrator at once
+        alert = self.env["billing_sync.alert"].search([("connection_id", "=", connection.id),
+                                                       ("state", "=", "open")])
+        self.assertEqual(alert.error_class, "mismatch")
+        self.assertTrue(alert.activity_id)
 
     def test_a_refusal_retires_its_key_and_the_fixed_retry_is_accepted(self):
         connection = self.connected("xero")

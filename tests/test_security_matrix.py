@@ -71,6 +71,9 @@ READS = {
                            "manager_b": B_ONLY, "admin_b": B_ONLY},
     "billing_sync.conflict": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
                               "manager_b": B_ONLY, "admin_b": B_ONLY},
+    # alerts: Managers of the connection's company
+    "billing_sync.alert": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
+                           "manager_b": B_ONLY, "admin_b": B_ONLY},
     # engagement rows follow their proposal: salespeople their own, Invoicing all
     "billing_sync.schedule.line": {"admin": {"own", "other"}, "invoicing": {"own", "other"},
                                    "salesman": {"own"}, "manager_b": set()},
@@ -90,6 +93,7 @@ CHANGES = {
     "billing_sync.link": {},  # the engine only, from the ledger's answers
     "billing_sync.inbox": {},  # the webhook endpoint and the pull only
     "billing_sync.conflict": {},  # the engine; people act through its button
+    "billing_sync.alert": {},  # the engine: raised and cleared by what it stops
     "billing_sync.schedule.line": {"salesman": "wc"},
     "billing_sync.milestone": {"salesman": "wcu"},
 }
@@ -250,6 +254,10 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                              "odoo_values": '{"email": "odoo@x.example"}',
                              "ledger_values": '{"email": "ledger@x.example"}'})
             for conn, partner in ((conn_a, partner_x), (conn_b, partner_b)))
+        Alert = env["billing_sync.alert"]
+        alert_a, alert_b = (Alert.create({"connection_id": conn.id, "error_class": "mapping",
+                                          "count": 1, "last_message": "matrix"})
+                            for conn in (conn_a, conn_b))
         Org = env["billing_sync.connection.org"]
         org_a = Org.create({"connection_id": conn_a.id, "org_id": "org-a", "name": "Org A"})
         org_b = Org.create({"connection_id": conn_b.id, "org_id": "org-b", "name": "Org B"})
@@ -295,6 +303,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                     lambda ln: ln.kind == "milestone")[:1]},
             "billing_sync.inbox": {"a": inbox_a, "b": inbox_b},
             "billing_sync.conflict": {"a": conflict_a, "b": conflict_b},
+            "billing_sync.alert": {"a": alert_a, "b": alert_b},
             "billing_sync.milestone": {"own": order_own.billing_sync_milestone_ids[:1],
                                        "other": order_other.billing_sync_milestone_ids[:1]},
         }
@@ -427,6 +436,9 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                                       "partner_id": self.partner_y.id, "group": "email",
                                       "decision": "ledger", "policy": "last",
                                       "odoo_values": '{"email": "attacker@evil.example"}'},
+            # a forged alert would tell an administrator a lie
+            "billing_sync.alert": {"connection_id": self.conn_a.id, "error_class": "other",
+                                   "last_message": "Pay invoice 42 to IBAN XX00 now"},
             "billing_sync.schedule.line": {
                 "order_id": self.rows["billing_sync.schedule.line"]["own"].order_id.id,
                 "kind": "period", "key": "matrix:1", "name": "Extra period", "date": today,
@@ -447,6 +459,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
         "billing_sync.link": {"ledger_number": "INV-FAKE"},
         "billing_sync.inbox": {"state": "done"},
         "billing_sync.conflict": {"odoo_values": '{"email": "attacker@evil.example"}'},
+        "billing_sync.alert": {"state": "closed"},
         "billing_sync.schedule.line": {"name": "Renamed line"},
         "billing_sync.milestone": {"name": "Renamed milestone"},
     }

@@ -78,7 +78,7 @@ class BillingSyncEdit(models.AbstractModel):
             reason = self._hold(link, move, "repost", [], self.env["billing_sync.link"])
             invoice_job = self._jobs(link.connection_id, move, "invoice", ("pending",))
             for job in invoice_job:
-                job._park(reason)
+                job._park(reason, decision=True)
 
     @api.model
     def _check_unlink(self, moves):
@@ -137,7 +137,7 @@ class BillingSyncEdit(models.AbstractModel):
                 # one ledger object still paying other invoices in Odoo: deleting it would
                 # take those too; a person changes its applications in the ledger
                 job = self._job(link, payment, REMOVE_PAYMENT, ids)
-                job._park(self.env._(
+                job._park(decision=True, reason=self.env._(
                     "%(doc)s was unmatched from %(invoice)s, but %(ledger)s holds it as one "
                     "payment that still pays %(others)s: nothing was changed there. Remove "
                     "%(invoice)s from the payment in %(ledger)s, then cancel this job.",
@@ -148,7 +148,7 @@ class BillingSyncEdit(models.AbstractModel):
             whole = set(ids) >= set(parts.values() or [link.ledger_id])
             if self._policy(payment) == "hold":
                 job = self._job(link, payment, REMOVE_PAYMENT, ids)
-                job._park(self.env._(
+                job._park(decision=True, reason=self.env._(
                     "%(doc)s %(what)s, but %(ledger)s still applies it "
                     "(%(amount)s). This company holds such edits for a person: nothing was "
                     "changed in %(ledger)s. Remove the payment there, then cancel this job; "
@@ -322,7 +322,7 @@ class BillingSyncEdit(models.AbstractModel):
             doc=move.display_name, what=self._event_text(event, total=move),
             ledger=ledger, held=self._held_text(link, move, payment_links))
         job = self._job(link, move, RETIRE, removed)
-        job._park(reason)
+        job._park(reason, decision=True)
         return reason
 
     @api.model

@@ -794,6 +794,8 @@ class BillingSyncJob(models.Model):
                 job._park(str(result.error), ledger=True, error=_ledger_error(result.error))
         done.write({"state": "done", "done_at": fields.Datetime.now(), "last_error": False,
                     "hint": False, "outcome_unknown": False, **_error_values(None)})
+        if done:
+            self.env["billing_sync.alert"].sudo()._settle(connection)
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()
@@ -914,6 +916,10 @@ class BillingSyncJob(models.Model):
                     **({"batch_key": False} if known or retire_key else {})})
         if dead:
             dead._tell_managers(reason)
+            for connection in dead.connection_id:
+                # a job given up alerts as any stopped one does
+                self.env["billing_sync.alert"].sudo()._raise(
+                    connection, outcome["error_class"] or "other", reason)
         for job in self - dead:
             again = {"last_error": reason, **outcome,
                      "next_attempt_at": fields.Datetime.now() + datetime.timedelta(
@@ -959,14 +965,17 @@ class BillingSyncJob(models.Model):
         superseded.write({"state": "cancelled"})
         return self - superseded
 
-    def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None, error=None):
+    def _park(self, reason, ledger=False, hint=None, sent=False, reason_class=None, error=None,
+              decision=False):
         """A refusal no retry can cure: keep the job for a person and tell them.
 
         A known refusal means the ledger created nothing under this job's idempotency
         key: the key is retired, so the next attempt (after a fix) sends a new one
         instead of having the ledger replay its refusal. ``sent``: the ledger holds the
         document, but not as Odoo does (``reason`` names both figures). ``error``: the
-        ledger's LedgerError, whose class and subject choose the hint."""
+        ledger's LedgerError, whose class and subject choose the hint. ``decision``: a
+        person decides for this very record (a held edit): an activity on it, rather than
+        the connection's alert for a kind of problem that may stop a hundred records."""
         self.ensure_one()
         if error is not None:
             hint = hint or hint_of(error.error_class, error.subject)
@@ -986,6 +995,7 @@ class BillingSyncJob(models.Model):
                                   ledger=self.connection_id.name, reason=reason,
                                   hint=hint if (ledger or hint != reason) else "")
             record.sudo().message_post(body=body)
+        if decision:
             responsible = (getattr(record, "invoice_user_id", False)
                            or getattr(record, "user_id", False)
                            or self.connection_id.connected_by_id)
@@ -993,7 +1003,13 @@ class BillingSyncJob(models.Model):
                 record.sudo().activity_unlink(["mail.mail_activity_data_warning"])
                 record.sudo().activity_schedule(
                     "mail.mail_activity_data_warning", user_id=responsible.id,
-                    summary=self.env._("Fix for %s", self.connection_id.name), note=hint)
+                    summary=self.env._("Decide for %s", self.connection_id.name), note=hint)
+            return
+        # one alert (and one activity) per connection and kind of problem, however many
+        # records it stops; it closes by itself once none is stuck (billing_sync.alert)
+        self.env["billing_sync.alert"].sudo()._raise(
+            self.connection_id, self.error_class or "other", reason,
+            hint if hint != reason else None)
 
     def _hold_for_mapping(self, reason):
         """Hold this job, unsent, until a mapping of its ledger is fixed.
@@ -1250,8 +1266,9 @@ class BillingSyncJob(models.Model):
         return True
 
     def action_cancel(self):
-        self._as_engine().filtered(lambda j: j.state in ("pending", "blocked", "dead")).write(
-            {"state": "cancelled"})
+        jobs = self._as_engine().filtered(lambda j: j.state in ("pending", "blocked", "dead"))
+        jobs.write({"state": "cancelled"})
+        self.env["billing_sync.alert"].sudo()._settle(jobs.connection_id)
         return True
 
     def action_open_record(self):

@@ -18,6 +18,10 @@ _HINTS = {
         "Map the product (or its category) to a revenue account the ledger accepts, or set "
         "the connection's default revenue account.",
     ("mapping", "item"): "Map the product to an item that exists and is active in the ledger.",
+    ("mapping", None): "Fix the mapping the message names (Billing Sync › Configuration › "
+                       "Mappings): what it stopped goes again by itself once it is saved.",
+    ("mismatch", None): "Compare the document in the ledger with Odoo's; correct the side "
+                        "that is wrong, then Retry.",
     ("duplicate", "contact"):
         "A contact with this name already exists in the ledger: give the partner a distinct "
         "name, or link it by its tax id or billing email.",

@@ -1,0 +1,98 @@
+"""Alerts (issue 19): one per connection and kind of problem, raised by the first change
+it stops, counted for the next, closed by itself when the cause clears."""
+
+from odoo import fields
+from odoo.tests import Form, TransactionCase, tagged
+
+from .test_outbound import OutboundMixin
+
+
+@tagged("post_install", "-at_install")
+class TestAlerts(OutboundMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_outbound()
+
+    def taxed_invoice(self, partner, tax):
+        form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))
+        form.partner_id = partner
+        form.invoice_date = fields.Date.today()
+        with form.invoice_line_ids.new() as line:
+            line.product_id = self.product
+            line.tax_ids.clear()
+            line.tax_ids.add(tax)
+        move = form.save()
+        move.action_post()
+        return move
+
+    def open_alerts(self, connection):
+        return self.env["billing_sync.alert"].search([("connection_id", "=", connection.id),
+                                                      ("state", "=", "open")])
+
+    def test_many_invoices_stopped_by_one_problem_make_one_alert_that_clears_itself(self):
+        connection = self.connected("xero")
+        unmapped = self.env["account.tax"].create({
+            "name": "Unmapped levy 7", "amount": 7, "type_tax_use": "sale"})
+        moves = self.env["account.move"]
+        for n in range(5):
+            moves |= self.taxed_invoice(self.partner(f"Levied {n} Ltd"), unmapped)
+        self.run_worker()
+        jobs = self.jobs(moves)
+        self.assertEqual(set(jobs.mapped("state")), {"blocked"})
+        self.assertEqual(set(jobs.mapped("error_class")), {"mapping"})
+        alert = self.open_alerts(connection)
+        self.assertEqual((len(alert), alert.error_class, alert.count), (1, "mapping", 5))
+        self.assertIn("Unmapped levy 7", alert.last_message)
+        self.assertIn("mapping", alert.hint.lower())
+        # one activity, for an administrator of the connection; none per invoice
+        self.assertEqual(alert.activity_id.res_id, connection.id)
+        self.assertIn(alert.activity_id.user_id, connection._admin_users())
+        self.assertEqual(len(connection.activity_ids.filtered(
+            lambda a: a.summary and "stops changes" in a.summary)), 1)
+        self.assertFalse(moves.activity_ids)
+        # another kind of problem is another alert
+        self.xero.faults.next("http500", count=10)
+        other = self.invoice(self.partner("Down Ltd"))
+        self.jobs(other).attempts = 7
+        self.run_worker()
+        self.xero.faults.clear()
+        self.assertEqual(self.jobs(other).state, "dead")
+        self.assertEqual(set(self.open_alerts(connection).mapped("error_class")),
+                         {"mapping", "network"})
+        # the fix: the tax mapped; the stopped invoices go, and the alert clears itself
+        ref = connection.reference_ids.filtered(lambda r: r.kind == "tax" and r.rate > 0)[:1]
+        unmapped.amount = ref.rate
+        self.env["billing_sync.mapping"].create({
+            "connection_id": connection.id, "kind": "tax", "tax_id": unmapped.id,
+            "tax_ref_id": ref.id})
+        self.run_worker()
+        self.assertEqual(set(jobs.mapped("state")), {"done"}, jobs.mapped("last_error"))
+        self.assertEqual(alert.state, "closed")
+        self.assertTrue(alert.closed_at)
+        self.assertFalse(alert.activity_id.exists(), "its activity is marked done")
+        # the job given up goes once the ledger is back: its alert clears too
+        self.assertEqual(self.open_alerts(connection).error_class, "network")
+        self.jobs(other).action_retry()
+        self.run_worker()
+        self.assertFalse(self.open_alerts(connection))
+        # a new problem of the same class later opens a new alert (and tells again)
+        again = self.taxed_invoice(self.partner("Levied again Ltd"), self.env[
+            "account.tax"].create({"name": "Unmapped levy 9", "amount": 9,
+                                   "type_tax_use": "sale"}))
+        self.run_worker()
+        self.assertEqual(self.jobs(again).state, "blocked")
+        fresh = self.open_alerts(connection).filtered(lambda a: a.error_class == "mapping")
+        self.assertEqual(fresh.count, 1)
+        self.assertNotEqual(fresh, alert)
+
+    def test_a_cancelled_job_clears_its_alert(self):
+        connection = self.connected("qbo")
+        unmapped = self.env["account.tax"].create({
+            "name": "Unmapped levy 8", "amount": 8, "type_tax_use": "sale"})
+        move = self.taxed_invoice(self.partner("Cancelled Ltd"), unmapped)
+        self.run_worker()
+        alert = self.open_alerts(connection)
+        self.assertEqual(alert.error_class, "mapping")
+        self.jobs(move).filtered(lambda j: j.state == "blocked").action_cancel()
+        self.assertEqual(alert.state, "closed")
