@@ -1,8 +1,7 @@
 """Alerts (issue 19): one per connection and kind of problem, raised by the first change
 it stops, counted for the next, closed by itself when the cause clears."""
 
-from odoo import fields
-from odoo.tests import Form, TransactionCase, tagged
+from odoo.tests import TransactionCase, tagged
 
 from .test_outbound import OutboundMixin
 
@@ -13,18 +12,6 @@ class TestAlerts(OutboundMixin, TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.setup_outbound()
-
-    def taxed_invoice(self, partner, tax):
-        form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))
-        form.partner_id = partner
-        form.invoice_date = fields.Date.today()
-        with form.invoice_line_ids.new() as line:
-            line.product_id = self.product
-            line.tax_ids.clear()
-            line.tax_ids.add(tax)
-        move = form.save()
-        move.action_post()
-        return move
 
     def open_alerts(self, connection):
         return self.env["billing_sync.alert"].search([("connection_id", "=", connection.id),

@@ -109,6 +109,19 @@ class OutboundMixin(LedgerSandboxMixin):
     def qbo_realm(self):
         return next(iter(self.qbo.realms))
 
+    def taxed_invoice(self, partner, tax):
+        """A posted invoice of one advisory day taxed with ``tax`` alone."""
+        form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))
+        form.partner_id = partner
+        form.invoice_date = fields.Date.today()
+        with form.invoice_line_ids.new() as line:
+            line.product_id = self.product
+            line.tax_ids.clear()
+            line.tax_ids.add(tax)
+        move = form.save()
+        move.action_post()
+        return move
+
     def request_count(self, provider):
         return getattr(self, provider).counters.snapshot()["total"]
 
@@ -316,16 +329,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
         refs = connection.reference_ids.filtered(lambda r: r.kind == "tax" and r.rate > 0)
         other_tax = self.env["account.tax"].create({
             "name": "Luxury levy 20", "amount": refs[0].rate, "type_tax_use": "sale"})
-        partner = self.partner("Strict Ltd")
-        form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))
-        form.partner_id = partner
-        form.invoice_date = fields.Date.today()
-        with form.invoice_line_ids.new() as line:
-            line.product_id = self.product
-            line.tax_ids.clear()
-            line.tax_ids.add(other_tax)
-        move = form.save()
-        move.action_post()
+        move = self.taxed_invoice(self.partner("Strict Ltd"), other_tax)
         before = self.request_count("xero")
         self.run_worker()
         job = self.jobs(move)

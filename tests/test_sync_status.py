@@ -1,9 +1,8 @@
 """Staff find invoices, payments and clients by ledger status (issue 19): the filters
 find exactly what the badge says, in the companies being worked in."""
 
-from odoo import fields
 from odoo.exceptions import UserError
-from odoo.tests import Form, TransactionCase, tagged
+from odoo.tests import TransactionCase, tagged
 
 from .test_outbound import OutboundMixin
 
@@ -29,15 +28,7 @@ class TestSyncStatusSearch(OutboundMixin, TransactionCase):
         differs = self.invoice(self.partner("Differs Ltd"))
         unmapped = self.env["account.tax"].create({
             "name": "Unmapped levy 7", "amount": 7, "type_tax_use": "sale"})
-        form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))
-        form.partner_id = self.partner("Blocked Ltd")
-        form.invoice_date = fields.Date.today()
-        with form.invoice_line_ids.new() as line:
-            line.product_id = self.product
-            line.tax_ids.clear()
-            line.tax_ids.add(unmapped)
-        blocked = form.save()
-        blocked.action_post()
+        blocked = self.taxed_invoice(self.partner("Blocked Ltd"), unmapped)
         self.run_worker()
         waiting = self.invoice(self.partner("Waiting Ltd"))
         draft = self.invoice(self.partner("Draft Ltd"), post=False)
