@@ -37,6 +37,7 @@
         "data/ir_cron_push.xml",
         "data/ir_cron_inbox.xml",
         "data/billing_sync_job_data.xml",
+        "views/billing_sync_dashboard_views.xml",
         "views/billing_sync_menus.xml",
         "views/billing_sync_inbound_views.xml",
         "views/billing_sync_alert_views.xml",

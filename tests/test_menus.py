@@ -5,6 +5,7 @@ from .common import ADMIN, MANAGER, USER, make_user
 
 ROOT = "billing_sync.menu_billing_sync_root"
 DASHBOARD = "billing_sync.menu_billing_sync_dashboard"
+PROPOSALS = "billing_sync.menu_billing_sync_proposals"
 CONFIGURATION = "billing_sync.menu_billing_sync_configuration"
 SETTINGS = "billing_sync.menu_billing_sync_settings"
 ALL = (ROOT, DASHBOARD, CONFIGURATION, SETTINGS)
@@ -27,11 +28,16 @@ class TestMenus(TransactionCase):
                 user = make_user(self.env, login, f"{group},{SALES}")
                 self.assertEqual(self._visible(user), {ROOT, DASHBOARD})
 
-    def test_dashboard_hidden_without_access_to_proposals(self):
-        # Odoo hides a menu whose records the user may not read, rather than
-        # showing an access error: billing users see only what they can read.
+    def test_billing_users_without_sales_rights_reach_the_dashboard(self):
         user = make_user(self.env, "menu_user_nosales", USER)
-        self.assertEqual(self._visible(user), set())
+        self.assertEqual(self._visible(user), {ROOT, DASHBOARD})
+        # Odoo hides a menu whose records the user may not read, rather than showing an
+        # access error: the accepted proposals are for those who read proposals
+        visible = self.env["ir.ui.menu"].with_user(user)._visible_menu_ids()
+        self.assertNotIn(self.env.ref(PROPOSALS).id, visible)
+        sales = make_user(self.env, "menu_user_sales", f"{USER},{SALES}")
+        self.assertIn(self.env.ref(PROPOSALS).id,
+                      self.env["ir.ui.menu"].with_user(sales)._visible_menu_ids())
 
     def test_settings_administrator_sees_configuration(self):
         admin = make_user(self.env, "menu_sysadmin", f"base.group_system,{SALES}")
@@ -46,10 +52,10 @@ class TestMenus(TransactionCase):
         with self.assertRaises(AccessError):
             self.env["res.config.settings"].with_user(user).create({})
 
-    def test_billing_user_with_sales_rights_opens_dashboard(self):
+    def test_billing_user_with_sales_rights_opens_the_proposals(self):
         user = make_user(self.env, "menu_sales", f"{USER},{SALES}")
         action = self.env["ir.actions.actions"].with_user(user)._for_xml_id(
-            "billing_sync.action_billing_sync_dashboard"
+            "billing_sync.action_billing_sync_proposals"
         )
         self.assertEqual(action["res_model"], "sale.order")
         # the domain the web client will apply runs for that user

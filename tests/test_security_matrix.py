@@ -74,6 +74,10 @@ READS = {
     # alerts: Managers of the connection's company
     "billing_sync.alert": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
                            "manager_b": B_ONLY, "admin_b": B_ONLY},
+    # how each connection is doing: every Billing Sync user of its company
+    "billing_sync.dashboard": {"user": A_ONLY, "manager": A_ONLY, "admin": A_ONLY,
+                               "sysadmin": A_ONLY, "salesman": A_ONLY,
+                               "manager_b": B_ONLY, "admin_b": B_ONLY},
     # engagement rows follow their proposal: salespeople their own, Invoicing all
     "billing_sync.schedule.line": {"admin": {"own", "other"}, "invoicing": {"own", "other"},
                                    "salesman": {"own"}, "manager_b": set()},
@@ -94,6 +98,7 @@ CHANGES = {
     "billing_sync.inbox": {},  # the webhook endpoint and the pull only
     "billing_sync.conflict": {},  # the engine; people act through its button
     "billing_sync.alert": {},  # the engine: raised and cleared by what it stops
+    "billing_sync.dashboard": {},  # a database view: read only
     "billing_sync.schedule.line": {"salesman": "wc"},
     "billing_sync.milestone": {"salesman": "wcu"},
 }
@@ -304,6 +309,9 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
             "billing_sync.inbox": {"a": inbox_a, "b": inbox_b},
             "billing_sync.conflict": {"a": conflict_a, "b": conflict_b},
             "billing_sync.alert": {"a": alert_a, "b": alert_b},
+            "billing_sync.dashboard": {
+                "a": env["billing_sync.dashboard"].browse(conn_a.id),
+                "b": env["billing_sync.dashboard"].browse(conn_b.id)},
             "billing_sync.milestone": {"own": order_own.billing_sync_milestone_ids[:1],
                                        "other": order_other.billing_sync_milestone_ids[:1]},
         }
@@ -436,6 +444,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                                       "partner_id": self.partner_y.id, "group": "email",
                                       "decision": "ledger", "policy": "last",
                                       "odoo_values": '{"email": "attacker@evil.example"}'},
+            "billing_sync.dashboard": {"connection_name": "Forged ledger"},
             # a forged alert would tell an administrator a lie
             "billing_sync.alert": {"connection_id": self.conn_a.id, "error_class": "other",
                                    "last_message": "Pay invoice 42 to IBAN XX00 now"},
@@ -460,6 +469,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
         "billing_sync.inbox": {"state": "done"},
         "billing_sync.conflict": {"odoo_values": '{"email": "attacker@evil.example"}'},
         "billing_sync.alert": {"state": "closed"},
+        "billing_sync.dashboard": {"backlog": 0},
         "billing_sync.schedule.line": {"name": "Renamed line"},
         "billing_sync.milestone": {"name": "Renamed milestone"},
     }

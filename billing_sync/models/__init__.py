@@ -22,3 +22,4 @@ from . import billing_sync_inbox
 from . import billing_sync_inbound
 from . import billing_sync_conflict
 from . import billing_sync_alert
+from . import billing_sync_dashboard

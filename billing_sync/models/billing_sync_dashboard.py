@@ -1,0 +1,72 @@
+from odoo import fields, models, tools
+
+from ..services.ledger import PROVIDERS
+
+STATES = [("draft", "Not connected"), ("choose_org", "Choose organisation"),
+          ("connected", "Connected"), ("needs_reconnect", "Needs reconnect"),
+          ("disconnected", "Disconnected")]
+
+
+class BillingSyncDashboard(models.Model):
+    """How each ledger connection is doing, one row per active connection: a database
+    view every Billing Sync user reads for the companies they work in (a connection's own
+    form is for Administrators). Nothing here is written."""
+
+    _name = "billing_sync.dashboard"
+    _description = "Ledger sync dashboard"
+    _auto = False
+    _order = "company_id, id"
+    _rec_name = "connection_name"
+
+    connection_name = fields.Char(string="Ledger", readonly=True)
+    provider = fields.Selection(PROVIDERS, readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
+    state = fields.Selection(STATES, readonly=True)
+    last_push_at = fields.Datetime(string="Last successful push", readonly=True)
+    last_pull_at = fields.Datetime(string="Last pull", readonly=True)
+    backlog = fields.Integer(string="Changes to send", readonly=True)
+    oldest_pending_at = fields.Datetime(string="Oldest waiting since", readonly=True)
+    inbox_backlog = fields.Integer(string="Ledger changes to apply", readonly=True)
+    to_fix = fields.Integer(string="Needs a fix", readonly=True,
+                            help="Changes stopped for a person (blocked or given up).")
+    failures_24h = fields.Integer(string="Failures (24 h)", readonly=True,
+                                  help="Changes that met a problem in the last 24 hours.")
+    open_alerts = fields.Integer(string="Open alerts", readonly=True)
+    mismatches = fields.Integer(string="Ledger differs", readonly=True,
+                                help="Documents whose ledger figures differ from Odoo's.")
+
+    def init(self):
+        tools.drop_view_if_exists(self.env.cr, self._table)
+        self.env.cr.execute("""
+            CREATE VIEW billing_sync_dashboard AS
+            SELECT c.id, c.name AS connection_name, c.provider, c.company_id, c.state,
+                   c.pulled_at AS last_pull_at,
+                   (SELECT max(j.done_at) FROM billing_sync_job j
+                     WHERE j.connection_id = c.id AND j.state = 'done') AS last_push_at,
+                   (SELECT count(*) FROM billing_sync_job j
+                     WHERE j.connection_id = c.id AND j.state IN ('pending', 'started'))
+                       AS backlog,
+                   (SELECT min(j.create_date) FROM billing_sync_job j
+                     WHERE j.connection_id = c.id AND j.state IN ('pending', 'started'))
+                       AS oldest_pending_at,
+                   (SELECT count(*) FROM billing_sync_inbox i
+                     WHERE i.connection_id = c.id AND i.state = 'pending') AS inbox_backlog,
+                   (SELECT count(*) FROM billing_sync_job j
+                     WHERE j.connection_id = c.id AND j.state IN ('blocked', 'dead'))
+                       AS to_fix,
+                   (SELECT count(*) FROM billing_sync_job j
+                     WHERE j.connection_id = c.id AND j.error_class IS NOT NULL
+                       AND j.state != 'cancelled'
+                       AND j.write_date > (now() AT TIME ZONE 'UTC') - interval '24 hours')
+                       + (SELECT count(*) FROM billing_sync_inbox i
+                           WHERE i.connection_id = c.id AND i.error_class IS NOT NULL
+                             AND i.write_date > (now() AT TIME ZONE 'UTC')
+                                                - interval '24 hours') AS failures_24h,
+                   (SELECT count(*) FROM billing_sync_alert a
+                     WHERE a.connection_id = c.id AND a.state = 'open') AS open_alerts,
+                   (SELECT count(*) FROM billing_sync_link l
+                     WHERE l.connection_id = c.id AND l.active AND l.sync_state = 'mismatch')
+                       AS mismatches
+              FROM billing_sync_connection c
+             WHERE c.active
+        """)
