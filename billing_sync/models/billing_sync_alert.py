@@ -48,7 +48,6 @@ class BillingSyncAlert(models.Model):
         one opens the alert and tells the connection's responsible at once (an activity:
         Odoo's notification and e-mail); the next ones only count."""
         now = fields.Datetime.now()
-        self.flush_model()
         alert = self.search([("connection_id", "=", connection.id),
                              ("error_class", "=", error_class), ("state", "=", "open")],
                             limit=1)
@@ -81,10 +80,8 @@ class BillingSyncAlert(models.Model):
                                    ("state", "=", "open")])
         if not open_alerts:
             return
-        Job = self.env["billing_sync.job"]
-        Job.flush_model(["state", "error_class", "connection_id"])
         stuck = {(group["connection_id"][0], group["error_class"])
-                 for group in Job.read_group(
+                 for group in self.env["billing_sync.job"].read_group(
                      [("connection_id", "in", connections.ids), ("state", "in", UNSETTLED),
                       ("error_class", "!=", False)],
                      ["connection_id", "error_class"], ["connection_id", "error_class"],

@@ -207,7 +207,6 @@ class BillingSyncInbox(models.Model):
             if wait <= 0:
                 return rows
             rows._put_off(wait)
-            rows.flush_recordset()
             skipped.append(connection.id)
 
     def _apply(self):

@@ -317,6 +317,19 @@ def _chunks(seq, size):
     return [seq[i:i + size] for i in range(0, len(seq), size)]
 
 
+def _given_ids(ids):
+    """The QuickBooks Ids ``ids`` name, as text (what names none left out)."""
+    return {str(given_id(i)) for i in ids or () if given_id(i)}
+
+
+def _by_id_queries(entity, ids):
+    """The query statements reading the ``entity`` objects of ``ids`` (Id texts), in Id
+    order: one per IN_LIST_MAX of them, inactive customers included."""
+    also = "Active IN (true, false)" if entity == "Customer" else ""
+    return [payloads.select_in(entity, "Id", chunk, also=also, max_results=PAGE)
+            for chunk in _chunks(sorted(ids, key=_id_order), IN_LIST_MAX)]
+
+
 def _id_order(value):
     text = str(value)
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
@@ -759,15 +772,9 @@ class QboAdapter(LedgerAdapter):
         A lone query goes alone (POST /query), as read_<kind> sends it. A query QuickBooks
         refuses within the batch refuses the whole read (LedgerRejected, its message)."""
         what = "Reading what QuickBooks announced"
-        queries, asked = [], {}
-        for kind, ids in wanted.items():
-            ids = sorted({str(given_id(i)) for i in ids or () if given_id(i)}, key=_id_order)
-            asked[kind] = set(ids)
-            entity = _READ_ENTITIES[kind]
-            also = "Active IN (true, false)" if entity == "Customer" else ""
-            queries += [(kind, payloads.select_in(entity, "Id", chunk, also=also,
-                                                  max_results=PAGE))
-                        for chunk in _chunks(ids, IN_LIST_MAX)]
+        asked = {kind: _given_ids(ids) for kind, ids in wanted.items()}
+        queries = [(kind, query) for kind, ids in asked.items()
+                   for query in _by_id_queries(_READ_ENTITIES[kind], ids)]
         if len(queries) <= 1:
             return super().read_changed(access_token, org_id, wanted)
         qb = self.client(access_token, org_id)
@@ -794,7 +801,7 @@ class QboAdapter(LedgerAdapter):
     def _read_states(self, access_token, org_id, entity, ids, what):
         """{Id: state} of the ``entity`` objects ``ids`` name, as _states makes them, keyed
         by the Id text; no request at all when no id can be a QuickBooks one."""
-        wanted = {str(given_id(i)) for i in ids or () if given_id(i)}
+        wanted = _given_ids(ids)
         if not wanted:
             return {}
         qb = self.client(access_token, org_id)
@@ -1235,11 +1242,8 @@ class QboAdapter(LedgerAdapter):
 
     def _read_many(self, qb, entity, ids, what):
         """{Id: entity} for ids, one query per 50 ids (inactive customers included)."""
-        ids = sorted({str(i) for i in ids if i}, key=_id_order)
         out = {}
-        for chunk in _chunks(ids, IN_LIST_MAX):
-            also = "Active IN (true, false)" if entity == "Customer" else ""
-            statement = payloads.select_in(entity, "Id", chunk, also=also, max_results=PAGE)
+        for statement in _by_id_queries(entity, {str(i) for i in ids if i}):
             answer = self._send(qb, "query", statement, what, content_type="application/text")
             for row in _rows(answer, entity, what):
                 out[str(row["Id"])] = row
