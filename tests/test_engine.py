@@ -429,6 +429,10 @@ class TestEngine(OutboundMixin, TransactionCase):
         connection, contact_id, invoice_id = self.linked_invoice("xero")
         with self.assertRaises(ValidationError):
             connection.inbound_gather_seconds = 301
+        # an Administrator's setting: a Manager (who retries jobs) cannot slow the sync
+        manager = make_user(self.env, "gather_manager", MANAGER)
+        with self.assertRaises(AccessError):
+            connection.with_user(manager).write({"inbound_gather_seconds": 300})
         connection.inbound_gather_seconds = 5
         self.env.cr.execute("DELETE FROM billing_sync_rate_call")
         cron = self.env.ref("billing_sync.ir_cron_apply_inbox")
