@@ -41,6 +41,9 @@
         "views/billing_sync_menus.xml",
         "views/billing_sync_inbound_views.xml",
         "views/billing_sync_alert_views.xml",
+        "views/billing_sync_audit_views.xml",
+        "wizard/billing_sync_audit_export_views.xml",
+        "data/billing_sync_audit_data.xml",
     ],
     "demo": [
         "demo/billing_sync_demo.xml",

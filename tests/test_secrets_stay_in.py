@@ -9,6 +9,8 @@ import os
 from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
+from odoo.addons.billing_sync.services.webhooks import WebhookEvent
+
 from .test_outbound import OutboundMixin
 
 # libraries that log requests at DEBUG; set explicitly, whatever the log configuration
@@ -42,6 +44,11 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
         self.invoice(partner)
         self.run_worker()
         getattr(self, provider).faults.clear()
+        # a ledger change read back and applied (the inbound flow)
+        contact = self.env["billing_sync.link"]._of(connection, partner)
+        self.env["billing_sync.inbox"]._receive(connection, [WebhookEvent(
+            connection.org_id, "contact", contact.ledger_id, "update", f"secret-{provider}")])
+        self.apply_inbox()
         connection.action_test_connection()
         return connection
 
@@ -104,6 +111,14 @@ class TestSecretsStayIn(OutboundMixin, TransactionCase):
                   or f in ("client_secret", "webhook_key")]
         places["connection export"] = repr(connections.export_data(fnames)["datas"])
         places["connection read"] = repr(connections.read(fnames))
+        audit = self.env["billing_sync.audit.log"].with_context(active_test=False).search([])
+        self.assertTrue(audit.filtered(lambda e: e.direction == "inbound"), "both ways ran")
+        places["audit trail"] = repr(audit.read())
+        export = self.env["billing_sync.audit.export"].create({"file_format": "csv"})
+        export.action_export()
+        places["audit export"] = base64.b64decode(export.data).decode("utf-8-sig")
+        places["inbox"] = repr(self.env["billing_sync.inbox"].search([]).read())
+        places["alerts"] = repr(self.env["billing_sync.alert"].search([]).read())
         places["activities"] = "\n".join(
             f"{a.summary} {a.note}" for a in self.env["mail.activity"].search([]))
         for where, text in places.items():

@@ -74,6 +74,9 @@ READS = {
     # alerts: Managers of the connection's company
     "billing_sync.alert": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
                            "manager_b": B_ONLY, "admin_b": B_ONLY},
+    # the audit trail: Managers (and Administrators) of the connection's company
+    "billing_sync.audit.log": {"manager": A_ONLY, "admin": A_ONLY, "sysadmin": A_ONLY,
+                               "manager_b": B_ONLY, "admin_b": B_ONLY},
     # how each connection is doing: every Billing Sync user of its company
     "billing_sync.dashboard": {"user": A_ONLY, "manager": A_ONLY, "admin": A_ONLY,
                                "sysadmin": A_ONLY, "salesman": A_ONLY,
@@ -98,6 +101,7 @@ CHANGES = {
     "billing_sync.inbox": {},  # the webhook endpoint and the pull only
     "billing_sync.conflict": {},  # the engine; people act through its button
     "billing_sync.alert": {},  # the engine: raised and cleared by what it stops
+    "billing_sync.audit.log": {},  # append-only, by the engine; nobody changes an entry
     "billing_sync.dashboard": {},  # a database view: read only
     "billing_sync.schedule.line": {"salesman": "wc"},
     "billing_sync.milestone": {"salesman": "wcu"},
@@ -263,6 +267,10 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
         alert_a, alert_b = (Alert.create({"connection_id": conn.id, "error_class": "mapping",
                                           "count": 1, "last_message": "matrix"})
                             for conn in (conn_a, conn_b))
+        audit_a, audit_b = (env["billing_sync.audit.log"]._log([{
+            "company_id": conn.company_id.id, "connection_id": conn.id,
+            "direction": "outbound", "outcome": "in_ledger", "initiated_by": "cron",
+            "record_name": "matrix"}]) for conn in (conn_a, conn_b))
         Org = env["billing_sync.connection.org"]
         org_a = Org.create({"connection_id": conn_a.id, "org_id": "org-a", "name": "Org A"})
         org_b = Org.create({"connection_id": conn_b.id, "org_id": "org-b", "name": "Org B"})
@@ -309,6 +317,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
             "billing_sync.inbox": {"a": inbox_a, "b": inbox_b},
             "billing_sync.conflict": {"a": conflict_a, "b": conflict_b},
             "billing_sync.alert": {"a": alert_a, "b": alert_b},
+            "billing_sync.audit.log": {"a": audit_a, "b": audit_b},
             "billing_sync.dashboard": {
                 "a": env["billing_sync.dashboard"].browse(conn_a.id),
                 "b": env["billing_sync.dashboard"].browse(conn_b.id)},
@@ -448,6 +457,10 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
             # a forged alert would tell an administrator a lie
             "billing_sync.alert": {"connection_id": self.conn_a.id, "error_class": "other",
                                    "last_message": "Pay invoice 42 to IBAN XX00 now"},
+            # a forged entry would rewrite history
+            "billing_sync.audit.log": {"company_id": self.company_a.id,
+                                       "direction": "inbound", "outcome": "applied",
+                                       "initiated_by": "xero", "record_name": "Forged"},
             "billing_sync.schedule.line": {
                 "order_id": self.rows["billing_sync.schedule.line"]["own"].order_id.id,
                 "kind": "period", "key": "matrix:1", "name": "Extra period", "date": today,
@@ -469,6 +482,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
         "billing_sync.inbox": {"state": "done"},
         "billing_sync.conflict": {"odoo_values": '{"email": "attacker@evil.example"}'},
         "billing_sync.alert": {"state": "closed"},
+        "billing_sync.audit.log": {"outcome": "applied"},
         "billing_sync.dashboard": {"backlog": 0},
         "billing_sync.schedule.line": {"name": "Renamed line"},
         "billing_sync.milestone": {"name": "Renamed milestone"},

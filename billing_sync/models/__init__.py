@@ -16,6 +16,7 @@ from . import billing_sync_mapping_health
 from . import billing_sync_record_access
 from . import billing_sync_link
 from . import billing_sync_job
+from . import billing_sync_job_bulk
 from . import billing_sync_push
 from . import billing_sync_edit
 from . import billing_sync_inbox
@@ -23,3 +24,4 @@ from . import billing_sync_inbound
 from . import billing_sync_conflict
 from . import billing_sync_alert
 from . import billing_sync_dashboard
+from . import billing_sync_audit_log

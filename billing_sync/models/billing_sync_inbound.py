@@ -1,3 +1,4 @@
+import contextlib
 import json
 from typing import NamedTuple
 
@@ -44,6 +45,19 @@ class BillingSyncInbound(models.AbstractModel):
     _name = "billing_sync.inbound"
     _description = "Ledger changes applied to Odoo"
 
+    @contextlib.contextmanager
+    def _savepoint(self):
+        """A savepoint for applying one ledger object: rolled back, it takes the audit
+        notes of what it wrote with it."""
+        Audit = self.env["billing_sync.audit.log"]
+        mark = len(Audit._notes())
+        try:
+            with self.env.cr.savepoint():
+                yield
+        except Exception:
+            Audit._drop_notes(mark=mark)
+            raise
+
     @api.model
     def _apply_contacts(self, connection, states):
         """Apply ``states`` ({ledger id: ContactState}, read from ``connection``'s ledger)
@@ -78,7 +92,11 @@ class BillingSyncInbound(models.AbstractModel):
                 if decision.conflict:
                     self._note_conflict(connection, partner, decision, policies)
             if taken:
-                self._write_contact(partner, taken, send=False, ledger=connection.name)
+                before, after = self._write_contact(partner, taken, send=False,
+                                                    ledger=connection.name)
+                if after:
+                    self.env["billing_sync.audit.log"]._note_change(
+                        connection, "contact", link.ledger_id, partner, before, after)
             if any(d.winner == "odoo" for d in decisions):
                 # Odoo owns it (or changed it last): the ledger gets Odoo's value back
                 self.env["billing_sync.job"].sudo()._enqueue(partner, "contact")
@@ -127,14 +145,18 @@ class BillingSyncInbound(models.AbstractModel):
                  ("code", "=ilike", values["state"] or "")], limit=1) if values["state"] else None
             vals["state_id"] = state.id if state else False
         if not vals:
-            return
+            return {}, {}
+        before = {name: _shown(partner[name]) for name in vals}
         target = partner if send else partner.with_context(billing_sync_no_push=True)
         target.write(vals)
+        after = {name: _shown(partner[name]) for name in vals}
         if ledger:
             labels = [partner._fields[f].get_description(self.env)["string"] for f in vals]
             partner.message_post(body=self.env._(
                 "Updated from %(ledger)s: %(fields)s.", ledger=ledger,
                 fields=", ".join(labels)))
+        changed = [name for name in vals if before[name] != after[name]]
+        return ({n: before[n] for n in changed}, {n: after[n] for n in changed})
 
     @api.model
     def _note_conflict(self, connection, partner, decision, policies):
@@ -164,7 +186,7 @@ class BillingSyncInbound(models.AbstractModel):
         for ledger_id in asked:
             state, link = states.get(ledger_id), links.get(ledger_id)
             try:
-                with self.env.cr.savepoint():
+                with self._savepoint():
                     if state is None or state.deleted:
                         if link:
                             self._payment_removed(connection, link, ledger_id)
@@ -299,6 +321,11 @@ class BillingSyncInbound(models.AbstractModel):
             body += " " + self.env._("It also pays %(count)s invoice(s) Odoo does not hold; "
                                      "that part is not in this payment.", count=len(left_out))
         payment.message_post(body=body)
+        self.env["billing_sync.audit.log"]._note_change(
+            connection, "payment", state.ledger_id, payment, None, {
+                "amount": float(amount), "currency": currency.name, "date": payment.date,
+                "journal": journal.name, "state": payment.state,
+                "invoices": [moves[i].name for i in order]})
         for iid in order:
             moves[iid].message_post(body=self.env._(
                 "Paid in %(ledger)s: %(amount)s (%(payment)s).", ledger=ledger,
@@ -392,6 +419,10 @@ class BillingSyncInbound(models.AbstractModel):
             del parts[invoice_id]
             link.write({"ledger_parts": ",".join(f"{k}:{v}" for k, v in parts.items()),
                         "ledger_id": next(iter(parts.values()))})
+            if move:
+                self.env["billing_sync.audit.log"]._note_change(
+                    connection, "payment", ledger_id, payment,
+                    {"invoices": [move.name]}, {"invoices": []})
             return
         if payment and payment.state != "canceled":
             invoices = payment.reconciled_invoice_ids | payment.invoice_ids
@@ -403,6 +434,9 @@ class BillingSyncInbound(models.AbstractModel):
                     self.env._("Deleted in %(ledger)s: cancelled here, nothing is paid by it "
                                "any more.", ledger=ledger))
             payment.message_post(body=text)
+            self.env["billing_sync.audit.log"]._note_change(
+                connection, "payment", ledger_id, payment, {"state": "paid"},
+                {"state": payment.state})
             for move in invoices.filtered(lambda m: m.move_type == "out_invoice"):
                 move.message_post(body=self.env._(
                     "%(ledger)s no longer holds %(payment)s: it was cancelled here.",
@@ -438,7 +472,7 @@ class BillingSyncInbound(models.AbstractModel):
                 failures[iid] = Failure("\n".join(f.text for f in wrong), wrong[0].error_class)
             elif states[iid].status in ("voided", "deleted"):
                 try:
-                    with self.env.cr.savepoint():
+                    with self._savepoint():
                         self._document_voided(connection, moves[iid], states[iid])
                 except (UserError, ValidationError) as exc:
                     failures[iid] = _failure(exc)
@@ -470,6 +504,7 @@ class BillingSyncInbound(models.AbstractModel):
             return
         ledger = connection.name
         quiet = move.with_context(billing_sync_no_push=True)
+        reversal = None
         if move._get_reconciled_payments():
             raise NotApplied(self.env._(
                 "%(ledger)s voided %(invoice)s, but Odoo still has payments matched with it "
@@ -490,8 +525,12 @@ class BillingSyncInbound(models.AbstractModel):
                                                   move._affect_tax_report())}], cancel=True)
             text = self.env._("Voided in %(ledger)s: its period is locked, so it was "
                               "reversed by %(credit)s.", ledger=ledger, credit=reversal.name)
-        self.env["billing_sync.link"].sudo()._of(connection, move).write({"active": False})
+        link = self.env["billing_sync.link"].sudo()._of(connection, move)
+        link.write({"active": False})
         move.message_post(body=text)
+        self.env["billing_sync.audit.log"]._note_change(
+            connection, link.ledger_type, link.ledger_id, move, {"state": "posted"},
+            {"state": move.state, "reversed_by": reversal.name if reversal else None})
 
     @api.model
     def _check_amount_due(self, connection, move, state):
@@ -515,7 +554,12 @@ class BillingSyncInbound(models.AbstractModel):
         elif due == odoo and link.sync_state == "mismatch" and (
                 link.mismatch or "").startswith(prefix):
             values.update(sync_state="synced", mismatch=False)
+        before = {name: link[name] for name in ("sync_state", "ledger_amount_due")}
         link.write(values)
+        after = {name: link[name] for name in ("sync_state", "ledger_amount_due")}
+        if after != before:
+            self.env["billing_sync.audit.log"]._note_change(
+                connection, "invoice", link.ledger_id, move, before, after)
 
 
     # ------------------------------------------------------------------ credit notes
@@ -534,7 +578,7 @@ class BillingSyncInbound(models.AbstractModel):
         for ledger_id in asked:
             state, link = states.get(ledger_id), links.get(ledger_id)
             try:
-                with self.env.cr.savepoint():
+                with self._savepoint():
                     if state is None or state.status in ("voided", "deleted"):
                         if link:
                             move = self.env["account.move"].sudo().browse(link.res_id).exists()
@@ -586,6 +630,10 @@ class BillingSyncInbound(models.AbstractModel):
                                          "ledger_tax": float(state.tax)})
         credit.message_post(body=self.env._("Made in %(ledger)s as %(number)s.",
                                             ledger=ledger, number=state.number or ""))
+        self.env["billing_sync.audit.log"]._note_change(
+            connection, "credit_note", state.ledger_id, credit, None, {
+                "name": credit.name, "total": float(total), "tax": float(tax),
+                "currency": currency.name, "invoices": [moves[i].name for i in known]})
 
     @api.model
     def _apply_credit(self, connection, credit, known, moves, number):
@@ -703,6 +751,13 @@ class BillingSyncInbound(models.AbstractModel):
                              limit=1).tax_id
         values["tax_ids"] = [fields.Command.set(tax.ids)]
         return values
+
+def _shown(value):
+    """A field value as the audit trail shows it (a record by its name)."""
+    if isinstance(value, models.BaseModel):
+        return value.display_name or False
+    return value
+
 
 def _payment_snapshot(state):
     """What the ledger said of a payment Odoo took from it (JSON): a later read that says

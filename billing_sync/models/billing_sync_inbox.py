@@ -220,6 +220,8 @@ class BillingSyncInbox(models.Model):
         wanted = {kind: sorted(set(self.filtered(lambda r, k=kind: r.kind == k)
                                    .mapped("ledger_id")))
                   for kind in APPLIED_KINDS if kind in self.mapped("kind")}
+        started = time.monotonic()
+        self.env["billing_sync.audit.log"]._drop_notes(connection)
         with self._read_failures(connection, self):
             adapter = connection._adapter()
             token = connection._access_token()
@@ -230,7 +232,7 @@ class BillingSyncInbox(models.Model):
                 rows = self.filtered(lambda r, k=kind: r.kind == k)
                 with self._read_failures(connection, rows):
                     rows._applied(*self._apply_kind(connection, adapter, token, kind,
-                                                    states.get(kind, {}), ids))
+                                                    states.get(kind, {}), ids), started)
 
     @api.model
     def _apply_kind(self, connection, adapter, token, kind, states, ids):
@@ -266,10 +268,11 @@ class BillingSyncInbox(models.Model):
         except (LedgerError, UserError) as exc:
             rows._failed(str(exc), getattr(exc, "error_class", None) or "validation")
 
-    def _applied(self, failures, later):
+    def _applied(self, failures, later, started=None):
         """These rows were read and applied, but for ``failures`` ({ledger id: Failure}:
         noted on the connection the first time, then retried with backoff) and ``later``
-        ({ledger id: reason}: read again soon, with backoff)."""
+        ({ledger id: reason}: read again soon, with backoff). What the applied ones wrote
+        goes to the audit trail (``started``: time.monotonic() when their read began)."""
         connection = self.connection_id
         waiting = self.filtered(lambda r: r.ledger_id in later)
         for ledger_id, reason in later.items():
@@ -281,9 +284,10 @@ class BillingSyncInbox(models.Model):
                 # the first time: where the administrator looks (then the inbox row)
                 connection._note(body=failure.text)
             rows._failed(failure.text, failure.error_class)
-        (self - waiting).filtered(lambda r: r.ledger_id not in failures).write({
-            "state": "done", "applied_at": fields.Datetime.now(), "last_error": False,
-            "error_class": False})
+        done = (self - waiting).filtered(lambda r: r.ledger_id not in failures)
+        done.write({"state": "done", "applied_at": fields.Datetime.now(), "last_error": False,
+                    "error_class": False})
+        self.env["billing_sync.audit.log"]._record_ledger_changes(connection, done, started)
 
     # ------------------------------------------------------------------ the pull
     @api.model
@@ -334,9 +338,14 @@ class BillingSyncInbox(models.Model):
                     "The last pull was too long ago for %(ledger)s to list its changes (it "
                     "keeps 30 days of them): everything was read again instead.",
                     ledger=connection.name))
+            Audit = self.env["billing_sync.audit.log"]
+            Audit._drop_notes(connection)
+            started = time.monotonic()
             apply(connection, changes, lambda wanted: paced(
                 _pacer(connection), adapter, adapter.read_payments, token, connection.org_id,
                 wanted, batch=False))
+            # what the pull changed in Odoo (its done rows are kept, not logged one by one)
+            Audit._record_ledger_changes(connection, started=started)
         except BudgetExhausted:
             return True  # the next run
         except AuthorizationRevoked as exc:
@@ -418,6 +427,7 @@ class BillingSyncInbox(models.Model):
             values = {"attempts": attempts, "last_error": reason, "error_class": error_class}
             if backoff.is_dead(attempts):
                 row.write({**values, "state": "failed"})
+                self.env["billing_sync.audit.log"]._record_not_applied(row)
             else:
                 row._put_off(backoff.retry_delay(attempts), values)
 

@@ -689,7 +689,18 @@ class BillingSyncJob(models.Model):
             self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [LEASE_LOCKS, lease])
 
     def _send_batch(self):
-        """Push one claimed batch and record every outcome."""
+        """Push one claimed batch and record every outcome: on the jobs, the links and the
+        records (_send_and_record), then in the audit trail, with what the ledger held
+        before and after, the key sent and how long it took."""
+        Audit = self.env["billing_sync.audit.log"]
+        started, keys = time.monotonic(), {job.id: job.batch_key for job in self}
+        before = Audit._link_states(self)
+        status = self._send_and_record()
+        Audit._record_pushes(self, keys, before, started, status)
+
+    def _send_and_record(self):
+        """Push one claimed batch and record every outcome; the HTTP status of the
+        ledger's answer, when it gave one."""
         connection = self.connection_id
         kind = self[0].kind
         builder = self.env["billing_sync.push"].with_context(billing_sync_no_push=True)
@@ -707,13 +718,13 @@ class BillingSyncJob(models.Model):
                     job._park(reason)
             sent = {item.key for item in items}
             if self.env.context.get("billing_sync_replay") and self._replay_differs(key, sent):
-                return
+                return None
             results = self._push(connection, adapter, pacer, kind, items, key) if items else []
         except BudgetExhausted as exc:
             # no call left soon in the organisation's budget (shared with every worker):
             # the jobs go back, due when it frees, rather than wait here claimed
             self.filtered(lambda j: j.state == "started")._give_back(exc.wait)
-            return
+            return None
         except RateLimited as exc:
             # planned wait: the ledger said when (or documents "a minute": one
             # minute of this connection's rate-limit window); not an attempt. Every worker
@@ -721,14 +732,14 @@ class BillingSyncJob(models.Model):
             wait = (connection.rate_window_seconds or 60.0) if exc.assumed else exc.retry_after
             pacer.block(wait)
             self.filtered(lambda j: j.state == "started")._give_back(wait, str(exc), exc)
-            return
+            return None
         except AuthorizationRevoked as exc:
             # the connection now needs a person: its jobs wait, attempts unspent, and are
             # claimed again once it is connected (one message on the connection, not one
             # per job)
             connection.sudo()._needs_reconnect(exc.message)
             self.filtered(lambda j: j.state == "started")._give_back(0, str(exc), exc)
-            return
+            return None
         except (LedgerError, UserError) as exc:
             connection.invalidate_recordset(["state"])
             if connection.state != "connected":
@@ -736,12 +747,12 @@ class BillingSyncJob(models.Model):
                 # wait for the reconnect, attempts unspent
                 self.filtered(lambda j: j.state == "started")._give_back(
                     0, str(exc), _ledger_error(exc) or "authentication")
-                return
+                return None
             # LedgerAnswerInvalid included: an answer that cannot be believed leaves the
             # outcome unknown, and the batch goes again under its key (the ledger replays)
             self.filtered(lambda j: j.state == "started")._retry_later(
                 str(exc), error=_ledger_error(exc) or "other")
-            return
+            return None
         except psycopg2.Error:
             raise  # the transaction is gone: the cron's own rollback, then _requeue_stuck
         except Exception:  # noqa: BLE001 - a bug or an SDK surprise must not wedge the batch
@@ -752,7 +763,7 @@ class BillingSyncJob(models.Model):
                 "Sending stopped on an unexpected error (the server log has the details): "
                 "whether the ledger took it is unknown, so it goes again later under the same "
                 "idempotency key and nothing is created twice."), error="other")
-            return
+            return None
         problem = _unbelievable(results, sent)
         if problem:
             # nothing is recorded from an answer that does not account for every record
@@ -764,7 +775,7 @@ class BillingSyncJob(models.Model):
                 "The ledger's answer said nothing certain about this batch (%s): nothing is "
                 "linked, and it goes again later under the same idempotency key, so nothing "
                 "is created twice.", problem), error="answer")
-            return
+            return None
         done = self.browse()
         mismatches = builder._record_successes(
             connection, [(jobs_by_key[result.key], result) for result in results if result.ok],
@@ -796,6 +807,7 @@ class BillingSyncJob(models.Model):
                     "hint": False, "outcome_unknown": False, **_error_values(None)})
         if done:
             self.env["billing_sync.alert"].sudo()._settle(connection)
+        return adapter.last_status if results else None
 
     def _push(self, connection, adapter, pacer, kind, items, key):
         token = connection._access_token()

@@ -381,15 +381,17 @@ class BillingSyncPush(models.AbstractModel):
         # read again after the lookup: another worker may have linked some meanwhile
         linked = Link._index(connection, [missing])
         to_create = self.env["res.partner"]
+        matched = {}
         for partner in missing.filtered(lambda p: not linked.of(p)):
             ledger_id = found.get(f"res.partner,{partner.id}")
             if ledger_id and ledger_id not in taken:
                 taken.add(ledger_id)
-                Link._record(connection, partner, ledger_id,
-                             url=adapter.web_url("contact", ledger_id, connection.org_id),
-                             link=linked.of(partner))
+                matched[partner] = Link._record(
+                    connection, partner, ledger_id, link=linked.of(partner),
+                    url=adapter.web_url("contact", ledger_id, connection.org_id))
             else:
                 to_create |= partner
+        self.env["billing_sync.audit.log"]._record_contacts(connection, matched)
         # The name of each new contact is decided before it is sent: the partner's own,
         # unless a ledger contact that is not this partner's (the lookup saw it) or a
         # partner created just before in this run has it.
@@ -433,13 +435,14 @@ class BillingSyncPush(models.AbstractModel):
             results = paced(pacer, adapter, adapter.push, token, connection.org_id,
                             "contact", items, key, batch=adapter.batched("contact", len(items)))
             linked = Link._index(connection, [chunk])  # as the ledger's answer came back
+            created = {}
             for partner, item, result in zip(chunk, items, results, strict=True):
                 name = names[partner.id]
                 if result.ok:
-                    link = Link._record(connection, partner, result.ledger_id,
-                                        number=result.number, version=result.version,
-                                        url=result.url, link=linked.of(partner),
-                                        values=synced_values(connection, item.values))
+                    link = created[partner] = Link._record(
+                        connection, partner, result.ledger_id, number=result.number,
+                        version=result.version, url=result.url, link=linked.of(partner),
+                        values=synced_values(connection, item.values))
                     if name != partner.name:
                         link.ledger_name = name
                         partner.sudo().message_post(body=self.env._(
@@ -462,6 +465,8 @@ class BillingSyncPush(models.AbstractModel):
                     refused[partner.id] = self.env._(
                         "The ledger refused the customer %(name)s: %(why)s",
                         name=partner.display_name, why=result.error)
+            self.env["billing_sync.audit.log"]._record_contacts(
+                connection, created, key, adapter.last_status)
         return retry
 
     @api.model

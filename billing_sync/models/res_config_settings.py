@@ -43,6 +43,12 @@ class ResConfigSettings(models.TransientModel):
         default=30, help="Done and cancelled sync jobs are deleted after this many days by a "
                          "daily scheduled action (0 keeps them).")
 
+    # Audit trail (issue 19): entries older than this are archived, never deleted
+    billing_sync_audit_retention_days = fields.Integer(
+        string="Keep the audit trail active", config_parameter="billing_sync.audit_retention_days",
+        default=365, help="Audit entries older than this many days are archived by a daily "
+                          "scheduled action (0 keeps them all active). Nothing is deleted.")
+
     # Inbound sync (issue 18): who owns each group of contact fields
     billing_sync_owner_name = fields.Selection(
         related="company_id.billing_sync_owner_name", readonly=False)

@@ -472,6 +472,8 @@ class LedgerAdapter(abc.ABC):
     # answer of this adapter said is left of the rate limits (None before any call; both
     # None when the ledger says nothing); the engine's pacer believes it
     last_headroom: dict | None = None
+    # the HTTP status of the last answer the ledger gave this adapter (the audit trail's)
+    last_status: int | None = None
     # whether find_contacts sends its queries as one batch request (see batched)
     FIND_BATCHED: bool = False
     # set by the engine for one call (ratelimit.paced): called with ``batch`` before each

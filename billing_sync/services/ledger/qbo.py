@@ -1287,6 +1287,7 @@ class QboAdapter(LedgerAdapter):
             answer = qb.process_request("GET", url, headers=headers, params=params, data=None)
         except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
             raise _translate(exc, what) from exc
+        self.last_status = answer.status_code
         return _read_answer(answer, what)
 
     def _post(self, qb, endpoint, body, what, params=None, content_type="application/json"):
@@ -1301,9 +1302,11 @@ class QboAdapter(LedgerAdapter):
         self._keep_headroom()  # QuickBooks sends no remaining-quota header
         self._metered(endpoint == "batch")
         try:
-            return qb.process_request("POST", url, headers=headers, params=params, data=data)
+            answer = qb.process_request("POST", url, headers=headers, params=params, data=data)
         except (requests.RequestException, qb_exceptions.QuickbooksException) as exc:
             raise _translate(exc, what) from exc
+        self.last_status = answer.status_code
+        return answer
 
 
 def _utcnow():

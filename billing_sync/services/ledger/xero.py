@@ -351,6 +351,7 @@ class XeroAdapter(LedgerAdapter):
             raise _unreadable(what, response) from exc
         response = getattr(client, "last_response", None)
         self._note_headroom(response.getheaders() if response is not None else None)
+        self.last_status = getattr(response, "status", None)
         return answer
 
     def _note_headroom(self, headers):

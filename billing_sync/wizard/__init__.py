@@ -1,0 +1,1 @@
+from . import billing_sync_audit_export
