@@ -1,4 +1,5 @@
 from odoo import fields, models, tools
+from odoo.exceptions import AccessError
 
 from ..services.ledger import PROVIDERS
 
@@ -70,3 +71,24 @@ class BillingSyncDashboard(models.Model):
               FROM billing_sync_connection c
              WHERE c.active
         """)
+
+    def action_open_to_fix(self):
+        """This ledger's customer invoices and credit notes that need a fix, in the
+        invoices' own list with its "Needs a fix" filter set (a person may widen the
+        search from there, and retry from the list or the invoice). The card offers it
+        to those who read invoices; anyone else is told why, not shown an error page."""
+        self.ensure_one()
+        if not self.env["account.move"].has_access("read"):
+            raise AccessError(self.env._(
+                "Opening the invoices that need a fix takes rights on invoices "
+                "(Invoicing)."))
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "account.action_move_out_invoice_type")
+        action.update({
+            "name": self.env._("Invoices that need a fix"),
+            "domain": [("move_type", "in", ("out_invoice", "out_refund")),
+                       ("company_id", "=", self.company_id.id)],
+            "context": {"default_move_type": "out_invoice",
+                        "search_default_billing_sync_error": 1},
+        })
+        return action

@@ -6,7 +6,7 @@ import logging
 import time
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..services import backoff
 from ..services.ledger.errors import (
@@ -430,6 +430,33 @@ class BillingSyncInbox(models.Model):
                 self.env["billing_sync.audit.log"]._record_not_applied(row)
             else:
                 row._put_off(backoff.retry_delay(attempts), values)
+
+    # ------------------------------------------------------------------ UI
+    def action_retry(self):
+        """Read these changes again now (the cause was fixed, the ledger is back): a
+        failed one, or one backing off after a failure, from its first attempt again.
+        One never tried (still gathering, or put off for the rate budget) or applied is
+        left as it is.
+
+        Rows are the engine's (no group writes them): the caller is checked (a Billing
+        Sync Manager who reads the rows: those of his companies), then the engine
+        writes."""
+        self._check_retry_access()
+        rows = self.sudo().filtered(
+            lambda r: r.state == "failed" or (r.state == "pending" and r.attempts))
+        if rows:
+            now = fields.Datetime.now()
+            rows.write({"state": "pending", "attempts": 0, "next_attempt_at": now})
+            self._wake_at(now, 0)
+        return True
+
+    def _check_retry_access(self):
+        if not self.env.su and not self.env.user.has_group(
+                "billing_sync.group_billing_sync_manager"):
+            raise AccessError(self.env._(
+                "Only a Billing Sync Manager may have a change from the ledger read again."))
+        # the company rule: a Manager acts on his companies' rows only
+        self.check_access("read")
 
 
 def _later(seconds):

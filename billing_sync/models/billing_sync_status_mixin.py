@@ -1,7 +1,8 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 USER_GROUP = "billing_sync.group_billing_sync_user"
+MANAGER_GROUP = "billing_sync.group_billing_sync_manager"
 
 STATUSES = ("none", "pending", "synced", "mismatch", "error")
 STATUS_QUERY = """
@@ -114,3 +115,22 @@ class BillingSyncStatusMixin(models.AbstractModel):
         if "none" in values:
             return ["|", ("id", "in", ids), ("id", "not in", list(found))]
         return [("id", "in", ids)]
+
+    def action_billing_sync_retry(self):
+        """Send these records to the ledger again now, after a fix: their stopped jobs
+        (needs a fix, failed) go again through the jobs' own Retry, as the current user,
+        so that one rule decides who may (a Billing Sync Manager of the ledger's company
+        who reads the record) and what goes (billing_sync.job.action_retry)."""
+        if not self.env.su and not self.env.user.has_group(MANAGER_GROUP):
+            raise AccessError(self.env._(
+                "Only a Billing Sync Manager may send a record to the ledger again: ask one "
+                "to press Retry, here or in Billing Sync › Sync jobs."))
+        jobs = self.env["billing_sync.job"].search([
+            ("res_model", "=", self._name), ("res_id", "in", self.ids),
+            ("state", "in", ("blocked", "dead"))])
+        if not jobs:
+            raise UserError(self.env._(
+                "Nothing to send again: none of these records waits for a fix in the "
+                "ledger sync (of the companies you are working in)."))
+        jobs.action_retry()
+        return True
