@@ -48,5 +48,10 @@
     "demo": [
         "demo/billing_sync_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "billing_sync/static/tests/tours/billing_sync_dashboard_tour.js",
+        ],
+    },
     "application": True,
 }
