@@ -44,6 +44,7 @@
         "views/billing_sync_audit_views.xml",
         "wizard/billing_sync_audit_export_views.xml",
         "data/billing_sync_audit_data.xml",
+        "data/billing_sync_alert_data.xml",
     ],
     "demo": [
         "demo/billing_sync_demo.xml",

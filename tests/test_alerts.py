@@ -1,6 +1,11 @@
 """Alerts (issue 19): one per connection and kind of problem, raised by the first change
 it stops, counted for the next, closed by itself when the cause clears."""
 
+import datetime
+
+from freezegun import freeze_time
+
+from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
 from .test_outbound import OutboundMixin
@@ -83,3 +88,90 @@ class TestAlerts(OutboundMixin, TransactionCase):
         self.assertEqual(alert.error_class, "mapping")
         self.jobs(move).filtered(lambda j: j.state == "blocked").action_cancel()
         self.assertEqual(alert.state, "closed")
+
+    def digests(self):
+        return self.env["mail.mail"].search([("subject", "like", "Billing Sync:%")])
+
+    def test_later_stops_go_into_one_digest_not_one_mail_each(self):
+        connection = self.connected("xero")
+        admin = self.env["billing_sync.alert"]._responsible(connection)
+        self.assertTrue(admin.partner_id.email)
+        unmapped = self.env["account.tax"].create({
+            "name": "Digest levy 6", "amount": 6, "type_tax_use": "sale"})
+        start = fields.Datetime.now()
+        with freeze_time(start):
+            self.taxed_invoice(self.partner("First stopped Ltd"), unmapped)
+            self.run_worker()
+            alert = self.open_alerts(connection)
+            self.assertEqual((alert.count, alert.told_count), (1, 1), "told at once")
+            self.assertEqual(len(connection.activity_ids), 1)
+            Alert = self.env["billing_sync.alert"]
+            self.assertEqual(Alert._cron_digest(), 0, "nothing new since the first notice")
+            self.assertFalse(self.digests())
+        with freeze_time(start + datetime.timedelta(minutes=20)):
+            for n in range(4):
+                self.taxed_invoice(self.partner(f"Stopped {n} Ltd"), unmapped)
+            self.run_worker()
+            self.assertEqual(alert.count, 5)
+            self.assertEqual(len(connection.activity_ids), 1, "no activity per invoice")
+            self.assertFalse(self.digests(), "no mail per invoice")
+        with freeze_time(start + datetime.timedelta(hours=1)):
+            self.assertEqual(Alert._cron_digest(), 1)
+            digest = self.digests()
+            self.assertEqual(len(digest), 1)
+            self.assertEqual(digest.recipient_ids, admin.partner_id)
+            self.assertIn("4 more since the last notice (5 in all", digest.body_html)
+            self.assertIn("Digest levy 6", digest.body_html)
+            self.assertEqual((alert.told_count, alert.digested_at),
+                             (5, start + datetime.timedelta(hours=1)))
+            self.assertEqual(Alert._cron_digest(), 0, "told once")
+            self.assertEqual(len(self.digests()), 1)
+
+    def test_a_connection_needing_reconnect_alerts_until_connected_again(self):
+        connection = self.connected("qbo")
+        move = self.invoice(self.partner("Reconnect Ltd"))
+        connection._adapter().revoke(connection._cipher().decrypt(
+            connection._token_sudo().refresh_token))
+        connection._token_sudo().expires_at = datetime.datetime(2000, 1, 1)
+        self.run_worker()
+        self.run_worker()
+        self.assertEqual(connection.state, "needs_reconnect")
+        alert = self.open_alerts(connection)
+        self.assertEqual((len(alert), alert.error_class), (1, "authentication"))
+        self.assertEqual(len(connection.activity_ids), 1, "its activity is the reconnect one")
+        self.assertEqual(alert.activity_id, connection.activity_ids)
+        self.env["billing_sync.alert"]._cron_watch()
+        self.assertEqual(alert.state, "open", "still not connected")
+        self.connect(connection)
+        self.assertEqual(alert.state, "closed")
+        self.run_worker()
+        self.assertEqual(self.jobs(move).state, "done")
+        self.assertFalse(self.open_alerts(connection))
+
+    def test_a_backlog_older_than_the_setting_alerts_and_clears_when_it_moves(self):
+        connection = self.connected("xero")
+        self.env["ir.config_parameter"].set_param("billing_sync.backlog_alert_minutes", "60")
+        move = self.invoice(self.partner("Waiting long Ltd"))
+        Alert = self.env["billing_sync.alert"]
+        self.env.flush_all()
+        Alert._cron_watch()
+        self.assertFalse(self.open_alerts(connection), "not late yet")
+        with freeze_time(fields.Datetime.now() + datetime.timedelta(minutes=61)):
+            Alert._cron_watch()
+            alert = self.open_alerts(connection)
+            self.assertEqual((alert.error_class, alert.count), ("backlog", 1))
+            self.assertIn("more than 60 minutes", alert.last_message)
+            Alert._cron_watch()
+            self.assertEqual((len(self.open_alerts(connection)), alert.count), (1, 1),
+                             "a standing condition is not counted again")
+        self.run_worker()
+        self.assertEqual(self.jobs(move).state, "done")
+        with freeze_time(fields.Datetime.now() + datetime.timedelta(minutes=62)):
+            Alert._cron_watch()
+        self.assertEqual(alert.state, "closed")
+        self.assertFalse(alert.activity_id.exists())
+        self.env["ir.config_parameter"].set_param("billing_sync.backlog_alert_minutes", "0")
+        self.invoice(self.partner("Never late Ltd"))
+        with freeze_time(fields.Datetime.now() + datetime.timedelta(days=2)):
+            Alert._cron_watch()
+        self.assertFalse(self.open_alerts(connection), "0: never")

@@ -638,12 +638,16 @@ class BillingSyncConnection(models.Model):
             subtype_xmlid="mail.mt_comment",
         )
         responsible = self.connected_by_id if self.connected_by_id in admins else admins[:1]
+        activity = None
         if responsible:
             self.activity_unlink(["mail.mail_activity_data_todo"])
-            self.activity_schedule(
+            activity = self.activity_schedule(
                 "mail.mail_activity_data_todo", user_id=responsible.id,
                 summary=self.env._("Reconnect %s", self.display_name),
                 note=self.env._("The ledger refused to renew access: %s", reason))
+        # the connection's alert (its activity is the one above): closed once connected
+        self.env["billing_sync.alert"].sudo()._raise(self, "authentication", reason,
+                                                     activity=activity)
 
     # ------------------------------------------------------------------ OAuth2
     def _redirect_uri(self):
@@ -831,6 +835,7 @@ class BillingSyncConnection(models.Model):
         self.sudo().candidate_org_ids.unlink()
         self._note(body=note or self.env._("Connected to %s.", self.org_name))
         self.activity_unlink(["mail.mail_activity_data_todo"])
+        self.env["billing_sync.alert"].sudo()._settle(self)
         # what waited while it was not connected goes now
         self.env["billing_sync.job"]._trigger_push()
 

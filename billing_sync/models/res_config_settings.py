@@ -49,6 +49,12 @@ class ResConfigSettings(models.TransientModel):
         default=365, help="Audit entries older than this many days are archived by a daily "
                           "scheduled action (0 keeps them all active). Nothing is deleted.")
 
+    # Alerts (issue 19): changes waiting longer than this alert their connection
+    billing_sync_backlog_alert_minutes = fields.Integer(
+        string="Alert on changes waiting", config_parameter="billing_sync.backlog_alert_minutes",
+        default=60, help="A connection whose oldest change has waited this many minutes to "
+                         "reach its ledger opens an alert (0: never).")
+
     # Inbound sync (issue 18): who owns each group of contact fields
     billing_sync_owner_name = fields.Selection(
         related="company_id.billing_sync_owner_name", readonly=False)
