@@ -4,6 +4,8 @@ user for the companies they work in, with figures that follow what the engine do
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 
+from odoo.addons.billing_sync.models.billing_sync_job import _pacer
+
 from .common import USER, make_user
 from .test_outbound import OutboundMixin
 
@@ -58,3 +60,26 @@ class TestDashboard(OutboundMixin, TransactionCase):
         user.write({"company_ids": [(6, 0, other.ids)], "company_id": other.id})
         self.assertFalse(self.row(connection, user))
         self.assertEqual(len(self.row(connection)), 1)
+
+    def test_the_rate_limit_headroom_is_the_shared_budgets(self):
+        xero = self.connected("xero")
+        self.env.cr.execute("DELETE FROM billing_sync_rate_call")
+        user = make_user(self.env, "dash_headroom", USER)
+        row = self.row(xero, user)
+        self.assertEqual((row.calls_left_minute, row.calls_left_day), (60, 5000))
+        self.invoice(self.partner("Headroom Ltd"))
+        self.run_worker()
+        self.env.cr.execute("SELECT count(*) FROM billing_sync_rate_call")
+        spent = self.env.cr.fetchone()[0]
+        self.assertGreater(spent, 0)
+        row = self.row(xero, user)
+        self.assertEqual(row.calls_left_minute, 60 - spent)
+        self.assertEqual(row.calls_left_day, 5000 - spent)
+        self.assertIn(f"{60 - spent} of 60 calls left this minute", row.rate_headroom)
+        self.assertIn(f"{5000 - spent} of 5000 today", row.rate_headroom)
+        # a 429 pauses every worker: the dashboard says so
+        _pacer(xero).block(30)
+        self.assertIn("paused by the ledger for", self.row(xero, user).rate_headroom)
+        # QuickBooks counts its batches apart
+        qbo = self.connected("qbo")
+        self.assertIn("of 40 batches", self.row(qbo, user).rate_headroom)

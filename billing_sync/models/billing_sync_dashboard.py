@@ -2,6 +2,7 @@ from odoo import fields, models, tools
 from odoo.exceptions import AccessError
 
 from ..services.ledger import PROVIDERS
+from .billing_sync_job import _pacer
 
 STATES = [("draft", "Not connected"), ("choose_org", "Choose organisation"),
           ("connected", "Connected"), ("needs_reconnect", "Needs reconnect"),
@@ -35,6 +36,13 @@ class BillingSyncDashboard(models.Model):
     open_alerts = fields.Integer(string="Open alerts", readonly=True)
     mismatches = fields.Integer(string="Ledger differs", readonly=True,
                                 help="Documents whose ledger figures differ from Odoo's.")
+    # what is left of the ledger's rate limits now (the budget every worker shares)
+    calls_left_minute = fields.Integer(
+        string="Calls left this minute", compute="_compute_headroom",
+        help="Of the ledger's per-minute limit for this organisation, as every Odoo worker "
+             "and the ledger's own headers count it.")
+    calls_left_day = fields.Integer(string="Calls left today", compute="_compute_headroom")
+    rate_headroom = fields.Char(string="Rate-limit headroom", compute="_compute_headroom")
 
     def init(self):
         tools.drop_view_if_exists(self.env.cr, self._table)
@@ -71,6 +79,29 @@ class BillingSyncDashboard(models.Model):
               FROM billing_sync_connection c
              WHERE c.active
         """)
+
+    def _compute_headroom(self):
+        """Read from the shared rate-limit budget, for the connections the user sees."""
+        connections = self.env["billing_sync.connection"].sudo().browse(self.ids)
+        for row, connection in zip(self, connections, strict=True):
+            limits = connection._adapter_class().LIMITS
+            left = _pacer(connection).headroom() if connection.org_id else {
+                "minute": limits.get("per_minute"), "day": limits.get("per_day"),
+                "batch": limits.get("batch_per_minute"), "blocked": 0.0}
+            row.calls_left_minute = left["minute"] or 0
+            row.calls_left_day = left["day"] or 0
+            parts = [self.env._("%(left)s of %(limit)s calls left this minute",
+                                left=left["minute"], limit=limits["per_minute"])]
+            if limits.get("per_day"):
+                parts.append(self.env._("%(left)s of %(limit)s today", left=left["day"],
+                                        limit=limits["per_day"]))
+            if limits.get("batch_per_minute"):
+                parts.append(self.env._("%(left)s of %(limit)s batches", left=left["batch"],
+                                        limit=limits["batch_per_minute"]))
+            if left["blocked"]:
+                parts.insert(0, self.env._("paused by the ledger for %s s",
+                                           round(left["blocked"])))
+            row.rate_headroom = ", ".join(parts)
 
     def action_open_to_fix(self):
         """This ledger's customer invoices and credit notes that need a fix, in the

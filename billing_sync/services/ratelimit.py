@@ -300,6 +300,33 @@ class SharedBudget:
     def __exit__(self, *exc):
         self.release()
 
+    def headroom(self):
+        """What is left now, as the shared count (the ledger's word included) says:
+        {"minute": calls left in the window, "day": calls left today, "batch": batch
+        calls left in the window (None where the ledger counts no such limit),
+        "blocked": seconds the ledger's 429 still holds every call}. Read with the
+        caller's cursor, nothing written: a dashboard's look."""
+        cr = self.session_cr
+        cr.execute(ROW, [self.key])
+        row = cr.fetchone()
+        left = {"minute": self.per_minute, "day": self.per_day,
+                "batch": self.batch_per_minute, "blocked": 0.0}
+        if not row:
+            return left
+        budget_id, now, blocked = row
+        for name, limit, seconds, batches in (
+                ("minute", self.per_minute, self.window, False),
+                ("day", self.per_day, self.day, False),
+                ("batch", self.batch_per_minute, self.window, True)):
+            if not limit:
+                continue
+            cr.execute("""SELECT count(*) FROM billing_sync_rate_call
+                           WHERE budget_id = %s AND at > to_timestamp(%s) AT TIME ZONE 'UTC'
+                             AND (batch OR NOT %s)""", [budget_id, now - seconds, batches])
+            left[name] = max(0, int(limit) - cr.fetchone()[0])
+        left["blocked"] = max(0.0, float(blocked - now)) if blocked else 0.0
+        return left
+
     # ------------------------------------------------------------------ the ledger's word
     def observe(self, minute_remaining=None, day_remaining=None):
         """Align with what the ledger says is left (other apps share the quota): the calls
