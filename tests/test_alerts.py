@@ -53,11 +53,7 @@ class TestAlerts(OutboundMixin, TransactionCase):
         self.assertEqual(set(self.open_alerts(connection).mapped("error_class")),
                          {"mapping", "network"})
         # the fix: the tax mapped; the stopped invoices go, and the alert clears itself
-        ref = connection.reference_ids.filtered(lambda r: r.kind == "tax" and r.rate > 0)[:1]
-        unmapped.amount = ref.rate
-        self.env["billing_sync.mapping"].create({
-            "connection_id": connection.id, "kind": "tax", "tax_id": unmapped.id,
-            "tax_ref_id": ref.id})
+        self.map_stopping_tax(connection, unmapped)
         self.run_worker()
         self.assertEqual(set(jobs.mapped("state")), {"done"}, jobs.mapped("last_error"))
         self.assertEqual(alert.state, "closed")

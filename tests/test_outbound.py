@@ -109,6 +109,15 @@ class OutboundMixin(LedgerSandboxMixin):
     def qbo_realm(self):
         return next(iter(self.qbo.realms))
 
+    def map_stopping_tax(self, connection, tax):
+        """Map ``tax`` to the connection's first ledger tax with a rate, at that rate
+        (the fix of an invoice stopped by an unmapped tax)."""
+        ref = connection.reference_ids.filtered(lambda r: r.kind == "tax" and r.rate > 0)[:1]
+        tax.amount = ref.rate
+        return self.env["billing_sync.mapping"].create({
+            "connection_id": connection.id, "kind": "tax", "tax_id": tax.id,
+            "tax_ref_id": ref.id})
+
     def taxed_invoice(self, partner, tax):
         """A posted invoice of one advisory day taxed with ``tax`` alone."""
         form = Form(self.env["account.move"].with_context(default_move_type="out_invoice"))

@@ -37,10 +37,6 @@ class TestDashboardTour(OutboundMixin, HttpCase):
                          "the tour retried the stopped invoice")
         self.assertEqual(self.jobs(synced).state, "done")
         # once its tax is mapped, the retried invoice reaches the ledger
-        ref = connection.reference_ids.filtered(lambda r: r.kind == "tax" and r.rate > 0)[:1]
-        unmapped.amount = ref.rate
-        self.env["billing_sync.mapping"].create({
-            "connection_id": connection.id, "kind": "tax", "tax_id": unmapped.id,
-            "tax_ref_id": ref.id})
+        self.map_stopping_tax(connection, unmapped)
         self.run_worker()
         self.assertEqual(job.state, "done", job.last_error)
