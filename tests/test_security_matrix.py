@@ -127,6 +127,7 @@ BUTTONS = [
     ("billing_sync.job", "partner_y", "action_cancel", {"manager", "admin", "sysadmin"}),
     ("billing_sync.job", "partner_y", "action_open_record",
      {"user", "manager", "admin", "sysadmin", "salesman"}),
+    ("billing_sync.job", "partner_y", "action_send_now", {"manager", "admin", "sysadmin"}),
     # an invoice's job: only a Manager who reads the invoice
     ("billing_sync.job", "inv_other", "action_retry", {"admin"}),
     ("billing_sync.job", "inv_other", "action_cancel", {"admin"}),
@@ -139,6 +140,17 @@ BUTTONS = [
     ("billing_sync.schedule.line", "other", "action_plan_again", set()),
     # a conflict: Managers of its company take the other value
     ("billing_sync.conflict", "a", "action_take_other_value", {"manager", "admin", "sysadmin"}),
+    # what a ledger announced: read again by Managers of its company
+    ("billing_sync.inbox", "a", "action_retry", {"manager", "admin", "sysadmin"}),
+    ("billing_sync.inbox", "b", "action_retry", {"manager_b", "admin_b"}),
+    # the dashboard's way to the invoices that need a fix: those who read invoices
+    ("billing_sync.dashboard", "a", "action_open_to_fix", {"admin", "salesman"}),
+    # an invoice's Retry: a Manager who reads the invoice (nothing to retry: told so)
+    ("account.move", "inv_other", "action_billing_sync_retry", {"admin"}),
+    # a client every employee reads: a Manager of another company is told nothing of
+    # his companies waits for a fix, and company A's job is not retried
+    ("res.partner", "partner_y", "action_billing_sync_retry",
+     {"manager", "admin", "sysadmin", "manager_b", "admin_b"}),
     ("billing_sync.milestone", "own", "action_mark_reached", {"salesman"}),
     ("billing_sync.milestone", "other", "action_mark_reached", set()),
 ]
@@ -332,6 +344,8 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
                   for key in ("own", "other")}
         cls.extras = {
             "billing_sync.connection": {"draft": draft},
+            "account.move": {"inv_other": inv_other},
+            "res.partner": {"partner_y": partner_y},
             "billing_sync.schedule.line": {"final_own": finals["own"],
                                            "final_other": finals["other"]},
         }
@@ -575,7 +589,7 @@ class TestSecurityMatrix(LedgerSandboxMixin, TransactionCase):
 
     def test_buttons(self):
         for model, key, method, pressers in BUTTONS:
-            record = (self.rows[model].get(key) or self.extras[model][key])
+            record = (self.rows.get(model, {}).get(key) or self.extras[model][key])
             for role in ROLES:
                 with self.subTest(role=role, model=model, button=method, row=key):
                     outcome = self.attempt(getattr(record.with_user(self.users[role]), method))

@@ -125,6 +125,7 @@ class BillingSyncStatusMixin(models.AbstractModel):
             raise AccessError(self.env._(
                 "Only a Billing Sync Manager may send a record to the ledger again: ask one "
                 "to press Retry, here or in Billing Sync › Sync jobs."))
+        self.check_access("read")  # one's own records only: nothing said of the others
         jobs = self.env["billing_sync.job"].search([
             ("res_model", "=", self._name), ("res_id", "in", self.ids),
             ("state", "in", ("blocked", "dead"))])
