@@ -45,6 +45,7 @@ class TestDashboard(OutboundMixin, TransactionCase):
         row = self.row(connection, user)
         self.assertEqual((row.backlog, row.to_fix, row.open_alerts), (0, 1, 1))
         self.assertGreaterEqual(row.failures_24h, 1)
+        self.assertEqual(row.failures_by_class, "Mapping 1")
         self.assertTrue(row.last_push_at, "the waiting invoice went")
         self.assertEqual(self.jobs(waiting).state, "done")
         self.env["billing_sync.link"]._of(connection, waiting).sudo().sync_state = "mismatch"

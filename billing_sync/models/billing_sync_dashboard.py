@@ -1,7 +1,10 @@
+import datetime
+
 from odoo import fields, models, tools
 from odoo.exceptions import AccessError
 
 from ..services.ledger import PROVIDERS
+from ..services.ledger.errors import ERROR_CLASSES
 from .billing_sync_job import _pacer
 
 STATES = [("draft", "Not connected"), ("choose_org", "Choose organisation"),
@@ -36,6 +39,10 @@ class BillingSyncDashboard(models.Model):
     open_alerts = fields.Integer(string="Open alerts", readonly=True)
     mismatches = fields.Integer(string="Ledger differs", readonly=True,
                                 help="Documents whose ledger figures differ from Odoo's.")
+    failures_by_class = fields.Char(
+        string="Failures by class (24 h)", compute="_compute_failures_by_class",
+        help="The failures of the last 24 hours (sync jobs and changes from the ledger), "
+             "by error class.")
     # what is left of the ledger's rate limits now (the budget every worker shares)
     calls_left_minute = fields.Integer(
         string="Calls left this minute", compute="_compute_headroom",
@@ -79,6 +86,24 @@ class BillingSyncDashboard(models.Model):
               FROM billing_sync_connection c
              WHERE c.active
         """)
+
+    def _compute_failures_by_class(self):
+        """As failures_24h counts them, by error class ("Mapping 3, Network 1")."""
+        since = fields.Datetime.now() - datetime.timedelta(hours=24)
+        counts = {}
+        for model, extra in (("billing_sync.job", [("state", "!=", "cancelled")]),
+                             ("billing_sync.inbox", [])):
+            for connection, error_class, count in self.env[model].sudo()._read_group(
+                    [("connection_id", "in", self.ids), ("error_class", "!=", False),
+                     ("write_date", ">", since), *extra],
+                    ["connection_id", "error_class"], ["__count"]):
+                key = (connection.id, error_class)
+                counts[key] = counts.get(key, 0) + count
+        labels = dict(ERROR_CLASSES)
+        for row in self:
+            mine = sorted(((count, labels.get(cls, cls)) for (cid, cls), count in counts.items()
+                           if cid == row.id), reverse=True)
+            row.failures_by_class = ", ".join(f"{label} {count}" for count, label in mine)
 
     def _compute_headroom(self):
         """Read from the shared rate-limit budget, for the connections the user sees."""
