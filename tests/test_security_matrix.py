@@ -132,6 +132,7 @@ BUTTONS = [
     ("billing_sync.job", "inv_other", "action_retry", {"admin"}),
     ("billing_sync.job", "inv_other", "action_cancel", {"admin"}),
     ("billing_sync.job", "inv_other", "action_open_record", {"admin"}),
+    ("billing_sync.job", "inv_other", "action_send_now", {"admin"}),
     # a planned final invoice (Bill now bills it) and a cancelled line (Plan again): the
     # salesman on his own proposal; read-only roles (Invoicing) change nothing
     ("billing_sync.schedule.line", "final_own", "action_bill_now", {"salesman"}),

@@ -49,6 +49,19 @@ class TestSyncStatusSearch(OutboundMixin, TransactionCase):
                          differs | blocked | waiting)
         with self.assertRaises(UserError):
             self.found(moves, "ilike", "err")
+        # grouped and sorted by status, in the database, as the badge says
+        groups = {status: count for status, count in self.env["account.move"]._read_group(
+            [("id", "in", moves.ids)], ["billing_sync_status"], ["__count"])}
+        self.assertEqual(groups, dict.fromkeys(expected.values(), 1))
+        web = self.env["account.move"].web_read_group(
+            [("id", "in", moves.ids)], ["billing_sync_status"], ["billing_sync_status"])
+        self.assertEqual({g["billing_sync_status"]: g["billing_sync_status_count"]
+                          for g in web["groups"]}, dict.fromkeys(expected.values(), 1))
+        self.assertTrue(self.env["account.move"].fields_get(
+            ["billing_sync_status"])["billing_sync_status"]["groupable"])
+        ordered = moves.search([("id", "in", moves.ids)], order="billing_sync_status, id")
+        self.assertEqual([expected[m] for m in ordered],
+                         sorted(expected[m] for m in ordered))
         # the clients and the payments too
         partners = synced.partner_id | draft.partner_id
         self.assertEqual(self.found(partners, "=", "synced"), synced.partner_id)

@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 
 USER_GROUP = "billing_sync.group_billing_sync_user"
 MANAGER_GROUP = "billing_sync.group_billing_sync_manager"
@@ -30,6 +31,32 @@ STATUS_QUERY = """
            l.id, j.id
       FROM j FULL JOIN l ON l.res_id = j.res_id
 """
+
+# The same status for one row of the model's table (%(id)s: its id column), as an SQL
+# expression: grouping and sorting by status run in the database, as for a stored field.
+STATUS_SQL = """(
+    CASE WHEN (SELECT j.state FROM billing_sync_job j
+                WHERE j.res_model = %(model)s AND j.res_id = %(id)s
+                  AND j.company_id = ANY(%(companies)s)
+                  AND j.state IN ('pending', 'started', 'blocked', 'dead')
+                ORDER BY j.id DESC LIMIT 1) IN ('blocked', 'dead')
+              AND NOT EXISTS (SELECT 1 FROM billing_sync_link l
+                               WHERE l.res_model = %(model)s AND l.res_id = %(id)s
+                                 AND l.company_id = ANY(%(companies)s) AND l.active
+                                 AND l.sync_state = 'mismatch') THEN 'error'
+         WHEN (SELECT j.state FROM billing_sync_job j
+                WHERE j.res_model = %(model)s AND j.res_id = %(id)s
+                  AND j.company_id = ANY(%(companies)s)
+                  AND j.state IN ('pending', 'started', 'blocked', 'dead')
+                ORDER BY j.id DESC LIMIT 1) IN ('pending', 'started') THEN 'pending'
+         WHEN EXISTS (SELECT 1 FROM billing_sync_link l
+                       WHERE l.res_model = %(model)s AND l.res_id = %(id)s
+                         AND l.company_id = ANY(%(companies)s) AND l.active
+                         AND l.sync_state = 'mismatch') THEN 'mismatch'
+         WHEN EXISTS (SELECT 1 FROM billing_sync_link l
+                       WHERE l.res_model = %(model)s AND l.res_id = %(id)s
+                         AND l.company_id = ANY(%(companies)s) AND l.active) THEN 'synced'
+         ELSE 'none' END)"""
 
 
 class BillingSyncStatusMixin(models.AbstractModel):
@@ -78,6 +105,18 @@ class BillingSyncStatusMixin(models.AbstractModel):
             "all": ids is None, "ids": list(ids or [])})
         return {res_id: (status, link_id, job_id)
                 for res_id, status, link_id, job_id in self.env.cr.fetchall()}
+
+    def _field_to_sql(self, alias, fname, query=None, flush=True):
+        """The ledger status as an SQL expression (STATUS_SQL), so that lists group and
+        sort by it (it is computed per company being worked in, so it is not stored)."""
+        if fname != "billing_sync_status":
+            return super()._field_to_sql(alias, fname, query, flush)
+        self.check_field_access_rights("read", [fname])
+        if flush:
+            self.env["billing_sync.link"].flush_model()
+            self.env["billing_sync.job"].flush_model()
+        return SQL(STATUS_SQL, model=self._name, id=SQL.identifier(alias, "id"),
+                   companies=self.env.companies.ids)
 
     def _compute_billing_sync_status(self):
         ids = [r.id for r in self if isinstance(r.id, int)]
