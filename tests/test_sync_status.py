@@ -50,8 +50,8 @@ class TestSyncStatusSearch(OutboundMixin, TransactionCase):
         with self.assertRaises(UserError):
             self.found(moves, "ilike", "err")
         # grouped and sorted by status, in the database, as the badge says
-        groups = {status: count for status, count in self.env["account.move"]._read_group(
-            [("id", "in", moves.ids)], ["billing_sync_status"], ["__count"])}
+        groups = dict(self.env["account.move"]._read_group(
+            [("id", "in", moves.ids)], ["billing_sync_status"], ["__count"]))
         self.assertEqual(groups, dict.fromkeys(expected.values(), 1))
         web = self.env["account.move"].web_read_group(
             [("id", "in", moves.ids)], ["billing_sync_status"], ["billing_sync_status"])
