@@ -16,7 +16,6 @@ from . import billing_sync_mapping_health
 from . import billing_sync_record_access
 from . import billing_sync_link
 from . import billing_sync_job
-from . import billing_sync_job_bulk
 from . import billing_sync_push
 from . import billing_sync_edit
 from . import billing_sync_inbox
