@@ -95,9 +95,13 @@ class TestAuditLog(AuditMixin, TransactionCase):
         unmapped = self.env["account.tax"].create({
             "name": "Audit levy 3", "amount": 3, "type_tax_use": "sale"})
         stopped = self.taxed_invoice(self.partner("Unmapped Ltd"), unmapped)
+        sent = self.invoice(self.partner("Mapped Ltd"))  # in the same batch
         self.run_worker()
         entry = self.entries(stopped)
         self.assertEqual((entry.outcome, entry.error_class), ("needs_fix", "mapping"))
+        self.assertEqual(self.entries(sent).http_status, 200)
+        self.assertFalse(entry.http_status, "held before sending: the batch's answer is "
+                                            "not its")
         self.assertIn(unmapped.name, entry.message)
         self.assertFalse(entry.values_after)
         # a ledger that keeps failing: every attempt retried, the last one given up

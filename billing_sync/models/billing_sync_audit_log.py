@@ -209,7 +209,9 @@ class BillingSyncAuditLog(models.Model):
                 "values_after": _json(linked) if linked else False,
                 "idempotency_key": keys.get(job.id) or False,
                 "duration_ms": duration,
-                "http_status": job.error_status or (status if outcome != "given_up" else 0),
+                # the batch's answer is this job's only when the ledger took the job
+                "http_status": job.error_status or (
+                    status if outcome in ("in_ledger", "differs") else False),
                 "error_class": job.error_class if job.state != "done" else False,
                 "message": job.last_error if job.state != "done" else False,
             })
