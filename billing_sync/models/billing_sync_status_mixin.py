@@ -6,57 +6,49 @@ USER_GROUP = "billing_sync.group_billing_sync_user"
 MANAGER_GROUP = "billing_sync.group_billing_sync_manager"
 
 STATUSES = ("none", "pending", "synced", "mismatch", "error")
-STATUS_QUERY = """
-    WITH j AS (
-        SELECT DISTINCT ON (res_id) res_id, id, state FROM billing_sync_job
-         WHERE res_model = %(model)s AND company_id = ANY(%(companies)s)
-           AND state IN ('pending', 'started', 'blocked', 'dead')
-           AND (%(all)s OR res_id = ANY(%(ids)s))
-         ORDER BY res_id, id DESC
-    ), l AS (
-        SELECT DISTINCT ON (res_id) res_id, id,
-               bool_or(sync_state = 'mismatch') OVER (PARTITION BY res_id) AS differs
-          FROM billing_sync_link
-         WHERE res_model = %(model)s AND company_id = ANY(%(companies)s) AND active
-           AND (%(all)s OR res_id = ANY(%(ids)s))
-         ORDER BY res_id, synced_at DESC NULLS LAST, id DESC
-    )
-    SELECT COALESCE(j.res_id, l.res_id),
-           CASE WHEN j.state IN ('blocked', 'dead') AND NOT COALESCE(l.differs, false)
-                     THEN 'error'
-                WHEN j.state IN ('pending', 'started') THEN 'pending'
-                WHEN l.differs THEN 'mismatch'
-                WHEN l.id IS NOT NULL THEN 'synced'
-                ELSE 'none' END,
-           l.id, j.id
-      FROM j FULL JOIN l ON l.res_id = j.res_id
-"""
+# what decides a record's status, per row of its table (``rid``: its id column), in the
+# companies being worked in: the newest job under way, then its active links
+_JOB = """SELECT j.%(column)s FROM billing_sync_job j
+           WHERE j.res_model = %(model)s AND j.res_id = %(rid)s
+             AND j.company_id = ANY(%(companies)s)
+             AND j.state IN ('pending', 'started', 'blocked', 'dead')
+           ORDER BY j.id DESC LIMIT 1"""
+_LINKS = """l.res_model = %(model)s AND l.res_id = %(rid)s
+            AND l.company_id = ANY(%(companies)s) AND l.active"""
 
-# The same status for one row of the model's table (%(id)s: its id column), as an SQL
-# expression: grouping and sorting by status run in the database, as for a stored field.
-STATUS_SQL = """(
-    CASE WHEN (SELECT j.state FROM billing_sync_job j
-                WHERE j.res_model = %(model)s AND j.res_id = %(id)s
-                  AND j.company_id = ANY(%(companies)s)
-                  AND j.state IN ('pending', 'started', 'blocked', 'dead')
-                ORDER BY j.id DESC LIMIT 1) IN ('blocked', 'dead')
-              AND NOT EXISTS (SELECT 1 FROM billing_sync_link l
-                               WHERE l.res_model = %(model)s AND l.res_id = %(id)s
-                                 AND l.company_id = ANY(%(companies)s) AND l.active
-                                 AND l.sync_state = 'mismatch') THEN 'error'
-         WHEN (SELECT j.state FROM billing_sync_job j
-                WHERE j.res_model = %(model)s AND j.res_id = %(id)s
-                  AND j.company_id = ANY(%(companies)s)
-                  AND j.state IN ('pending', 'started', 'blocked', 'dead')
-                ORDER BY j.id DESC LIMIT 1) IN ('pending', 'started') THEN 'pending'
-         WHEN EXISTS (SELECT 1 FROM billing_sync_link l
-                       WHERE l.res_model = %(model)s AND l.res_id = %(id)s
-                         AND l.company_id = ANY(%(companies)s) AND l.active
-                         AND l.sync_state = 'mismatch') THEN 'mismatch'
-         WHEN EXISTS (SELECT 1 FROM billing_sync_link l
-                       WHERE l.res_model = %(model)s AND l.res_id = %(id)s
-                         AND l.company_id = ANY(%(companies)s) AND l.active) THEN 'synced'
-         ELSE 'none' END)"""
+
+def _status_sql(model, rid, companies):
+    """The ledger status of the row whose id is ``rid`` (SQL), the one rule behind the
+    badge, the filters, grouping and sorting: the newest job under way decides between
+    "pending" and "error" (an error hidden by a difference shows "mismatch": a difference
+    is never hidden); then any link whose ledger differs makes "mismatch", any link
+    "synced", and none "none"."""
+    where = {"model": model, "rid": rid, "companies": companies}
+    links = SQL(_LINKS, **where)
+    differs = SQL("EXISTS (SELECT 1 FROM billing_sync_link l WHERE %s "
+                  "AND l.sync_state = 'mismatch')", links)
+    linked = SQL("EXISTS (SELECT 1 FROM billing_sync_link l WHERE %s)", links)
+    job_state = SQL(_JOB, column=SQL("state"), **where)
+    return SQL("""COALESCE(
+        (SELECT CASE WHEN s.state IN ('pending', 'started') THEN 'pending'
+                     WHEN NOT %(differs)s THEN 'error' END FROM (%(job)s) s),
+        CASE WHEN %(differs)s THEN 'mismatch' WHEN %(linked)s THEN 'synced'
+             ELSE 'none' END)""", differs=differs, linked=linked, job=job_state)
+
+
+def _shown_sql(model, table, ids, companies):
+    """(id, status, link shown, job shown) of the rows ``ids`` of ``table``: the link
+    synced last, and the newest job under way (their figures and messages)."""
+    rid = SQL.identifier("t", "id")
+    where = {"model": model, "rid": rid, "companies": companies}
+    return SQL("""SELECT t.id, %(status)s,
+                         (SELECT l.id FROM billing_sync_link l WHERE %(links)s
+                           ORDER BY l.synced_at DESC NULLS LAST, l.id DESC LIMIT 1),
+                         (%(job)s)
+                    FROM %(table)s t WHERE t.id = ANY(%(ids)s)""",
+               status=_status_sql(model, rid, companies), links=SQL(_LINKS, **where),
+               job=SQL(_JOB, column=SQL("id"), **where), table=SQL.identifier(table),
+               ids=ids)
 
 
 class BillingSyncStatusMixin(models.AbstractModel):
@@ -88,39 +80,28 @@ class BillingSyncStatusMixin(models.AbstractModel):
             ("res_model", "=", self._name), ("res_id", "in", self.ids),
             ("record_gone", "=", False)]).write({"record_gone": True})
 
-    def _billing_sync_statuses(self, ids=None):
-        """{record id: (status, link id, job id)} of this model's records that have an
-        active link or a job under way (pending, sending, blocked, failed) in the
-        companies being worked in: those of ``ids``, or all of them (None). A record
-        absent is "none". One query, shared by the compute and the search, so that a
-        filter finds exactly what the badge says.
-
-        The newest job under way decides between "error" and "pending"; the link shown
-        is the one synced last, and any link whose ledger differs makes "mismatch" (a
-        difference is never hidden behind another company's match)."""
+    def _flush_sync_state(self):
         self.env["billing_sync.link"].flush_model()
         self.env["billing_sync.job"].flush_model()
-        self.env.cr.execute(STATUS_QUERY, {
-            "model": self._name, "companies": self.env.companies.ids,
-            "all": ids is None, "ids": list(ids or [])})
-        return {res_id: (status, link_id, job_id)
-                for res_id, status, link_id, job_id in self.env.cr.fetchall()}
 
     def _field_to_sql(self, alias, fname, query=None, flush=True):
-        """The ledger status as an SQL expression (STATUS_SQL), so that lists group and
+        """The ledger status as an SQL expression (_status_sql), so that lists group and
         sort by it (it is computed per company being worked in, so it is not stored)."""
         if fname != "billing_sync_status":
             return super()._field_to_sql(alias, fname, query, flush)
         self.check_field_access_rights("read", [fname])
         if flush:
-            self.env["billing_sync.link"].flush_model()
-            self.env["billing_sync.job"].flush_model()
-        return SQL(STATUS_SQL, model=self._name, id=SQL.identifier(alias, "id"),
-                   companies=self.env.companies.ids)
+            self._flush_sync_state()
+        return _status_sql(self._name, SQL.identifier(alias, "id"), self.env.companies.ids)
 
     def _compute_billing_sync_status(self):
         ids = [r.id for r in self if isinstance(r.id, int)]
-        found = self._billing_sync_statuses(ids) if ids else {}
+        found = {}
+        if ids:
+            self._flush_sync_state()
+            self.env.cr.execute(_shown_sql(self._name, self._table, ids,
+                                           self.env.companies.ids))
+            found = {res_id: shown for res_id, *shown in self.env.cr.fetchall()}
         links = self.env["billing_sync.link"].sudo().browse(
             [link_id for _s, link_id, _j in found.values() if link_id])
         jobs = self.env["billing_sync.job"].sudo().browse(
@@ -141,19 +122,19 @@ class BillingSyncStatusMixin(models.AbstractModel):
                     else False
 
     def _search_billing_sync_status(self, operator, value):
-        """Records by ledger status ("Needs a fix", "Ledger differs"...), as the badge
-        says it (_billing_sync_statuses): =, !=, in, not in."""
+        """Records by ledger status ("Needs a fix", "Ledger differs"...), by the badge's
+        own rule (_status_sql), in the database: =, !=, in, not in."""
         if operator not in ("=", "!=", "in", "not in"):
             raise UserError(self.env._("Ledger status can be searched with =, !=, in and "
                                        "not in only."))
         values = set(value) if isinstance(value, (list, tuple, set)) else {value}
         if operator in ("!=", "not in"):
             values = set(STATUSES) - values
-        found = self._billing_sync_statuses()
-        ids = [res_id for res_id, (status, _l, _j) in found.items() if status in values]
-        if "none" in values:
-            return ["|", ("id", "in", ids), ("id", "not in", list(found))]
-        return [("id", "in", ids)]
+        self._flush_sync_state()
+        return [("id", "in", SQL(
+            "(SELECT t.id FROM %s t WHERE %s IN %s)", SQL.identifier(self._table),
+            _status_sql(self._name, SQL.identifier("t", "id"), self.env.companies.ids),
+            tuple(values) or ("",)))]
 
     def action_billing_sync_retry(self):
         """Send these records to the ledger again now, after a fix: their stopped jobs
