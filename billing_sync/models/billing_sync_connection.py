@@ -48,6 +48,11 @@ ENGINE_FIELDS = {"state", "org_id", "org_name", "connected_by_id", "connected_at
                  "candidate_org_ids", "reference_imported_at"}
 
 
+# a connection's states (the dashboard shows them too)
+STATES = [("draft", "Not connected"), ("choose_org", "Choose organisation"),
+          ("connected", "Connected"), ("needs_reconnect", "Needs reconnect"),
+          ("disconnected", "Disconnected")]
+
 class BillingSyncConnection(models.Model):
     _name = "billing_sync.connection"
     _description = "Ledger connection"
@@ -70,13 +75,7 @@ class BillingSyncConnection(models.Model):
     )
     provider = fields.Selection(PROVIDERS, required=True, tracking=True)
     state = fields.Selection(
-        [
-            ("draft", "Not connected"),
-            ("choose_org", "Choose organisation"),
-            ("connected", "Connected"),
-            ("needs_reconnect", "Needs reconnect"),
-            ("disconnected", "Disconnected"),
-        ],
+        STATES,
         default="draft", required=True, readonly=True, copy=False, tracking=True,
     )
     client_id = fields.Char(

@@ -5,11 +5,8 @@ from odoo.exceptions import AccessError
 
 from ..services.ledger import PROVIDERS
 from ..services.ledger.errors import ERROR_CLASSES
+from .billing_sync_connection import STATES
 from .billing_sync_job import _pacer
-
-STATES = [("draft", "Not connected"), ("choose_org", "Choose organisation"),
-          ("connected", "Connected"), ("needs_reconnect", "Needs reconnect"),
-          ("disconnected", "Disconnected")]
 
 
 class BillingSyncDashboard(models.Model):
